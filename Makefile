@@ -1,0 +1,84 @@
+# goroutines -- build, test and check targets.
+# `make deps` installs Debian's packages; `make` builds build/goroutines/core.so;
+# `make test` runs every spec and ends with the line "N passed, N failed".
+
+LUA      ?= lua5.4
+CC       ?= cc
+BUSTED   ?= /usr/bin/busted
+CFLAGS   ?= -O2 -g
+LUA_INC  := $(shell pkg-config --cflags lua5.4 2>/dev/null || echo -I/usr/include/lua5.4)
+UV_LIBS  := $(shell pkg-config --libs libuv 2>/dev/null || echo -luv)
+WARN     := -Wall -Wextra -Wshadow -Wundef -Wmissing-declarations
+ifeq ($(DEBUG),1)
+  CFLAGS += -DGR_DEBUG -O0
+endif
+ifeq ($(WERROR),1)
+  WARN += -Werror
+endif
+ALL_CFLAGS = -std=c11 -D_GNU_SOURCE -fPIC -fvisibility=hidden $(WARN) \
+             $(LUA_INC) $(CFLAGS)
+
+SRC  := $(wildcard src/*.c)
+HDR  := $(wildcard src/*.h)
+SO   := build/goroutines/core.so
+
+# Environment that makes `require "goroutines"` find this checkout.
+RUNENV = LUA_PATH="$(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;$(CURDIR)/spec/?.lua;;" \
+         LUA_CPATH="$(CURDIR)/build/?.so;;"
+
+DEPS := lua5.4 liblua5.4-dev libuv1-dev lua-busted luarocks pkg-config gcc make
+
+.PHONY: all deps test demo asan tsan valgrind gcstress bench clean
+
+all: $(SO)
+
+$(SO): $(SRC) $(HDR) Makefile
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -shared -o $@ $(SRC) $(UV_LIBS) -lpthread $(LDFLAGS)
+
+deps:
+	@missing=""; for p in $(DEPS); do \
+	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  apt-get update && apt-get install -y $$missing; \
+	else echo "all dependencies present"; fi
+
+test: $(SO)
+	@$(RUNENV) LUA=$(LUA) BUSTED=$(BUSTED) sh spec/run.sh $(SPECS)
+
+demo: $(SO)
+	@$(RUNENV) $(LUA) examples/demo.lua
+
+# Sanitizer builds: the lua5.4 interpreter is not instrumented, so the
+# runtime library is preloaded into it.
+asan:
+	$(MAKE) clean
+	$(MAKE) CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
+	        LDFLAGS="-fsanitize=address,undefined"
+	@LD_PRELOAD="$$($(CC) -print-file-name=libasan.so) $$($(CC) -print-file-name=libubsan.so)" \
+	 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 LSAN_OPTIONS=suppressions=$(CURDIR)/spec/lsan.supp \
+	 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	 $(MAKE) --no-print-directory test
+	$(MAKE) clean
+
+tsan:
+	$(MAKE) clean
+	$(MAKE) CFLAGS="-O1 -g -fsanitize=thread" LDFLAGS="-fsanitize=thread"
+	@LD_PRELOAD="$$($(CC) -print-file-name=libtsan.so)" \
+	 TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
+	 $(MAKE) --no-print-directory test
+	$(MAKE) clean
+
+valgrind: $(SO)
+	@$(RUNENV) LUA="valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite $(LUA)" \
+	 BUSTED=$(BUSTED) sh spec/run.sh $(SPECS)
+
+gcstress: $(SO)
+	@GOROUTINES_GCSTRESS=1 $(MAKE) --no-print-directory test
+
+bench: $(SO)
+	@$(RUNENV) LUA=$(LUA) sh bench/run.sh
+
+clean:
+	rm -rf build

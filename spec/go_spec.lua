@@ -1,0 +1,247 @@
+-- SPEC "Goroutines": go, ids, gosched, numgoroutine, arguments, shared
+-- upvalues, FIFO scheduling, the callable module.
+
+local g = require "goroutines"
+local h = require "spec.helpers"
+
+describe("g.go", function()
+  it("returns increasing integer ids, the main chunk being goroutine 1",
+     function()
+    assert.are.equal(1, g.id())
+    local a = g.go(function() end)
+    local b = g.go(function() end)
+    assert.are.equal("integer", math.type(a))
+    assert.are.equal("integer", math.type(b))
+    assert.is_true(a > 1)
+    assert.is_true(b > a)
+    g.gosched()
+  end)
+
+  it("runs the goroutine with g.id() equal to the returned id", function()
+    local seen
+    local id = g.go(function() seen = g.id() end)
+    g.gosched()
+    assert.are.equal(id, seen)
+    assert.are.equal(1, g.id())
+  end)
+
+  it("does not run a new goroutine until the spawner blocks or yields",
+     function()
+    local ran = false
+    g.go(function() ran = true end)
+    assert.is_false(ran)
+    g.gosched()
+    assert.is_true(ran)
+  end)
+
+  it("passes arguments as they are, nils and identities included", function()
+    local t, f, co = {}, function() end, coroutine.create(function() end)
+    local got
+    g.go(function(...) got = table.pack(...) end, t, nil, f, co, 1.0, 2,
+         nil)
+    g.gosched()
+    assert.are.equal(7, got.n)
+    assert.is_true(rawequal(t, got[1]))
+    assert.is_nil(got[2])
+    assert.is_true(rawequal(f, got[3]))
+    assert.is_true(rawequal(co, got[4]))
+    assert.are.equal("float", math.type(got[5]))
+    assert.are.equal("integer", math.type(got[6]))
+    assert.is_nil(got[7])
+  end)
+
+  it("shares upvalues and globals with its spawner", function()
+    local counter = 0
+    _G.__go_spec_global = 0
+    local wg = g.sync.waitgroup()
+    wg:add(10)
+    for _ = 1, 10 do
+      g.go(function()
+        counter = counter + 1
+        _G.__go_spec_global = _G.__go_spec_global + 2
+        wg:done()
+      end)
+    end
+    wg:wait()
+    assert.are.equal(10, counter)
+    assert.are.equal(20, _G.__go_spec_global)
+    _G.__go_spec_global = nil
+  end)
+
+  it("lets a goroutine spawn goroutines", function()
+    local ch = g.chan()
+    g.go(function()
+      for i = 1, 3 do g.go(function() ch:send(i * 10) end) end
+    end)
+    local sum = 0
+    for _ = 1, 3 do sum = sum + ch:recv() end
+    assert.are.equal(60, sum)
+  end)
+
+  it("ignores the goroutine function's results", function()
+    local ch = g.chan()
+    g.go(function() ch:send("x"); return 1, 2, 3 end)
+    assert.are.equal("x", ch:recv())
+    g.gosched()
+  end)
+end)
+
+describe("the module table", function()
+  it("is callable: g(f, ...) is g.go(f, ...)", function()
+    local got
+    local id = g(function(a, b) got = { g.id(), a, b } end, "x", "y")
+    assert.are.equal("integer", math.type(id))
+    g.gosched()
+    assert.are.same({ id, "x", "y" }, got)
+  end)
+end)
+
+describe("scheduling", function()
+  it("starts goroutines in spawn order", function()
+    local order = {}
+    local wg = g.sync.waitgroup()
+    wg:add(5)
+    for i = 1, 5 do
+      g.go(function() order[#order + 1] = i; wg:done() end)
+    end
+    wg:wait()
+    assert.are.same({ 1, 2, 3, 4, 5 }, order)
+  end)
+
+  it("runs goroutines that yield with gosched in FIFO order", function()
+    local log = {}
+    local wg = g.sync.waitgroup()
+    wg:add(3)
+    for _, name in ipairs { "a", "b", "c" } do
+      g.go(function()
+        log[#log + 1] = name .. "1"
+        g.gosched()
+        log[#log + 1] = name .. "2"
+        g.gosched()
+        log[#log + 1] = name .. "3"
+        wg:done()
+      end)
+    end
+    wg:wait()
+    assert.are.same({ "a1", "b1", "c1", "a2", "b2", "c2", "a3", "b3", "c3" },
+                    log)
+  end)
+
+  it("wakes goroutines blocked on a channel in FIFO order", function()
+    local ch, order = g.chan(), {}
+    local wg = g.sync.waitgroup()
+    wg:add(4)
+    for i = 1, 4 do
+      g.go(function()
+        local v = ch:recv()
+        order[#order + 1] = { i, v }
+        wg:done()
+      end)
+    end
+    g.gosched()
+    for v = 1, 4 do ch:send(v * 100) end
+    wg:wait()
+    assert.are.same({ { 1, 100 }, { 2, 200 }, { 3, 300 }, { 4, 400 } }, order)
+  end)
+
+  it("preempts a goroutine that computes without blocking", function()
+    local stop = false
+    local saw_stop
+    local wg = g.sync.waitgroup()
+    wg:add(2)
+    g.go(function()
+      -- Busy loop with a 5 s safety limit: without preemption the other
+      -- goroutine cannot run and stop stays false.
+      local t0 = g.time.now()
+      while not stop and g.time.now() - t0 < 5 do end
+      saw_stop = stop
+      wg:done()
+    end)
+    g.go(function() stop = true; wg:done() end)
+    wg:wait()
+    assert.is_true(saw_stop)
+  end)
+end)
+
+describe("g.gosched", function()
+  it("returns nothing and is harmless with nothing else to run", function()
+    assert.are.equal(0, select("#", g.gosched()))
+  end)
+
+  it("in a goroutine lets the other goroutines run", function()
+    local log = {}
+    local done = g.chan()
+    g.go(function()
+      log[#log + 1] = "a"
+      g.gosched()
+      log[#log + 1] = "c"
+      done:send(true)
+    end)
+    g.go(function() log[#log + 1] = "b" end)
+    done:recv()
+    assert.are.same({ "a", "b", "c" }, log)
+  end)
+end)
+
+describe("g.numgoroutine", function()
+  it("counts live goroutines, main included", function()
+    assert.is_true(g.numgoroutine() >= 1)
+    local base = g.numgoroutine()
+    local release = g.chan()
+    local wg = g.sync.waitgroup()
+    wg:add(3)
+    for _ = 1, 3 do
+      g.go(function() release:recv(); wg:done() end)
+    end
+    assert.are.equal(base + 3, g.numgoroutine())   -- not yet started
+    g.gosched()
+    assert.are.equal(base + 3, g.numgoroutine())   -- blocked
+    release:close()
+    wg:wait()
+    g.gosched()
+    assert.are.equal(base, g.numgoroutine())       -- finished
+  end)
+
+  it("no longer counts a goroutine that ended with an error", function()
+    local base = g.numgoroutine()
+    g.go(function() error("counted", 0) end)
+    assert.are.equal(base + 1, g.numgoroutine())
+    local err = h.error_of(g.time.sleep, 0.001)
+    assert.is_true(h.has(err, "counted"))
+    assert.are.equal(base, g.numgoroutine())
+  end)
+end)
+
+describe("plain coroutines", function()
+  it("may block when resumed by main: the scheduler runs in place",
+     function()
+    local ch = g.chan()
+    g.go(function() ch:send("hello") end)
+    local co = coroutine.wrap(function()
+      local v, ok = ch:recv()
+      coroutine.yield(v, ok)
+      return "end"
+    end)
+    local v, ok = co()
+    assert.are.equal("hello", v)
+    assert.is_true(ok)
+    assert.are.equal("end", co())
+  end)
+
+  it("may block when resumed by a goroutine", function()
+    local ch, out = g.chan(), g.chan()
+    g.go(function()
+      local co = coroutine.create(function(x)
+        local v = ch:recv()
+        local y = coroutine.yield(x + v)
+        g.time.sleep(0.001)
+        return y * 2
+      end)
+      local _, a = coroutine.resume(co, 1)
+      local _, b = coroutine.resume(co, 21)
+      out:send({ a, b, coroutine.status(co) })
+    end)
+    g.go(function() ch:send(10) end)
+    assert.are.same({ 11, 42, "dead" }, out:recv())
+  end)
+end)

@@ -1,0 +1,90 @@
+-- Shared helpers for the specs.
+--
+-- run_script(src) runs a Lua chunk in a fresh interpreter, for anything that
+-- ends the process (deadlock, uncaught errors at exit, main ending while
+-- goroutines are alive).  The child uses the same interpreter command as the
+-- suite (env LUA, default lua5.4: under `make valgrind` it is a valgrind
+-- command line) and the suite's package.path/package.cpath.
+
+local M = {}
+
+local LUA = os.getenv("LUA") or "lua5.4"
+
+-- Quotes s for /bin/sh.
+local function shquote(s)
+  return "'" .. s:gsub("'", "'\\''") .. "'"
+end
+
+local function slurp(path)
+  local f = assert(io.open(path, "rb"))
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+-- Writes src to a temporary file and runs it with the suite's interpreter.
+-- Returns stdout, stderr, exit code (128+n when killed by signal n, 124 when
+-- it ran longer than `limit` seconds, default 60) and the script's path, as
+-- it appears in chunk names and tracebacks.  The script file is removed
+-- afterwards.
+function M.run_script(src, limit)
+  local script = os.tmpname()
+  local out, err = os.tmpname(), os.tmpname()
+  local f = assert(io.open(script, "w"))
+  f:write(src)
+  f:close()
+  local cmd = string.format(
+    "LUA_PATH=%s LUA_CPATH=%s timeout -k 5 %d %s %s >%s 2>%s",
+    shquote(package.path), shquote(package.cpath), limit or 60, LUA,
+    shquote(script), shquote(out), shquote(err))
+  local _, how, code = os.execute(cmd)
+  if how == "signal" then code = 128 + code end
+  local stdout, stderr = slurp(out), slurp(err)
+  os.remove(script)
+  os.remove(out)
+  os.remove(err)
+  return stdout, stderr, code, script
+end
+
+-- True when string s contains plain text sub.
+function M.has(s, sub)
+  return type(s) == "string" and string.find(s, sub, 1, true) ~= nil
+end
+
+-- Calls f and returns the error it raised (fails when it did not raise).
+function M.error_of(f, ...)
+  local ok, err = pcall(f, ...)
+  assert(not ok, "expected an error, got none")
+  return err
+end
+
+-- Asserts that f(...) raises an error whose message contains every string in
+-- `texts` (plain text), and returns the message.
+function M.raises(texts, f, ...)
+  local err = M.error_of(f, ...)
+  assert(type(err) == "string",
+         "expected a string error, got " .. type(err) .. ": " .. tostring(err))
+  if type(texts) == "string" then texts = { texts } end
+  for _, t in ipairs(texts) do
+    if not M.has(err, t) then
+      error(string.format("error message %q does not contain %q", err, t), 2)
+    end
+  end
+  return err
+end
+
+-- Runs f(...) and returns the wall-clock seconds it took, then f's results.
+function M.timed(f, ...)
+  local g = require "goroutines"
+  local t0 = g.time.now()
+  local r = table.pack(f(...))
+  return g.time.now() - t0, table.unpack(r, 1, r.n)
+end
+
+-- Full collection, twice, so that objects with finalizers are gone too.
+function M.collect()
+  collectgarbage()
+  collectgarbage()
+end
+
+return M

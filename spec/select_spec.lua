@@ -1,0 +1,492 @@
+-- SPEC "select": handlers, returns without handlers, default, disabled
+-- (false) cases, blocking select, closed channels, and Go's select tests
+-- (self-select, duplicate channel, fairness, non-blocking race).
+
+local g = require "goroutines"
+local h = require "spec.helpers"
+
+describe("g.select with handlers", function()
+  it("runs the ready receive case's handler with v, ok and returns its "
+     .. "results", function()
+    local a, b = g.chan(1), g.chan(1)
+    b:send("B")
+    local r = table.pack(g.select {
+      a:on_recv(function() return "a" end),
+      b:on_recv(function(v, ok) return "b", v, ok end),
+    })
+    assert.are.same({ n = 3, "b", "B", true }, r)
+    assert.are.equal(0, #b)
+  end)
+
+  it("runs a send case's handler with no arguments", function()
+    local ch = g.chan(1)
+    local nargs
+    local r = table.pack(g.select {
+      ch:on_send("v", function(...) nargs = select("#", ...); return "sent" end),
+    })
+    assert.are.same({ n = 1, "sent" }, r)
+    assert.are.equal(0, nargs)
+    assert.are.equal("v", ch:recv())
+  end)
+
+  it("can send nil and false", function()
+    local ch = g.chan(2)
+    g.select { ch:on_send(nil, function() end) }
+    g.select { ch:on_send(false) }
+    assert.are.same({ n = 2, nil, true }, table.pack(ch:recv()))
+    assert.are.same({ n = 2, false, true }, table.pack(ch:recv()))
+  end)
+
+  it("gives a receive handler nil, false on a closed channel", function()
+    local ch = g.chan()
+    ch:close()
+    local r = table.pack(g.select {
+      ch:on_recv(function(...) return select("#", ...), ... end),
+    })
+    assert.are.same({ n = 3, 2, nil, false }, r)
+  end)
+
+  it("returns what the handler returns, nothing included", function()
+    local ch = g.chan(1)
+    ch:send(1)
+    assert.are.equal(0, select("#", g.select { ch:on_recv(function() end) }))
+  end)
+
+  it("lets a handler raise: the error leaves g.select", function()
+    local ch = g.chan(1)
+    ch:send(1)
+    h.raises("handler failed", g.select, {
+      ch:on_recv(function() error("handler failed") end),
+    })
+    assert.are.equal(0, #ch)  -- the case was taken before the handler ran
+  end)
+
+  it("lets a handler block", function()
+    local a, b = g.chan(1), g.chan()
+    a:send(5)
+    g.go(function() b:send(b:recv() * 2) end)
+    local r = g.select {
+      a:on_recv(function(v) b:send(v); return b:recv() end),
+    }
+    assert.are.equal(10, r)
+  end)
+end)
+
+describe("g.select without handlers", function()
+  it("returns the index, value and ok of a receive case", function()
+    local a, b = g.chan(1), g.chan(1)
+    b:send("x")
+    assert.are.same({ n = 3, 2, "x", true },
+                    table.pack(g.select { a:on_recv(), b:on_recv() }))
+  end)
+
+  it("returns the index, nil and false of a closed channel's receive",
+     function()
+    local a, b = g.chan(1), g.chan()
+    b:close()
+    assert.are.same({ n = 3, 2, nil, false },
+                    table.pack(g.select { a:on_recv(), b:on_recv() }))
+  end)
+
+  it("returns the index of a send case", function()
+    local a, b = g.chan(), g.chan(1)
+    local i = g.select { a:on_send(1), b:on_send(2) }
+    assert.are.equal(2, i)
+    assert.are.equal(2, b:recv())
+  end)
+
+  it("returns \"default\" for default = true", function()
+    local ch = g.chan()
+    assert.are.equal("default", g.select { ch:on_recv(), default = true })
+  end)
+
+  it("mixes cases with and without handlers", function()
+    local a, b = g.chan(1), g.chan(1)
+    a:send("A")
+    assert.are.equal("handled A", g.select {
+      a:on_recv(function(v) return "handled " .. v end), b:on_recv(),
+    })
+    b:send("B")
+    assert.are.same({ n = 3, 2, "B", true }, table.pack(g.select {
+      a:on_recv(function(v) return "handled " .. v end), b:on_recv(),
+    }))
+  end)
+end)
+
+describe("default", function()
+  it("runs when no case is ready and returns its results", function()
+    local a, b = g.chan(), g.chan(1)
+    b:send(1)  -- b is full: a send on it is not ready
+    local r = table.pack(g.select {
+      a:on_recv(function() return "recv" end),
+      b:on_send(2, function() return "send" end),
+      default = function(...) return "default", select("#", ...) end,
+    })
+    assert.are.same({ n = 2, "default", 0 }, r)
+    assert.are.equal(1, #b)
+  end)
+
+  it("is never chosen while a case is ready", function()
+    local ch = g.chan(1)
+    for _ = 1, 100 do
+      ch:send(1)
+      assert.are.equal(1, g.select { ch:on_recv(), default = true })
+    end
+  end)
+
+  it("alone runs at once", function()
+    assert.are.equal("only", g.select { default = function() return "only" end })
+  end)
+
+  it("is chosen for an unbuffered send with no receiver, not when one waits",
+     function()
+    local ch, got = g.chan(), nil
+    assert.are.equal("default", g.select { ch:on_send(1), default = true })
+    g.go(function() got = ch:recv() end)
+    g.gosched()
+    assert.are.equal(1, g.select { ch:on_send(2), default = true })
+    g.gosched()
+    assert.are.equal(2, got)
+  end)
+
+  it("does not start goroutines: select with default does not block",
+     function()
+    local ran = false
+    g.go(function() ran = true end)
+    assert.are.equal("default", g.select { g.chan():on_recv(), default = true })
+    assert.is_false(ran)
+    g.gosched()
+    assert.is_true(ran)
+  end)
+end)
+
+describe("false cases", function()
+  it("are disabled and keep the other cases' indexes", function()
+    local ch = g.chan(1)
+    ch:send("v")
+    assert.are.same({ n = 3, 3, "v", true },
+                    table.pack(g.select { false, false, ch:on_recv() }))
+  end)
+
+  it("with only false cases and a default, default runs", function()
+    assert.are.equal("default", g.select { false, false, default = true })
+  end)
+
+  it("turn a case off as a nil channel does in Go", function()
+    local a, b = g.chan(1), g.chan(1)
+    a:send(1)
+    b:send(2)
+    local got = {}
+    local a_open, b_open = true, true
+    a:close()
+    b:close()
+    while a_open or b_open do
+      local i, v, ok = g.select {
+        a_open and a:on_recv() or false,
+        b_open and b:on_recv() or false,
+      }
+      if ok then
+        got[#got + 1] = v
+      elseif i == 1 then
+        a_open = false
+      else
+        b_open = false
+      end
+    end
+    table.sort(got)
+    assert.are.same({ 1, 2 }, got)
+  end)
+end)
+
+describe("a blocking select", function()
+  it("waits for a sender on any of its channels", function()
+    local a, b = g.chan(), g.chan()
+    g.go(function() g.time.sleep(0.01); b:send("late") end)
+    assert.are.same({ n = 3, 2, "late", true },
+                    table.pack(g.select { a:on_recv(), b:on_recv() }))
+  end)
+
+  it("waits for a receiver of its send case", function()
+    local a, b = g.chan(), g.chan()
+    local got
+    g.go(function() got = a:recv() end)
+    assert.are.equal(1, g.select { a:on_send("to a"), b:on_recv() })
+    g.gosched()
+    assert.are.equal("to a", got)
+  end)
+
+  it("is woken by close with nil, false", function()
+    local a, b = g.chan(), g.chan()
+    g.go(function() a:close() end)
+    assert.are.same({ n = 3, 1, nil, false },
+                    table.pack(g.select { a:on_recv(), b:on_recv() }))
+  end)
+
+  it("in a send case on a channel closed while waiting raises "
+     .. "'send on closed channel'", function()
+    local a, b = g.chan(), g.chan()
+    g.go(function() a:close() end)
+    h.raises("send on closed channel", g.select, { a:on_send(1), b:on_recv() })
+  end)
+
+  it("is woken exactly once when several of its channels become ready",
+     function()
+    local a, b = g.chan(), g.chan()
+    local results = {}
+    local done = g.chan()
+    g.go(function()
+      results[#results + 1] = table.pack(g.select { a:on_recv(), b:on_recv() })
+      done:send(true)
+    end)
+    g.gosched()
+    a:send("first")  -- hands the value to the waiting select
+    -- The select is done: it must not still be waiting on b.
+    assert.are.equal("default", g.select { b:on_send("second"), default = true })
+    done:recv()
+    assert.are.same({ table.pack(1, "first", true) }, results)
+  end)
+
+  it("is woken once when all its channels are closed", function()
+    local a, b, other = g.chan(), g.chan(), g.chan()
+    local n, r, v = 0, nil, nil
+    g.go(function()
+      r = table.pack(g.select { a:on_recv(), b:on_recv() })
+      n = n + 1
+      v = other:recv()  -- a second wake-up would end this wait early
+    end)
+    g.gosched()
+    a:close()
+    b:close()
+    for _ = 1, 3 do g.gosched() end
+    assert.are.equal(1, n)
+    assert.are.same({ n = 3, 1, nil, false }, r)
+    assert.is_nil(v)
+    other:send("x")
+    g.gosched()
+    assert.are.equal("x", v)
+  end)
+
+  it("leaves no waiter behind on the cases that lost", function()
+    local a, b = g.chan(), g.chan()
+    local done = g.chan()
+    for _ = 1, 3 do
+      g.go(function()
+        g.select { a:on_recv(), b:on_recv() }
+        done:send(true)
+      end)
+    end
+    g.gosched()
+    for _ = 1, 3 do a:send(1) end
+    for _ = 1, 3 do done:recv() end
+    -- Nobody is receiving from b any more.
+    assert.are.equal("default", g.select { b:on_send(1), default = true })
+  end)
+end)
+
+describe("a select on a closed channel", function()
+  it("is always ready to receive, before default", function()
+    local ch = g.chan()
+    ch:close()
+    for _ = 1, 10 do
+      assert.are.same({ n = 3, 1, nil, false },
+                      table.pack(g.select { ch:on_recv(), default = true }))
+    end
+  end)
+
+  it("raises 'send on closed channel' for a send case", function()
+    local ch = g.chan(1)
+    ch:close()
+    h.raises("send on closed channel", g.select,
+             { ch:on_send(1), default = true })
+  end)
+end)
+
+describe("direction", function()
+  it("on_recv on a send-only view raises", function()
+    local s = g.chan(1):sender()
+    h.raises("receive from send-only channel",
+             function() return g.select { s:on_recv(), default = true } end)
+  end)
+
+  it("on_send on a receive-only view raises", function()
+    local r = g.chan(1):receiver()
+    h.raises("send to receive-only channel",
+             function() return g.select { r:on_send(1), default = true } end)
+  end)
+
+  it("views make cases in the allowed direction", function()
+    local ch = g.chan(1)
+    assert.are.equal(1, g.select { ch:sender():on_send("x") })
+    assert.are.same({ n = 3, 1, "x", true },
+                    table.pack(g.select { ch:receiver():on_recv() }))
+  end)
+end)
+
+-- Mirrors of Go's runtime/chan_test.go.
+describe("Go's select tests", function()
+  -- TestSelfSelect: send and receive cases on the same channel in one
+  -- select neither crash nor deadlock, and (unbuffered) a goroutine never
+  -- receives its own value.
+  for _, cap in ipairs { 0, 10 } do
+    it("self-select, capacity " .. cap, function()
+      local c = g.chan(cap)
+      local wg = g.sync.waitgroup()
+      local self_receives = 0
+      wg:add(2)
+      for p = 0, 1 do
+        g.go(function()
+          for i = 0, 499 do
+            local v
+            if p == 0 or i % 2 == 0 then
+              g.select {
+                c:on_send(p),
+                c:on_recv(function(x) v = x end),
+              }
+            else
+              g.select {
+                c:on_recv(function(x) v = x end),
+                c:on_send(p),
+              }
+            end
+            if cap == 0 and v == p then self_receives = self_receives + 1 end
+          end
+          wg:done()
+        end)
+      end
+      wg:wait()
+      assert.are.equal(0, self_receives)
+    end)
+  end
+
+  -- TestSelectDuplicateChannel: a goroutine queued on the same channel
+  -- twice dequeues itself cleanly.
+  it("duplicate channel in one select", function()
+    local c, d, e = g.chan(), g.chan(), g.chan()
+    local b_got
+    g.go(function()  -- A
+      g.select { c:on_recv(), c:on_recv(), d:on_recv() }
+      e:send(9)
+    end)
+    g.gosched()  -- A is queued first on c
+    g.go(function() b_got = c:recv() end)  -- B
+    g.gosched()  -- B is queued on c after A
+    d:send(7)    -- wakes A, which dequeues itself from c
+    assert.are.equal(9, e:recv())
+    c:send(8)    -- must wake B, not A again
+    g.gosched()
+    assert.are.equal(8, b_got)
+  end)
+
+  it("duplicate ready channel: one case taken, one value consumed",
+     function()
+    local c = g.chan(1)
+    c:send("only")
+    local i, v = g.select { c:on_recv(), c:on_recv() }
+    assert.is_true(i == 1 or i == 2)
+    assert.are.equal("only", v)
+    assert.are.equal("default", g.select { c:on_recv(), c:on_recv(),
+                                           default = true })
+  end)
+
+  -- Fairness: 4 ready cases over 4000 selects.  Each count is
+  -- Binomial(4000, 1/4): mean 1000, sd 27.4; the band is +-150 (5.5 sd).
+  it("fairness: each of 4 ready cases is chosen about equally often",
+     function()
+    local chans = {}
+    for i = 1, 4 do chans[i] = g.chan(1); chans[i]:send(i) end
+    local counts, repeats, last = { 0, 0, 0, 0 }, 0, nil
+    for _ = 1, 4000 do
+      local i, v = g.select {
+        chans[1]:on_recv(), chans[2]:on_recv(),
+        chans[3]:on_recv(), chans[4]:on_recv(),
+      }
+      assert.are.equal(i, v)
+      counts[i] = counts[i] + 1
+      if i == last then repeats = repeats + 1 end
+      last = i
+      chans[i]:send(i)
+    end
+    for i = 1, 4 do
+      assert.is_true(counts[i] > 850 and counts[i] < 1150,
+                     "case " .. i .. " chosen " .. counts[i] .. " times")
+    end
+    -- Independent choices repeat the previous one 1/4 of the time too
+    -- (a round-robin would never repeat).
+    assert.is_true(repeats > 850 and repeats < 1150,
+                   "same case twice in a row " .. repeats .. " times")
+  end)
+
+  -- TestSelectFairness, with 2000 trials: cases 1 and 2 never ready, 3 and
+  -- 4 always ready; 10 sigma band as in Go.
+  it("fairness: Go's TestSelectFairness", function()
+    local trials = 2000
+    local c1, c2 = g.chan(trials + 1), g.chan(trials + 1)
+    for _ = 1, trials + 1 do c1:send(1); c2:send(2) end
+    local c3, c4 = g.chan(), g.chan()
+    local out, done = g.chan(), g.chan()
+    local wg = g.sync.waitgroup()
+    wg:add(1)
+    g.go(function()
+      while true do
+        local _, b = g.select {
+          c3:on_recv(), c4:on_recv(), c1:on_recv(), c2:on_recv(),
+        }
+        local stop = g.select {
+          out:on_send(b, function() return false end),
+          done:on_recv(function() return true end),
+        }
+        if stop then break end
+      end
+      wg:done()
+    end)
+    local cnt1, cnt2 = 0, 0
+    for _ = 1, trials do
+      local b = out:recv()
+      if b == 1 then cnt1 = cnt1 + 1
+      elseif b == 2 then cnt2 = cnt2 + 1
+      else error("unexpected value " .. tostring(b)) end
+    end
+    done:close()
+    wg:wait()
+    local mean, sd = trials * 0.5, math.sqrt(trials * 0.25)
+    assert.is_true(math.abs(cnt1 - mean) <= 10 * sd,
+                   ("unfair select: %d, %d"):format(cnt1, cnt2))
+  end)
+
+  -- TestNonblockSelectRace: one of c1, c2 always holds a value, so the
+  -- goroutine's non-blocking select never takes default.
+  it("non-blocking race", function()
+    local done = g.chan(1)
+    local failures = 0
+    for _ = 1, 300 do
+      local c1, c2 = g.chan(1), g.chan(1)
+      c1:send(1)
+      g.go(function()
+        local r = g.select { c1:on_recv(), c2:on_recv(), default = true }
+        done:send(r ~= "default")
+      end)
+      c2:send(1)
+      g.select { c1:on_recv(), default = true }
+      if not done:recv() then failures = failures + 1 end
+    end
+    assert.are.equal(0, failures)
+  end)
+
+  -- TestNonblockSelectRace2: the same with a closed channel.
+  it("non-blocking race with close", function()
+    local done = g.chan(1)
+    local failures = 0
+    for _ = 1, 300 do
+      local c1, c2 = g.chan(1), g.chan()
+      c1:send(1)
+      g.go(function()
+        local r = g.select { c1:on_recv(), c2:on_recv(), default = true }
+        done:send(r ~= "default")
+      end)
+      c2:close()
+      g.select { c1:on_recv(), default = true }
+      if not done:recv() then failures = failures + 1 end
+    end
+    assert.are.equal(0, failures)
+  end)
+end)

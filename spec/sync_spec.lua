@@ -1,0 +1,239 @@
+-- SPEC "sync": waitgroup, mutex (mutual exclusion, FIFO hand-off), once.
+
+local g = require "goroutines"
+local h = require "spec.helpers"
+
+describe("sync.waitgroup", function()
+  it("wait returns once every added goroutine called done", function()
+    local wg = g.sync.waitgroup()
+    local finished = 0
+    wg:add(3)
+    for i = 1, 3 do
+      g.go(function()
+        g.time.sleep(0.005 * i)
+        finished = finished + 1
+        wg:done()
+      end)
+    end
+    wg:wait()
+    assert.are.equal(3, finished)
+  end)
+
+  it("wait returns at once when the counter is zero", function()
+    local wg = g.sync.waitgroup()
+    local ran = false
+    g.go(function() ran = true end)
+    wg:wait()
+    assert.is_false(ran)  -- did not block, so nothing else ran
+    g.gosched()
+  end)
+
+  it("add accepts several at once, and done counts one", function()
+    local wg = g.sync.waitgroup()
+    wg:add(2)
+    wg:add(3)
+    local released = false
+    g.go(function() wg:wait(); released = true end)
+    for _ = 1, 4 do wg:done() end
+    g.gosched()
+    assert.is_false(released)
+    wg:done()
+    g.gosched()
+    assert.is_true(released)
+  end)
+
+  it("releases every waiter, in goroutines and main", function()
+    local wg = g.sync.waitgroup()
+    local released = 0
+    local all = g.sync.waitgroup()
+    wg:add(1)
+    all:add(4)
+    for _ = 1, 4 do
+      g.go(function() wg:wait(); released = released + 1; all:done() end)
+    end
+    g.go(function() g.time.sleep(0.01); wg:done() end)
+    wg:wait()
+    all:wait()
+    assert.are.equal(4, released)
+  end)
+
+  it("can be reused after wait returned", function()
+    local wg = g.sync.waitgroup()
+    for round = 1, 3 do
+      local n = 0
+      wg:add(round)
+      for _ = 1, round do g.go(function() n = n + 1; wg:done() end) end
+      wg:wait()
+      assert.are.equal(round, n)
+    end
+  end)
+
+  it("raises on a negative counter", function()
+    local wg = g.sync.waitgroup()
+    h.raises("sync: negative WaitGroup counter", wg.done, wg)
+    wg:add(1)
+    h.raises("sync: negative WaitGroup counter", wg.add, wg, -2)
+  end)
+end)
+
+describe("sync.mutex", function()
+  it("lock and unlock without contention", function()
+    local m = g.sync.mutex()
+    m:lock()
+    m:unlock()
+    m:lock()
+    m:unlock()
+  end)
+
+  it("raises on unlock of an unlocked mutex", function()
+    local m = g.sync.mutex()
+    h.raises("sync: unlock of unlocked mutex", m.unlock, m)
+    m:lock()
+    m:unlock()
+    h.raises("sync: unlock of unlocked mutex", m.unlock, m)
+  end)
+
+  it("excludes goroutines that yield inside the critical section",
+     function()
+    local m = g.sync.mutex()
+    local counter, inside, max_inside = 0, 0, 0
+    local wg = g.sync.waitgroup()
+    wg:add(5)
+    for _ = 1, 5 do
+      g.go(function()
+        for _ = 1, 20 do
+          m:lock()
+          inside = inside + 1
+          if inside > max_inside then max_inside = inside end
+          local c = counter
+          g.gosched()       -- others run, and must wait for the lock
+          counter = c + 1   -- a lost update without mutual exclusion
+          inside = inside - 1
+          m:unlock()
+        end
+        wg:done()
+      end)
+    end
+    wg:wait()
+    assert.are.equal(100, counter)
+    assert.are.equal(1, max_inside)
+  end)
+
+  it("excludes across sleeps in the critical section", function()
+    local m = g.sync.mutex()
+    local log = {}
+    local wg = g.sync.waitgroup()
+    wg:add(3)
+    for i = 1, 3 do
+      g.go(function()
+        m:lock()
+        log[#log + 1] = "in" .. i
+        g.time.sleep(0.005)
+        log[#log + 1] = "out" .. i
+        m:unlock()
+        wg:done()
+      end)
+    end
+    wg:wait()
+    assert.are.same({ "in1", "out1", "in2", "out2", "in3", "out3" }, log)
+  end)
+
+  it("hands the lock to waiters in FIFO order", function()
+    local m = g.sync.mutex()
+    local order = {}
+    local wg = g.sync.waitgroup()
+    m:lock()
+    wg:add(5)
+    for i = 1, 5 do
+      g.go(function()
+        m:lock()
+        order[#order + 1] = i
+        g.gosched()
+        m:unlock()
+        wg:done()
+      end)
+    end
+    g.gosched()  -- all five are now waiting, in spawn order
+    assert.are.same({}, order)
+    m:unlock()
+    wg:wait()
+    assert.are.same({ 1, 2, 3, 4, 5 }, order)
+  end)
+
+  it("blocks main in lock until a goroutine unlocks", function()
+    local m = g.sync.mutex()
+    local unlocked = false
+    m:lock()
+    g.go(function()
+      g.time.sleep(0.01)
+      unlocked = true
+      m:unlock()
+    end)
+    m:lock()
+    assert.is_true(unlocked)
+    m:unlock()
+  end)
+end)
+
+describe("sync.once", function()
+  it("runs f on the first call only", function()
+    local o = g.sync.once()
+    local n = 0
+    o:call(function() n = n + 1 end)
+    o:call(function() n = n + 1 end)
+    o:call(function() n = n + 100 end)
+    assert.are.equal(1, n)
+  end)
+
+  it("makes concurrent callers wait until f has returned", function()
+    local o = g.sync.once()
+    local runs, done = 0, false
+    local seen = {}
+    local wg = g.sync.waitgroup()
+    wg:add(4)
+    for i = 1, 4 do
+      g.go(function()
+        o:call(function()
+          runs = runs + 1
+          g.time.sleep(0.02)   -- the others call meanwhile
+          done = true
+        end)
+        seen[i] = done         -- f has finished for every caller
+        wg:done()
+      end)
+    end
+    wg:wait()
+    assert.are.equal(1, runs)
+    assert.are.same({ true, true, true, true }, seen)
+  end)
+
+  it("counts as done when f raised, and the error reaches the first caller",
+     function()
+    local o = g.sync.once()
+    h.raises("once failed", o.call, o, function() error("once failed") end)
+    local ran = false
+    o:call(function() ran = true end)
+    assert.is_false(ran)
+  end)
+
+  it("releases concurrent callers when f raised", function()
+    local o = g.sync.once()
+    local released = 0
+    local wg = g.sync.waitgroup()
+    wg:add(2)
+    for _ = 1, 2 do
+      g.go(function()
+        o:call(function() end)
+        released = released + 1
+        wg:done()
+      end)
+    end
+    local ok = pcall(o.call, o, function()
+      g.time.sleep(0.01)
+      error("first caller fails")
+    end)
+    wg:wait()
+    assert.is_false(ok)
+    assert.are.equal(2, released)
+  end)
+end)

@@ -1,0 +1,352 @@
+-- SPEC "time": after, sleep, tick, timer (stop, reset), ticker, after_func,
+-- now/since, the duration constants.  Timing checks allow a tolerance band
+-- (as libdill's time_assert): early by at most a few milliseconds, late by
+-- a lot, because the machine may be loaded (or running valgrind).
+
+local g = require "goroutines"
+local h = require "spec.helpers"
+local time = g.time
+
+-- Asserts that a wait meant to take d seconds took `elapsed`.
+local function took(d, elapsed)
+  assert.is_true(elapsed >= d - 0.005,
+                 ("%.4f s is too early for %.3f s"):format(elapsed, d))
+  assert.is_true(elapsed < d + 0.45,
+                 ("%.4f s is too late for %.3f s"):format(elapsed, d))
+end
+
+-- True when ch holds no value right now (a non-blocking receive).
+local function empty(ch)
+  return g.select { ch:on_recv(), default = true } == "default"
+end
+
+describe("the duration constants", function()
+  it("are in seconds", function()
+    assert.are.equal(1, time.second)
+    assert.are.equal(0.001, time.millisecond)
+    assert.are.equal(1e-6, time.microsecond)
+    assert.are.equal(1e-9, time.nanosecond)
+    assert.are.equal(60, time.minute)
+    assert.are.equal(3600, time.hour)
+  end)
+end)
+
+describe("time.now and time.since", function()
+  it("now is a float number of seconds that never goes back", function()
+    local a = time.now()
+    assert.are.equal("float", math.type(a))
+    local prev = a
+    for _ = 1, 1000 do
+      local t = time.now()
+      assert.is_true(t >= prev)
+      prev = t
+    end
+  end)
+
+  it("now advances with a sleep, and since measures it", function()
+    local t0 = time.now()
+    time.sleep(0.02)
+    local t1 = time.now()
+    local s = time.since(t0)
+    took(0.02, t1 - t0)
+    assert.is_true(s >= t1 - t0)
+    assert.is_true(s < t1 - t0 + 0.1)
+    assert.are.equal("float", math.type(s))
+  end)
+end)
+
+describe("time.sleep", function()
+  it("blocks main for the duration", function()
+    took(0.05, h.timed(time.sleep, 0.05))
+  end)
+
+  it("blocks a goroutine for the duration", function()
+    local done = g.chan()
+    g.go(function() done:send((h.timed(time.sleep, 0.05))) end)
+    took(0.05, done:recv())
+  end)
+
+  it("accepts durations written with the constants", function()
+    took(0.03, h.timed(time.sleep, 30 * time.millisecond))
+  end)
+
+  it("returns at once for zero or a negative duration", function()
+    assert.is_true(h.timed(time.sleep, 0) < 0.2)
+    assert.is_true(h.timed(time.sleep, -1) < 0.2)
+  end)
+
+  it("blocks only the goroutine: sleepers overlap", function()
+    local wg = g.sync.waitgroup()
+    wg:add(5)
+    for _ = 1, 5 do
+      g.go(function() time.sleep(0.1); wg:done() end)
+    end
+    local elapsed = h.timed(wg.wait, wg)
+    -- One after the other they would take 0.5 s.
+    assert.is_true(elapsed >= 0.095 and elapsed < 0.4, tostring(elapsed))
+  end)
+
+  it("lets other goroutines run while one sleeps", function()
+    local ch = g.chan()
+    local woke = false
+    g.go(function() time.sleep(0.2); woke = true end)
+    g.go(function() for i = 1, 50 do ch:send(i) end end)
+    local sum = 0
+    for _ = 1, 50 do sum = sum + ch:recv() end
+    assert.are.equal(1275, sum)
+    assert.is_false(woke)
+    time.sleep(0.25)
+    assert.is_true(woke)
+  end)
+
+  it("wakes sleepers in deadline order", function()
+    local order = {}
+    local wg = g.sync.waitgroup()
+    wg:add(3)
+    for _, d in ipairs { 0.06, 0.02, 0.04 } do
+      g.go(function() time.sleep(d); order[#order + 1] = d; wg:done() end)
+    end
+    wg:wait()
+    assert.are.same({ 0.02, 0.04, 0.06 }, order)
+  end)
+end)
+
+describe("time.after", function()
+  it("delivers the current time once, after the duration", function()
+    local t0 = time.now()
+    local ch = time.after(0.05)
+    local v, ok = ch:recv()
+    local t1 = time.now()
+    took(0.05, t1 - t0)
+    assert.is_true(ok)
+    assert.are.equal("number", type(v))
+    assert.is_true(v >= t0 + 0.045 and v <= t1,
+                   ("value %.4f outside [%.4f, %.4f]"):format(v, t0, t1))
+    time.sleep(0.06)
+    assert.is_true(empty(ch))
+  end)
+
+  it("is not ready before the duration", function()
+    local ch = time.after(0.2)
+    assert.is_true(empty(ch))
+    time.sleep(0.01)
+    assert.is_true(empty(ch))
+  end)
+
+  it("returns a receive-only channel", function()
+    local ch = time.after(0.01)
+    h.raises("send to receive-only channel", ch.send, ch, 1)
+    h.raises("close of receive-only channel", ch.close, ch)
+    assert.is_true(select(2, ch:recv()))
+  end)
+
+  it("with zero fires promptly", function()
+    local elapsed, v, ok = h.timed(function() return time.after(0):recv() end)
+    assert.is_true(elapsed < 0.2)
+    assert.are.equal("number", type(v))
+    assert.is_true(ok)
+  end)
+
+  it("works as a select case", function()
+    local never = g.chan()
+    local elapsed, r = h.timed(g.select, {
+      never:on_recv(function() return "never" end),
+      time.after(0.03):on_recv(function(v)
+        return type(v) == "number" and "timeout"
+      end),
+    })
+    assert.are.equal("timeout", r)
+    took(0.03, elapsed)
+  end)
+end)
+
+describe("time.timer", function()
+  it("fires once after the duration on t.c, a capacity 1 channel",
+     function()
+    local t0 = time.now()
+    local t = time.timer(0.03)
+    assert.are.equal(1, t.c:cap())
+    local v, ok = t.c:recv()
+    took(0.03, time.now() - t0)
+    assert.is_true(ok)
+    assert.are.equal("number", type(v))
+    h.raises("send to receive-only channel", t.c.send, t.c, 1)
+  end)
+
+  it("stop before it fires returns true and nothing is delivered",
+     function()
+    local t = time.timer(0.03)
+    assert.is_true(t:stop())
+    assert.is_false(t:stop())
+    time.sleep(0.06)
+    assert.is_true(empty(t.c))
+  end)
+
+  it("stop after it fired and was received returns false", function()
+    local t = time.timer(0.01)
+    t.c:recv()
+    assert.is_false(t:stop())
+  end)
+
+  it("stop discards a fired value not yet received", function()
+    local t = time.timer(0.01)
+    time.sleep(0.05)
+    t:stop()
+    assert.is_true(empty(t.c))
+  end)
+
+  it("reset of an active timer returns true and moves its deadline",
+     function()
+    local t = time.timer(10)
+    local t0 = time.now()
+    assert.is_true(t:reset(0.03))
+    t.c:recv()
+    took(0.03, time.now() - t0)
+  end)
+
+  it("reset of an expired timer returns false and arms it again",
+     function()
+    local t = time.timer(0.01)
+    t.c:recv()
+    local t0 = time.now()
+    assert.is_false(t:reset(0.03))
+    t.c:recv()
+    took(0.03, time.now() - t0)
+  end)
+
+  it("reset of a stopped timer returns false and arms it again", function()
+    local t = time.timer(0.01)
+    assert.is_true(t:stop())
+    local t0 = time.now()
+    assert.is_false(t:reset(0.02))
+    t.c:recv()
+    took(0.02, time.now() - t0)
+  end)
+
+  it("reset discards a fired value not yet received", function()
+    local t = time.timer(0.01)
+    time.sleep(0.05)
+    local t0 = time.now()
+    t:reset(0.05)
+    assert.is_true(empty(t.c))
+    t.c:recv()
+    took(0.05, time.now() - t0)
+  end)
+
+  it("wakes a goroutine blocked on t.c", function()
+    local t = time.timer(0.02)
+    local done = g.chan()
+    g.go(function() done:send(select(2, t.c:recv())) end)
+    assert.is_true(done:recv())
+  end)
+end)
+
+describe("time.ticker", function()
+  it("delivers ticks every interval on tk.c until stopped", function()
+    local tk = time.ticker(0.02)
+    finally(function() tk:stop() end)
+    assert.are.equal(1, tk.c:cap())
+    local t0 = time.now()
+    local prev = t0
+    for _ = 1, 3 do
+      local v, ok = tk.c:recv()
+      assert.is_true(ok)
+      assert.is_true(v >= prev)
+      prev = v
+    end
+    took(0.06, time.now() - t0)
+    tk:stop()
+    time.sleep(0.06)
+    assert.is_true(empty(tk.c))
+  end)
+
+  it("drops ticks for a slow reader: at most one is waiting", function()
+    local tk = time.ticker(0.01)
+    finally(function() tk:stop() end)
+    time.sleep(0.1)
+    local n = 0
+    while n < 10 and not empty(tk.c) do n = n + 1 end
+    assert.are.equal(1, n)
+    tk:stop()
+  end)
+
+  it("reset changes the interval", function()
+    local tk = time.ticker(10)
+    finally(function() tk:stop() end)
+    local t0 = time.now()
+    tk:reset(0.02)
+    tk.c:recv()
+    took(0.02, time.now() - t0)
+    tk.c:recv()
+    took(0.04, time.now() - t0)
+    tk:stop()
+  end)
+
+  it("rejects a non-positive interval", function()
+    h.raises({ "bad argument #1", "non-positive interval" }, time.ticker, 0)
+    h.raises({ "bad argument #1", "non-positive interval" }, time.ticker, -1)
+  end)
+end)
+
+describe("time.tick", function()
+  -- A tick cannot be stopped, so it runs in a process of its own.
+  it("delivers ticks every interval on a receive-only channel", function()
+    local out, err, code = h.run_script [[
+      local g = require "goroutines"
+      local t0 = g.time.now()
+      local c = g.time.tick(0.02)
+      local prev, increasing = t0, true
+      for _ = 1, 3 do
+        local v = c:recv()
+        increasing = increasing and v >= prev
+        prev = v
+      end
+      local ok, e = pcall(c.send, c, 1)
+      print(increasing, string.format("%.3f", g.time.now() - t0), e)
+    ]]
+    assert.are.equal("", err)
+    assert.are.equal(0, code)
+    local inc, elapsed, e = out:match("^(%a+)\t([%d.]+)\t(.-)\n$")
+    assert.are.equal("true", inc)
+    took(0.06, tonumber(elapsed))
+    assert.is_true(h.has(e, "send to receive-only channel"))
+  end)
+
+  it("rejects a non-positive interval", function()
+    h.raises({ "bad argument #1", "non-positive interval" }, time.tick, 0)
+    h.raises({ "bad argument #1", "non-positive interval" }, time.tick, -0.5)
+  end)
+end)
+
+describe("time.after_func", function()
+  it("runs f in its own goroutine after the duration", function()
+    local done = g.chan()
+    local t0 = time.now()
+    local t = time.after_func(0.03, function()
+      done:send({ g.id(), time.now() })
+    end)
+    assert.is_nil(t.c)
+    local r = done:recv()
+    assert.are_not.equal(1, r[1])
+    assert.are.equal("integer", math.type(r[1]))
+    took(0.03, r[2] - t0)
+  end)
+
+  it("stop before it fires returns true and f never runs", function()
+    local ran = false
+    local t = time.after_func(0.02, function() ran = true end)
+    assert.is_true(t:stop())
+    time.sleep(0.06)
+    assert.is_false(ran)
+    assert.is_false(t:stop())
+  end)
+
+  it("lets f block", function()
+    local ch = g.chan()
+    time.after_func(0.01, function()
+      time.sleep(0.01)
+      ch:send("from f")
+    end)
+    assert.are.equal("from f", ch:recv())
+  end)
+end)

@@ -1,0 +1,510 @@
+/*
+** chan.c -- channels: send, recv, close, range, len, cap and views; the
+** wait queues are shared with select.c, after Go's runtime/chan.go.
+**
+** Invariants (c->lock held):
+**   at least one of c->recvq, c->sendq is empty;
+**   c->count > 0 implies c->recvq is empty;
+**   c->count < c->cap implies c->sendq is empty;
+**   c->closed implies both queues are empty (close wakes every waiter).
+** A queued waiter holds a ref on its channel, dropped by its goroutine in
+**   the continuation (or by the cancel at state close), so a channel
+**   outlives every waiter that points to it.
+** Lock order: one chan lock here (select.c takes several in address
+**   order). Waiters are readied only after the lock is dropped.
+*/
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "chan.h"
+#include "select.h"
+#include "state.h"
+
+static atomic_llong livechans = 0;   /* gr_chan objects not yet freed */
+
+
+/* --- the C object ------------------------------------------------------ */
+
+/* Returns a channel with one ref (the caller's), or NULL without memory. */
+gr_chan *gr_chan_new (size_t cap) {
+  gr_chan *c = (gr_chan *)calloc(1, sizeof(*c));
+  if (c == NULL) return NULL;
+  if (cap > 0) {
+    c->buf = (gr_value *)calloc(cap, sizeof(gr_value));
+    if (c->buf == NULL) {
+      free(c);
+      return NULL;
+    }
+  }
+  c->cap = cap;
+  gr_mutex_init(&c->lock);
+  atomic_init(&c->refs, 1);
+  atomic_fetch_add_explicit(&livechans, 1, memory_order_relaxed);
+  return c;
+}
+
+void gr_chan_retain (gr_chan *c) {
+  atomic_fetch_add_explicit(&c->refs, 1, memory_order_relaxed);
+}
+
+/* Drops one ref; the last frees the channel and the values still in its
+** buffer. L is the releasing state (NULL while it closes). */
+void gr_chan_release (lua_State *L, gr_chan *c) {
+  size_t i;
+  if (atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel) != 1)
+    return;
+  GR_ASSERT(c->recvq.first == NULL && c->sendq.first == NULL);
+  for (i = 0; i < c->count; i++)
+    gr_value_discard(L, &c->buf[(c->head + i) % c->cap]);
+  gr_mutex_destroy(&c->lock);
+  free(c->buf);
+  free(c);
+  atomic_fetch_sub_explicit(&livechans, 1, memory_order_relaxed);
+}
+
+lua_Integer gr_chan_live (void) {
+  return atomic_load_explicit(&livechans, memory_order_relaxed);
+}
+
+/* Receives without blocking. Requires c->lock. Returns 1 with a value in
+** *v, 2 when closed and drained (*v nil), 0 when it would block. *wake is
+** a sender to ready once the lock is dropped, or NULL. */
+int gr_chan_recvlocked (gr_chan *c, gr_value *v, gr_waiter **wake) {
+  gr_waiter *w;
+  *wake = NULL;
+  if ((w = gr_waitq_pop(&c->sendq)) != NULL) {
+    if (c->cap == 0)
+      *v = w->val;
+    else {  /* buffer full: take the oldest, the sender's value goes last */
+      *v = c->buf[c->head];
+      c->buf[c->head] = w->val;
+      if (++c->head == c->cap) c->head = 0;
+    }
+    gr_value_setnil(&w->val);
+    w->success = 1;
+    *wake = w;
+    return 1;
+  }
+  if (c->count > 0) {
+    *v = c->buf[c->head];
+    gr_value_setnil(&c->buf[c->head]);
+    if (++c->head == c->cap) c->head = 0;
+    c->count--;
+    return 1;
+  }
+  gr_value_setnil(v);
+  return c->closed ? 2 : 0;
+}
+
+/* Sends *v without blocking. Requires c->lock. Returns 1 when sent (*v is
+** then owned by the channel or the receiver), -1 when closed, 0 when it
+** would block. *wake is a receiver to ready after unlocking, or NULL. */
+int gr_chan_sendlocked (gr_chan *c, gr_value *v, gr_waiter **wake) {
+  gr_waiter *w;
+  *wake = NULL;
+  if (c->closed) return -1;
+  if ((w = gr_waitq_pop(&c->recvq)) != NULL) {
+    w->val = *v;
+    w->success = 1;
+    *wake = w;
+    return 1;
+  }
+  if (c->count < c->cap) {
+    size_t i = c->head + c->count;
+    if (i >= c->cap) i -= c->cap;
+    c->buf[i] = *v;
+    c->count++;
+    return 1;
+  }
+  return 0;
+}
+
+/* Non-blocking send from C (timers). Returns 1 when sent; 0 when full or
+** closed, *v left with the caller. */
+int gr_chan_trysend (gr_state *cur, gr_chan *c, gr_value *v) {
+  gr_waiter *wake;
+  int r;
+  gr_mutex_lock(&c->lock);
+  r = gr_chan_sendlocked(c, v, &wake);
+  gr_mutex_unlock(&c->lock);
+  if (wake) gr_sched_ready(cur, wake->g);
+  return r == 1;
+}
+
+/* Non-blocking receive from C. Returns 1 with a value in *v, else 0. */
+int gr_chan_tryrecv (gr_state *cur, gr_chan *c, gr_value *v) {
+  gr_waiter *wake;
+  int r;
+  gr_mutex_lock(&c->lock);
+  r = gr_chan_recvlocked(c, v, &wake);
+  gr_mutex_unlock(&c->lock);
+  if (wake) gr_sched_ready(cur, wake->g);
+  return r == 1;
+}
+
+
+/* --- handles ------------------------------------------------------------ */
+
+/* Pushes a new handle of c with direction dir and takes a ref for it.
+** Requires a module C function (the metatable is its upvalue). */
+void gr_chan_pushud (lua_State *L, gr_chan *c, int dir) {
+  gr_chanud *u = (gr_chanud *)lua_newuserdatauv(L, sizeof(*u), 1);
+  u->c = NULL;
+  u->dir = dir;
+  lua_pushvalue(L, GR_UV_CHANMT);
+  lua_setmetatable(L, -2);
+  gr_chan_retain(c);
+  u->c = c;
+}
+
+/* Returns the handle at idx or raises a type error. */
+gr_chanud *gr_chan_checkud (lua_State *L, int idx) {
+  gr_chanud *u = (gr_chanud *)lua_touserdata(L, idx);
+  if (u != NULL && lua_getmetatable(L, idx)) {
+    int same = lua_rawequal(L, -1, GR_UV_CHANMT);
+    lua_pop(L, 1);
+    if (same && u->c != NULL) return u;
+  }
+  luaL_typeerror(L, idx, "goroutines.chan");
+  return NULL;
+}
+
+static const char *direrror (int dir) {
+  return dir == GR_DIRSEND ? "send to receive-only channel"
+                           : "receive from send-only channel";
+}
+
+/* Returns the channel of the handle at idx, which must allow dir. */
+gr_chan *gr_chan_checkdir (lua_State *L, int idx, int dir) {
+  gr_chanud *u = gr_chan_checkud(L, idx);
+  if (!(u->dir & dir)) luaL_error(L, "%s", direrror(dir));
+  return u->c;
+}
+
+
+/* --- send and receive ----------------------------------------------------- */
+
+/* The queue of c that w waits in. */
+static gr_waitq *queueof (gr_chan *c, gr_waiter *w) {
+  return w->dir == GR_DIRRECV ? &c->recvq : &c->sendq;
+}
+
+/* Removes w from its channel if it is still queued. Returns 1 if it was,
+** 0 if a waker took it first. */
+static int unqueue (gr_waiter *w) {
+  gr_chan *c = (gr_chan *)w->obj;
+  int was;
+  gr_mutex_lock(&c->lock);
+  was = w->inq;
+  if (was) gr_waitq_remove(queueof(c, w), w);
+  gr_mutex_unlock(&c->lock);
+  return was;
+}
+
+/* Undoes a parked single operation at state close (g->cancel). */
+static void cancel (gr_g *g) {
+  gr_waiter *w = &g->w;
+  gr_chan *c = (gr_chan *)w->obj;
+  if (c == NULL) return;
+  unqueue(w);
+  gr_value_discard(NULL, &w->val);
+  w->obj = NULL;
+  gr_chan_release(NULL, c);
+}
+
+/* Finishes the parked operation of g in its continuation: after an
+** in-place wait that must raise (status < 0), the waiter is removed and
+** the error raised, unless a waker completed it first, in which case the
+** operation completes and the error waits for the next blocking call.
+** Returns with w->obj released and cleared. */
+static void endwait (lua_State *L, gr_state *S, gr_g *g, int status) {
+  gr_waiter *w = &g->w;
+  gr_chan *c = (gr_chan *)w->obj;
+  if (status < 0) {
+    if (unqueue(w)) {
+      gr_value_discard(L, &w->val);
+      w->obj = NULL;
+      g->cancel = NULL;
+      gr_chan_release(L, c);
+      gr_sched_raise(L, S, status);
+    }
+    /* Taken by a waker on another thread: wait for its wake to land, so
+    ** that it cannot end a later wait of g. */
+    while (!atomic_load_explicit(&g->woken, memory_order_acquire))
+      sched_yield();
+  }
+  w->obj = NULL;
+  g->cancel = NULL;
+  gr_chan_release(L, c);
+}
+
+/* Parks g on c's queue for dir with value v (sends). Requires c->lock;
+** drops it. */
+static int parkon (lua_State *L, gr_state *S, gr_chan *c, int dir, int mode,
+                   gr_value *v, lua_KContext ctx, lua_KFunction k) {
+  gr_g *g = S->current;
+  gr_waiter *w = &g->w;
+  w->g = g;
+  w->obj = c;
+  w->isselect = 0;
+  w->success = 0;
+  w->dir = dir;
+  w->val = *v;
+  gr_sched_prepark(g, mode, dir == GR_DIRRECV ? GR_WCHANRECV : GR_WCHANSEND,
+                   cancel);
+  gr_waitq_push(queueof(c, w), w);
+  gr_chan_retain(c);  /* the waiter's ref, dropped in endwait/cancel */
+  gr_mutex_unlock(&c->lock);
+  return gr_sched_park(L, S, g, ctx, k);
+}
+
+static int send_k (lua_State *L, int status, lua_KContext ctx) {
+  gr_state *S = gr_getstate(L);
+  gr_g *g = S->current;
+  int ok;
+  (void)ctx;
+  endwait(L, S, g, status);
+  ok = g->w.success;
+  if (!ok) {  /* woken by close: the value was not delivered */
+    gr_value_discard(L, &g->w.val);
+    return luaL_error(L, "send on closed channel");
+  }
+  return 0;
+}
+
+static int lchan_send (lua_State *L) {
+  gr_state *S = gr_getstate(L);
+  gr_chan *c = gr_chan_checkdir(L, 1, GR_DIRSEND);
+  gr_waiter *wake;
+  gr_value v;
+  int r, mode;
+  gr_value_capture(L, 2, &v);          /* may raise: before the lock */
+  mode = gr_sched_blockmode(L, S);
+  gr_mutex_lock(&c->lock);
+  r = gr_chan_sendlocked(c, &v, &wake);
+  if (r == 0 && mode != GR_BLOCK_NO)
+    return parkon(L, S, c, GR_DIRSEND, mode, &v, 0, send_k);
+  gr_mutex_unlock(&c->lock);
+  if (r == 1) {
+    if (wake) gr_sched_ready(S, wake->g);
+    return 0;
+  }
+  gr_value_discard(L, &v);
+  if (r < 0) return luaL_error(L, "send on closed channel");
+  return gr_sched_cannotblock(L, GR_WCHANSEND);
+}
+
+/* Pushes the outcome of a receive: for ch:recv() v, ok; for the range
+** iterator v alone, or nothing at the end. */
+static int pushrecv (lua_State *L, gr_value *v, int ok, int forrange) {
+  if (!forrange) {
+    gr_value_push(L, v);
+    lua_pushboolean(L, ok);
+    return 2;
+  }
+  if (!ok) return 0;
+  if (v->type == GR_VNIL)
+    return luaL_error(L, "range: received nil (use ch:recv() on channels "
+                      "that carry nil)");
+  gr_value_push(L, v);
+  return 1;
+}
+
+static int recv_k (lua_State *L, int status, lua_KContext ctx) {
+  gr_state *S = gr_getstate(L);
+  gr_g *g = S->current;
+  endwait(L, S, g, status);
+  return pushrecv(L, &g->w.val, g->w.success, (int)ctx);
+}
+
+static int dorecv (lua_State *L, int forrange) {
+  gr_state *S = gr_getstate(L);
+  gr_chan *c = gr_chan_checkdir(L, 1, GR_DIRRECV);
+  gr_waiter *wake;
+  gr_value v;
+  int r, mode = gr_sched_blockmode(L, S);
+  gr_mutex_lock(&c->lock);
+  r = gr_chan_recvlocked(c, &v, &wake);
+  if (r == 0 && mode != GR_BLOCK_NO)
+    return parkon(L, S, c, GR_DIRRECV, mode, &v, forrange, recv_k);
+  gr_mutex_unlock(&c->lock);
+  if (r == 0) return gr_sched_cannotblock(L, GR_WCHANRECV);
+  if (wake) gr_sched_ready(S, wake->g);
+  return pushrecv(L, &v, r == 1, forrange);
+}
+
+static int lchan_recv (lua_State *L) {
+  return dorecv(L, 0);
+}
+
+static int lchan_rangeiter (lua_State *L) {
+  return dorecv(L, 1);
+}
+
+static int lchan_range (lua_State *L) {
+  gr_chan_checkdir(L, 1, GR_DIRRECV);
+  lua_pushvalue(L, GR_UV_STATE);
+  lua_pushvalue(L, GR_UV_CHANMT);
+  lua_pushvalue(L, GR_UV_CASEMT);
+  lua_pushcclosure(L, lchan_rangeiter, GR_NUPVALUES);
+  lua_pushvalue(L, 1);
+  return 2;
+}
+
+static int lchan_close (lua_State *L) {
+  gr_state *S = gr_getstate(L);
+  gr_chanud *u = gr_chan_checkud(L, 1);
+  gr_chan *c = u->c;
+  gr_waiter *w, *wake = NULL;
+  if (!(u->dir & GR_DIRSEND))
+    return luaL_error(L, "close of receive-only channel");
+  gr_mutex_lock(&c->lock);
+  if (c->closed) {
+    gr_mutex_unlock(&c->lock);
+    return luaL_error(L, "close of closed channel");
+  }
+  c->closed = 1;
+  /* Collect every waiter, linked through w->next, to wake after unlock. */
+  while ((w = gr_waitq_pop(&c->recvq)) != NULL ||
+         (w = gr_waitq_pop(&c->sendq)) != NULL) {
+    w->success = 0;
+    w->next = wake;
+    wake = w;
+  }
+  gr_mutex_unlock(&c->lock);
+  while (wake) {
+    w = wake;
+    wake = w->next;   /* read before the goroutine may run again */
+    gr_sched_ready(S, w->g);
+  }
+  return 0;
+}
+
+static int lchan_len (lua_State *L) {
+  gr_chan *c = gr_chan_checkud(L, 1)->c;
+  size_t n;
+  gr_mutex_lock(&c->lock);
+  n = c->count;
+  gr_mutex_unlock(&c->lock);
+  lua_pushinteger(L, (lua_Integer)n);
+  return 1;
+}
+
+static int lchan_cap (lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)gr_chan_checkud(L, 1)->c->cap);
+  return 1;
+}
+
+static int view (lua_State *L, int dir, const char *what) {
+  gr_chanud *u = gr_chan_checkud(L, 1);
+  if (!(u->dir & dir))
+    return luaL_error(L, "cannot make a %s view of a %s channel", what,
+                      u->dir == GR_DIRSEND ? "send-only" : "receive-only");
+  gr_chan_pushud(L, u->c, dir);
+  return 1;
+}
+
+static int lchan_sender (lua_State *L) {
+  return view(L, GR_DIRSEND, "sender");
+}
+
+static int lchan_receiver (lua_State *L) {
+  return view(L, GR_DIRRECV, "receiver");
+}
+
+static int lchan_gc (lua_State *L) {
+  gr_chanud *u = (gr_chanud *)lua_touserdata(L, 1);
+  if (u->c) {   /* idempotent */
+    gr_chan *c = u->c;
+    u->c = NULL;
+    gr_chan_release(L, c);
+  }
+  return 0;
+}
+
+static int lchan_tostring (lua_State *L) {
+  gr_chanud *u = gr_chan_checkud(L, 1);
+  lua_pushfstring(L, "goroutines.chan: %p", (void *)u->c);
+  return 1;
+}
+
+/* Two handles are equal when they are views of the same channel, as a
+** directional channel compares equal to its source in Go. */
+static int lchan_eq (lua_State *L) {
+  gr_chanud *a = (gr_chanud *)lua_touserdata(L, 1);
+  gr_chanud *b = (gr_chanud *)lua_touserdata(L, 2);
+  int eq = 0;
+  if (a && b && lua_getmetatable(L, 1) && lua_getmetatable(L, 2))
+    eq = lua_rawequal(L, -1, -2) && lua_rawequal(L, -1, GR_UV_CHANMT) &&
+         a->c == b->c;
+  lua_pushboolean(L, eq);
+  return 1;
+}
+
+static int lchan_new (lua_State *L) {
+  lua_Integer cap = 0;
+  gr_chan *c;
+  if (!lua_isnoneornil(L, 1)) {
+    int isint;
+    cap = lua_tointegerx(L, 1, &isint);
+    luaL_argcheck(L, isint && cap >= 0, 1,
+                  "capacity must be a non-negative integer");
+    luaL_argcheck(L, (size_t)cap <= ((size_t)1 << 40) / sizeof(gr_value), 1,
+                  "capacity too large");
+  }
+  c = gr_chan_new((size_t)cap);
+  if (c == NULL) return luaL_error(L, "not enough memory");
+  gr_chan_pushud(L, c, GR_DIRBOTH);
+  gr_chan_release(L, c);  /* the handle holds the only ref now */
+  return 1;
+}
+
+static int lstats (lua_State *L) {
+  lua_createtable(L, 0, 2);
+  lua_pushinteger(L, gr_chan_live());
+  lua_setfield(L, -2, "chans");
+  lua_pushinteger(L, gr_sched_numgoroutine());
+  lua_setfield(L, -2, "goroutines");
+  return 1;
+}
+
+static const luaL_Reg methods[] = {
+  {"send", lchan_send},
+  {"recv", lchan_recv},
+  {"close", lchan_close},
+  {"range", lchan_range},
+  {"len", lchan_len},
+  {"cap", lchan_cap},
+  {"sender", lchan_sender},
+  {"receiver", lchan_receiver},
+  {"on_recv", gr_select_onrecv},
+  {"on_send", gr_select_onsend},
+  {NULL, NULL}
+};
+
+static const luaL_Reg metamethods[] = {
+  {"__gc", lchan_gc},
+  {"__len", lchan_len},
+  {"__tostring", lchan_tostring},
+  {"__eq", lchan_eq},
+  {NULL, NULL}
+};
+
+static const luaL_Reg funcs[] = {
+  {"chan", lchan_new},
+  {"_stats", lstats},
+  {NULL, NULL}
+};
+
+/* Fills the channel metatable and registers g.chan in the module table at
+** the top of L. */
+void gr_chan_open (lua_State *L) {
+  gr_state_setfuncs(L, funcs);
+  luaL_getmetatable(L, "goroutines.chan");
+  gr_state_setfuncs(L, metamethods);
+  lua_newtable(L);
+  gr_state_setfuncs(L, methods);
+  lua_setfield(L, -2, "__index");
+  lua_pop(L, 1);
+}

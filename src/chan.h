@@ -1,0 +1,46 @@
+/*
+** chan.h -- channels: the C object shared by every state that holds a
+** handle to it, and the operations that select.c and timer.c reuse.
+*/
+#ifndef GR_CHAN_H
+#define GR_CHAN_H
+
+#include "sched.h"
+
+/* Directions of a handle. */
+enum { GR_DIRBOTH = 3, GR_DIRSEND = 1, GR_DIRRECV = 2 };
+
+struct gr_chan {
+  gr_mutex lock;
+  atomic_int refs;      /* handles, queued or woken waiters, timers */
+  size_t cap;           /* capacity (immutable) */
+  gr_value *buf;        /* ring of cap slots; NULL when cap == 0 */
+  /* protected by lock: */
+  size_t count;         /* values in buf */
+  size_t head;          /* index of the oldest value in buf */
+  int closed;
+  gr_waitq recvq;       /* parked receivers */
+  gr_waitq sendq;       /* parked senders, each with its value */
+};
+
+/* A Lua handle: full userdata with one user value (the cached
+** handler-less receive case of this handle). */
+typedef struct gr_chanud {
+  gr_chan *c;           /* holds one ref, dropped by __gc */
+  int dir;              /* GR_DIR* allowed through this handle */
+} gr_chanud;
+
+gr_chan *gr_chan_new (size_t cap);
+void gr_chan_retain (gr_chan *c);
+void gr_chan_release (lua_State *L, gr_chan *c);
+void gr_chan_pushud (lua_State *L, gr_chan *c, int dir);
+gr_chanud *gr_chan_checkud (lua_State *L, int idx);
+gr_chan *gr_chan_checkdir (lua_State *L, int idx, int dir);
+int gr_chan_trysend (gr_state *cur, gr_chan *c, gr_value *v);
+int gr_chan_tryrecv (gr_state *cur, gr_chan *c, gr_value *v);
+int gr_chan_recvlocked (gr_chan *c, gr_value *v, gr_waiter **wake);
+int gr_chan_sendlocked (gr_chan *c, gr_value *v, gr_waiter **wake);
+lua_Integer gr_chan_live (void);
+void gr_chan_open (lua_State *L);
+
+#endif

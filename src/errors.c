@@ -1,0 +1,130 @@
+/*
+** errors.c -- uncaught goroutine errors and the deadlock report.
+**
+** An uncaught error becomes a C string "goroutine N: msg" with the
+** goroutine's traceback (so that it can cross states). It waits in
+** S->errlocal (owner thread) until goroutine 1 blocks, where
+** gr_sched_wait returns GR_EGOERR and the blocking call raises it; those
+** still waiting when the state closes are printed to stderr and the
+** process exits with status 1. Errors are never dropped.
+*/
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "errors.h"
+#include "sched.h"
+
+static gr_errmsg *newmsg (const char *s, size_t len) {
+  gr_errmsg *e = (gr_errmsg *)malloc(sizeof(*e) + len + 1);
+  if (e == NULL) return NULL;
+  e->next = NULL;
+  e->len = len;
+  memcpy(e->msg, s, len + 1);
+  return e;
+}
+
+/* Records the error of g, which ended with status (its error object on
+** top of g->co). Runs on the owner thread; L runs the scheduler. */
+void gr_errors_add (lua_State *L, gr_state *S, gr_g *g, int status) {
+  const char *msg;
+  size_t len;
+  gr_errmsg *e;
+  int top = lua_gettop(L);
+  lua_xmove(g->co, L, 1);
+  if (status == LUA_ERRMEM) msg = "not enough memory";
+  else if (lua_type(L, -1) == LUA_TSTRING || lua_type(L, -1) == LUA_TNUMBER)
+    msg = lua_tostring(L, -1);
+  else if (luaL_callmeta(L, -1, "__tostring") && lua_isstring(L, -1))
+    msg = lua_tostring(L, -1);
+  else
+    msg = lua_pushfstring(L, "(error object is a %s value)",
+                          luaL_typename(L, top + 1));
+  luaL_traceback(L, g->co, msg, 0);
+  msg = lua_pushfstring(L, "goroutine %I: %s", (LUAI_UACINT)g->id,
+                        lua_tostring(L, -1));
+  len = lua_rawlen(L, -1);
+  e = newmsg(msg, len);
+  lua_settop(L, top);
+  if (e == NULL) {  /* cannot keep it: never lose it silently */
+    fprintf(stderr, "goroutine %lld: error lost for lack of memory\n",
+            (long long)g->id);
+    return;
+  }
+  if (S->errlocaltail) S->errlocaltail->next = e;
+  else S->errlocal = e;
+  S->errlocaltail = e;
+}
+
+/* Raises the oldest waiting error in L. Never returns. */
+int gr_errors_raise (lua_State *L, gr_state *S) {
+  gr_errmsg *e = S->errlocal;
+  GR_ASSERT(e != NULL);
+  S->errlocal = e->next;
+  if (S->errlocal == NULL) S->errlocaltail = NULL;
+  lua_pushlstring(L, e->msg, e->len);
+  free(e);
+  return lua_error(L);
+}
+
+/* Appends "file:line" of the innermost Lua frame of co. */
+static void addwhere (luaL_Buffer *b, lua_State *co) {
+  lua_Debug ar;
+  int level;
+  for (level = 0; lua_getstack(co, level, &ar); level++) {
+    lua_getinfo(co, "Sl", &ar);
+    if (ar.currentline > 0) {
+      luaL_addstring(b, ar.short_src);
+      luaL_addchar(b, ':');
+      lua_pushinteger(b->L, ar.currentline);
+      luaL_addvalue(b);
+      return;
+    }
+  }
+  luaL_addstring(b, "?");
+}
+
+static void addg (luaL_Buffer *b, gr_g *g, lua_State *co) {
+  char head[64];
+  snprintf(head, sizeof(head), "\n\ngoroutine %lld [", (long long)g->id);
+  luaL_addstring(b, head);
+  luaL_addstring(b, gr_waitreasons[g->reason]);
+  luaL_addstring(b, "]:\n\t");
+  addwhere(b, co);
+}
+
+/* Raises "all goroutines are asleep - deadlock!" listing every goroutine
+** of S, oldest first, with its wait reason and location. L is the thread
+** that detected it: its location stands for the current goroutine. */
+int gr_errors_deadlock (lua_State *L, gr_state *S) {
+  luaL_Buffer b;
+  gr_g *g = S->all, *last = NULL;
+  luaL_buffinit(L, &b);
+  luaL_addstring(&b, "all goroutines are asleep - deadlock!");
+  addg(&b, S->g1, S->current == S->g1 ? L : S->g1->co);
+  for (; g != NULL; g = g->allnext) last = g;
+  for (g = last; g != NULL; g = g->allprev)
+    addg(&b, g, g == S->current ? L : g->co);
+  luaL_pushresult(&b);
+  return lua_error(L);
+}
+
+static int printlist (gr_errmsg *e) {
+  int n = 0;
+  while (e) {
+    gr_errmsg *next = e->next;
+    fprintf(stderr, "%s\n", e->msg);
+    free(e);
+    e = next;
+    n++;
+  }
+  return n;
+}
+
+/* At state close: prints the errors never raised; returns their count. */
+int gr_errors_report (gr_state *S) {
+  int n = printlist(S->errlocal) + printlist(S->errors);
+  S->errlocal = S->errlocaltail = S->errors = S->errtail = NULL;
+  fflush(stderr);
+  return n;
+}

@@ -1,0 +1,26 @@
+/*
+** goroutines.c -- module entry: `require "goroutines.core"` builds the
+** scheduler of the requiring state and the table of C functions that
+** lua/goroutines/init.lua turns into the public module.
+*/
+#include "chan.h"
+#include "sched.h"
+#include "select.h"
+#include "state.h"
+#include "sync.h"
+#include "timer.h"
+
+__attribute__((visibility("default")))
+int luaopen_goroutines_core (lua_State *L);
+
+int luaopen_goroutines_core (lua_State *L) {
+  luaL_checkversion(L);
+  gr_state_get(L);
+  lua_newtable(L);
+  gr_sched_open(L);
+  gr_chan_open(L);
+  gr_select_open(L);
+  gr_timer_open(L);
+  gr_sync_open(L);
+  return 1;
+}

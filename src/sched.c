@@ -1,0 +1,395 @@
+/*
+** sched.c -- goroutines: spawn, run queue, park and ready, the in-place
+** scheduler loop of goroutine 1, and the Lua functions go, gosched, id,
+** numgoroutine.
+**
+** Invariants:
+**   A goroutine is in at most one of: the run queue, the remote queue,
+**     running (S->current chain), parked. It is in S->all from spawn to
+**     death, and its coroutine is anchored by g->ref for as long.
+**   A parked goroutine is woken exactly once: by the single waker that
+**     dequeues its waiter (or, for select, wins the CAS on g->seldone).
+**   Only the thread that runs S touches S->runhead, S->all, S->current and
+**     any goroutine's Lua stack.
+** Lock order: S->rlock is a leaf (see gr.h); the run queue has no lock.
+*/
+#include <stdlib.h>
+#include <string.h>
+
+#include "sched.h"
+#include "errors.h"
+#include "state.h"
+#include "timer.h"
+
+const char *const gr_waitreasons[] = {
+  "running", "chan receive", "chan send", "select", "select (no cases)",
+  "sleep", "sync.WaitGroup.Wait", "sync.Mutex.Lock", "sync.Once.Do"
+};
+
+/* Ids and the count of live goroutines are global: ids are unique and
+** numgoroutine counts every state together. */
+static atomic_llong nextid = 2;
+static atomic_llong numg = 0;
+
+
+/* --- wait queues ------------------------------------------------------ */
+
+/* Requires the lock of the queue's object. */
+void gr_waitq_push (gr_waitq *q, gr_waiter *w) {
+  w->next = NULL;
+  w->prev = q->last;
+  if (q->last) q->last->next = w;
+  else q->first = w;
+  q->last = w;
+  w->inq = 1;
+}
+
+/* Requires the lock of the queue's object and w->inq. */
+void gr_waitq_remove (gr_waitq *q, gr_waiter *w) {
+  GR_ASSERT(w->inq);
+  if (w->prev) w->prev->next = w->next;
+  else q->first = w->next;
+  if (w->next) w->next->prev = w->prev;
+  else q->last = w->prev;
+  w->next = w->prev = NULL;
+  w->inq = 0;
+}
+
+/* Takes the first waiter that may be completed: a select waiter whose
+** goroutine was already won by another case is dropped on the way (its
+** goroutine removes its other waiters itself). Requires the object's
+** lock. */
+gr_waiter *gr_waitq_pop (gr_waitq *q) {
+  gr_waiter *w;
+  while ((w = q->first) != NULL) {
+    gr_waitq_remove(q, w);
+    if (w->isselect) {
+      int expected = 0;
+      if (!atomic_compare_exchange_strong(&w->g->seldone, &expected, 1))
+        continue;
+      w->g->selwin = w->caseidx;
+    }
+    return w;
+  }
+  return NULL;
+}
+
+
+/* --- run queue -------------------------------------------------------- */
+
+static void runq_push (gr_state *S, gr_g *g) {
+  g->runnext = NULL;
+  if (S->runtail) S->runtail->runnext = g;
+  else S->runhead = g;
+  S->runtail = g;
+}
+
+static gr_g *runq_pop (gr_state *S) {
+  gr_g *g = S->runhead;
+  if (g) {
+    S->runhead = g->runnext;
+    if (S->runhead == NULL) S->runtail = NULL;
+    g->runnext = NULL;
+  }
+  return g;
+}
+
+/* Moves what other threads handed to S into the owner's queues. */
+static void drain_remote (gr_state *S) {
+  gr_g *head;
+  gr_errmsg *errs, *errtail;
+  gr_mutex_lock(&S->rlock);
+  atomic_store_explicit(&S->rpending, 0, memory_order_relaxed);
+  head = S->rhead;
+  errs = S->errors;
+  errtail = S->errtail;
+  S->rhead = S->rtail = NULL;
+  S->errors = S->errtail = NULL;
+  gr_mutex_unlock(&S->rlock);
+  while (head) {
+    gr_g *next = head->runnext;
+    runq_push(S, head);
+    head = next;
+  }
+  if (errs) {
+    if (S->errlocaltail) S->errlocaltail->next = errs;
+    else S->errlocal = errs;
+    S->errlocaltail = errtail;
+  }
+}
+
+/* Makes g runnable. Any thread may call it; cur is the state the caller
+** runs (NULL for a thread that runs none). Requires: g is parked and the
+** caller is its single waker, and holds no lock. */
+void gr_sched_ready (gr_state *cur, gr_g *g) {
+  gr_state *S = g->S;
+  if (g->inplace) {
+    atomic_store_explicit(&g->woken, 1, memory_order_release);
+    if (cur != S) uv_async_send(&S->async);
+  }
+  else if (cur == S)
+    runq_push(S, g);
+  else {
+    gr_mutex_lock(&S->rlock);
+    g->runnext = NULL;
+    if (S->rtail) S->rtail->runnext = g;
+    else S->rhead = g;
+    S->rtail = g;
+    atomic_store_explicit(&S->rpending, 1, memory_order_release);
+    gr_mutex_unlock(&S->rlock);
+    uv_async_send(&S->async);
+  }
+}
+
+
+/* --- running goroutines ----------------------------------------------- */
+
+/* Releases a goroutine that returned or raised. */
+static void finish (lua_State *L, gr_state *S, gr_g *g, int status) {
+  if (status != LUA_OK) {
+    gr_errors_add(L, S, g, status);
+    lua_resetthread(g->co);  /* closes its pending to-be-closed variables */
+  }
+  if (g->allprev) g->allprev->allnext = g->allnext;
+  else S->all = g->allnext;
+  if (g->allnext) g->allnext->allprev = g->allprev;
+  luaL_unref(L, LUA_REGISTRYINDEX, g->ref);  /* the anchor taken in spawn */
+  free(g);
+  atomic_fetch_sub_explicit(&numg, 1, memory_order_relaxed);
+}
+
+/* Resumes g once, from L (the thread running the scheduler). */
+static void run (lua_State *L, gr_state *S, gr_g *g) {
+  gr_g *prev = S->current;
+  int nres, status, nargs = g->nargs;
+  S->current = g;
+  g->parked = 0;
+  g->reason = GR_WNONE;
+  g->nargs = 0;
+  status = lua_resume(g->co, L, nargs, &nres);
+  S->current = prev;
+  if (status == LUA_YIELD) {
+    lua_pop(g->co, nres);
+    if (!g->parked)  /* gosched, or a bare coroutine.yield */
+      runq_push(S, g);
+  }
+  else
+    finish(L, S, g, status);
+  if (S->gcstress) lua_gc(L, LUA_GCCOLLECT);
+}
+
+/* Whether anything but the blocked goroutines themselves can still make
+** progress: a pending timer or a wakeup from another thread. */
+static int canwake (gr_state *S) {
+  return gr_timer_pending(S) ||
+         atomic_load_explicit(&S->rpending, memory_order_acquire);
+}
+
+/* Runs the scheduler in place on L until me is woken (returns 0), until
+** nothing can wake it (GR_EDEADLOCK), or, for goroutine 1, until an
+** uncaught goroutine error must be raised (GR_EGOERR). With runonly, runs
+** the goroutines that are runnable now, once each, and returns 0. */
+int gr_sched_wait (lua_State *L, gr_state *S, gr_g *me, int runonly) {
+  gr_g *last = runonly ? S->runtail : NULL;
+  for (;;) {
+    gr_g *g;
+    if (!runonly &&
+        atomic_load_explicit(&me->woken, memory_order_acquire))
+      return 0;
+    if (atomic_load_explicit(&S->rpending, memory_order_acquire))
+      drain_remote(S);
+    if (me == S->g1 && S->errlocal)
+      return GR_EGOERR;
+    gr_timer_fire(L, S);
+    if ((g = runq_pop(S)) != NULL) {
+      run(L, S, g);
+      if (runonly && (g == last || last == NULL)) return 0;
+      continue;
+    }
+    if (runonly) return 0;
+    if (atomic_load_explicit(&me->woken, memory_order_acquire))
+      return 0;
+    if (!canwake(S))
+      return GR_EDEADLOCK;
+    gr_timer_arm(S);
+    uv_run(&S->loop, UV_RUN_ONCE);
+  }
+}
+
+/* Raises the error that gr_sched_wait reported. Never returns. */
+void gr_sched_raise (lua_State *L, gr_state *S, int err) {
+  if (err == GR_EGOERR) gr_errors_raise(L, S);
+  else gr_errors_deadlock(L, S);
+}
+
+
+/* --- parking ---------------------------------------------------------- */
+
+/* How the code running on L may block, decided before any lock is taken:
+** a goroutine yields to the scheduler; goroutine 1 and plain coroutines
+** run the scheduler in place; a goroutine inside a C call that cannot
+** yield (a table.sort comparator) cannot block at all. */
+int gr_sched_blockmode (lua_State *L, gr_state *S) {
+  gr_g *g = S->current;
+  if (L != g->co || g == S->g1)
+    return GR_BLOCK_INPLACE;
+  return lua_isyieldable(L) ? GR_BLOCK_YIELD : GR_BLOCK_NO;
+}
+
+/* Raises the error for GR_BLOCK_NO. Requires no lock held. */
+int gr_sched_cannotblock (lua_State *L, int reason) {
+  return luaL_error(L, "%s: cannot block here, inside a C call that cannot "
+                    "yield (such as a table.sort comparator or a gsub "
+                    "callback)", gr_waitreasons[reason]);
+}
+
+/* Prepares g to park: called by the owner before its waiters become
+** visible to wakers (before enqueueing them). */
+void gr_sched_prepark (gr_g *g, int mode, int reason,
+                       void (*cancel) (gr_g *g)) {
+  g->inplace = (mode == GR_BLOCK_INPLACE);
+  atomic_store_explicit(&g->woken, 0, memory_order_relaxed);
+  g->reason = reason;
+  g->cancel = cancel;
+}
+
+/* Parks g until its waker readies it, then finishes with k(L, status,
+** ctx): status is LUA_YIELD after a yield, LUA_OK after an in-place wait
+** that was woken, or a negative GR_E* when the in-place wait must raise
+** (k then removes its waiters and calls gr_sched_raise). Requires: the
+** waiters of g are enqueued and no lock is held. Use as
+** `return gr_sched_park(...)`. */
+int gr_sched_park (lua_State *L, gr_state *S, gr_g *g, lua_KContext ctx,
+                   lua_KFunction k) {
+  int err;
+  if (!g->inplace) {
+    g->parked = 1;
+    return lua_yieldk(L, 0, ctx, k);
+  }
+  err = gr_sched_wait(L, S, g, 0);
+  g->inplace = 0;
+  if (err == 0) g->reason = GR_WNONE;  /* kept for the deadlock report */
+  return k(L, err == 0 ? LUA_OK : err, ctx);
+}
+
+
+/* --- spawning ---------------------------------------------------------- */
+
+/* Creates a goroutine running the function below the nargs values at the
+** top of L, with those values as arguments, and queues it. Pops them. */
+gr_g *gr_sched_spawn (lua_State *L, gr_state *S, int nargs) {
+  gr_g *g;
+  lua_State *co = lua_newthread(L);
+  int ref = luaL_ref(L, LUA_REGISTRYINDEX);  /* unref'd in finish() */
+  g = (gr_g *)calloc(1, sizeof(*g));
+  if (g == NULL) {
+    luaL_unref(L, LUA_REGISTRYINDEX, ref);
+    luaL_error(L, "not enough memory");
+  }
+  lua_xmove(L, co, nargs + 1);
+  g->id = atomic_fetch_add_explicit(&nextid, 1, memory_order_relaxed);
+  g->co = co;
+  g->ref = ref;
+  g->S = S;
+  g->nargs = nargs;
+  g->allnext = S->all;
+  if (S->all) S->all->allprev = g;
+  S->all = g;
+  atomic_fetch_add_explicit(&numg, 1, memory_order_relaxed);
+  runq_push(S, g);
+  return g;
+}
+
+lua_Integer gr_sched_numgoroutine (void) {
+  return atomic_load_explicit(&numg, memory_order_relaxed);
+}
+
+/* A uniform integer in [0, n): xorshift64* and a multiply-shift. */
+uint32_t gr_sched_rand (gr_state *S, uint32_t n) {
+  uint64_t x = S->rng;
+  x ^= x >> 12; x ^= x << 25; x ^= x >> 27;
+  S->rng = x;
+  return (uint32_t)(((x * 2685821657736338717ULL) >> 32) * n >> 32);
+}
+
+/* Counts the new state's goroutine 1 among the live goroutines. */
+void gr_sched_adopt (gr_state *S) {
+  (void)S;
+  atomic_fetch_add_explicit(&numg, 1, memory_order_relaxed);
+}
+
+/* At state close: undoes the parking of every goroutine still alive, so
+** that no object keeps a waiter that points into this state, then frees
+** the records. The coroutines go with the state. */
+void gr_sched_closeall (gr_state *S) {
+  gr_g *g = S->all;
+  while (g) {
+    gr_g *next = g->allnext;
+    if (g->cancel) g->cancel(g);
+    free(g);
+    atomic_fetch_sub_explicit(&numg, 1, memory_order_relaxed);
+    g = next;
+  }
+  S->all = NULL;
+  S->runhead = S->runtail = NULL;
+  if (S->g1) {
+    free(S->g1);
+    S->g1 = NULL;
+    atomic_fetch_sub_explicit(&numg, 1, memory_order_relaxed);
+  }
+}
+
+
+/* --- Lua functions ------------------------------------------------------ */
+
+static int lgo (lua_State *L) {
+  gr_state *S = gr_getstate(L);
+  gr_g *g;
+  if (lua_type(L, 1) != LUA_TFUNCTION) {
+    if (luaL_getmetafield(L, 1, "__call") == LUA_TNIL)
+      return luaL_typeerror(L, 1, "function");
+    lua_pop(L, 1);
+  }
+  g = gr_sched_spawn(L, S, lua_gettop(L) - 1);
+  lua_pushinteger(L, g->id);
+  return 1;
+}
+
+static int lgosched (lua_State *L) {
+  gr_state *S = gr_getstate(L);
+  int err;
+  switch (gr_sched_blockmode(L, S)) {
+    case GR_BLOCK_YIELD:
+      S->current->parked = 0;
+      return lua_yield(L, 0);
+    case GR_BLOCK_INPLACE:
+      err = gr_sched_wait(L, S, S->current, 1);
+      if (err) gr_sched_raise(L, S, err);
+      return 0;
+    default:  /* cannot yield here: a hint that is ignored */
+      return 0;
+  }
+}
+
+static int lid (lua_State *L) {
+  lua_pushinteger(L, gr_getstate(L)->current->id);
+  return 1;
+}
+
+static int lnumgoroutine (lua_State *L) {
+  lua_pushinteger(L, gr_sched_numgoroutine());
+  return 1;
+}
+
+static const luaL_Reg funcs[] = {
+  {"go", lgo},
+  {"gosched", lgosched},
+  {"id", lid},
+  {"numgoroutine", lnumgoroutine},
+  {NULL, NULL}
+};
+
+/* Registers the functions in the module table at the top of L. */
+void gr_sched_open (lua_State *L) {
+  gr_state_setfuncs(L, funcs);
+}

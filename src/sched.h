@@ -1,0 +1,131 @@
+/*
+** sched.h -- goroutines and the per-state scheduler.
+**
+** A goroutine is a Lua coroutine anchored in the registry from spawn to
+** death, plus a gr_g record (malloc'd, owned by its state). Goroutines of
+** one state run only on the thread that currently runs that state, one at
+** a time, in FIFO order.
+**
+** Parking: a blocking operation enqueues a gr_waiter on an object (a
+** channel, a wait group...) under the object's lock, drops the lock, then
+** parks: a goroutine yields to the scheduler (lua_yieldk with a
+** continuation that finishes the operation); the main chunk (goroutine 1)
+** and plain coroutines, which cannot yield to the scheduler, run the
+** scheduler in place until they are woken ("in-place" blocking).
+**
+** Waking (gr_sched_ready) may happen on any thread: it only queues the
+** goroutine for its state's thread, or sets the in-place flag, and rings
+** that state's loop when the waker runs elsewhere. The waker never touches
+** the goroutine's Lua stack: values travel in the gr_waiter and are pushed
+** by the owner thread in the continuation.
+*/
+#ifndef GR_SCHED_H
+#define GR_SCHED_H
+
+#include <uv.h>
+
+#include "gr.h"
+#include "copy.h"
+
+/* Why a goroutine is parked; the deadlock report prints the text. */
+enum {
+  GR_WNONE, GR_WCHANRECV, GR_WCHANSEND, GR_WSELECT, GR_WSELECTNOCASES,
+  GR_WSLEEP, GR_WWAITGROUP, GR_WMUTEX, GR_WONCE
+};
+extern const char *const gr_waitreasons[];
+
+/* A goroutine parked on one object (Go's sudog). */
+struct gr_waiter {
+  gr_g *g;              /* the parked goroutine (immutable while queued) */
+  void *obj;            /* the object it waits on (a gr_chan for chans) */
+  /* protected by the lock of obj: */
+  gr_waiter *next, *prev;
+  int inq;              /* 1 while in obj's queue */
+  /* written by the waker before gr_sched_ready, read by the owner after: */
+  int success;          /* 1: completed by a communication; 0: by close */
+  gr_value val;         /* value to send, or slot for the value received */
+  /* immutable while queued: */
+  int isselect;         /* one of several waiters of a select */
+  int caseidx;          /* select: index of the case (1-based) */
+  int dir;              /* chan: GR_DIRRECV or GR_DIRSEND, its queue */
+};
+
+/* Intrusive FIFO of waiters, protected by the lock of its object. */
+typedef struct gr_waitq {
+  gr_waiter *first, *last;
+} gr_waitq;
+
+void gr_waitq_push (gr_waitq *q, gr_waiter *w);
+void gr_waitq_remove (gr_waitq *q, gr_waiter *w);
+gr_waiter *gr_waitq_pop (gr_waitq *q);
+
+/* One goroutine. */
+struct gr_g {
+  lua_Integer id;       /* 1 for the main chunk */
+  lua_State *co;        /* its coroutine (the main thread for goroutine 1) */
+  int ref;              /* registry ref anchoring co; LUA_NOREF for g1;
+                           released once, in finish() */
+  gr_state *S;          /* owning state (immutable) */
+  /* owner thread only: */
+  gr_g *runnext;        /* link in the run queue or the remote queue */
+  gr_g *allprev, *allnext;  /* link in S->all */
+  int nargs;            /* arguments on co's stack for its first resume */
+  int parked;           /* set before yielding to wait; cleared by resume */
+  int reason;           /* GR_W*: what it waits for while parked */
+  gr_waiter w;          /* the waiter of a single (non-select) operation */
+  struct gr_selblock *sel;  /* select: its waiters while parked */
+  gr_timer *sleep;      /* time.sleep: its timer while parked */
+  void (*cancel) (gr_g *g);  /* undoes the parking at state close: removes
+                           the waiters still queued, drops their refs */
+  /* written by waker, read by owner after the wake: */
+  int inplace;          /* blocking in place (set by owner before enqueue) */
+  atomic_int woken;     /* in-place blocker: set once by its waker */
+  atomic_int seldone;   /* select: the waker that CASes 0->1 completes it */
+  int selwin;           /* select: index of the case that completed */
+};
+
+/* The scheduler of one Lua state. */
+struct gr_state {
+  lua_State *L;         /* main thread of the state (immutable) */
+  gr_g *g1;             /* goroutine 1: the main chunk (immutable) */
+  /* owner thread only: */
+  gr_g *current;        /* goroutine on whose behalf code runs now */
+  gr_g *runhead, *runtail;  /* FIFO run queue */
+  gr_g *all;            /* every live goroutine except g1 */
+  uint64_t rng;         /* xorshift state for select */
+  struct gr_timerheap *timers;  /* timer.c */
+  int closing;          /* the state is being closed */
+  struct gr_errmsg *errlocal, *errlocaltail;  /* uncaught errors waiting
+                           to be raised in goroutine 1 */
+  int gcstress;         /* full collection at every scheduling point */
+  uv_loop_t loop;       /* timers and wakeups of this state */
+  uv_async_t async;     /* doorbell rung by remote wakers */
+  uv_timer_t uvtimer;   /* armed at the earliest of S->timers */
+  /* protected by rlock: */
+  gr_mutex rlock;
+  gr_g *rhead, *rtail;  /* goroutines readied by other threads */
+  struct gr_errmsg *errors, *errtail;  /* uncaught errors of goroutines of
+                           other threads, not yet seen by the owner */
+  atomic_int rpending;  /* 1 when rhead or errors may be non-empty */
+};
+
+/* Modes of blocking, decided before any lock is taken. */
+enum { GR_BLOCK_YIELD, GR_BLOCK_INPLACE, GR_BLOCK_NO };
+
+int gr_sched_blockmode (lua_State *L, gr_state *S);
+int gr_sched_cannotblock (lua_State *L, int reason);
+void gr_sched_prepark (gr_g *g, int mode, int reason,
+                       void (*cancel) (gr_g *g));
+int gr_sched_park (lua_State *L, gr_state *S, gr_g *g, lua_KContext ctx,
+                   lua_KFunction k);
+void gr_sched_ready (gr_state *S, gr_g *g);
+int gr_sched_wait (lua_State *L, gr_state *S, gr_g *me, int runonly);
+void gr_sched_raise (lua_State *L, gr_state *S, int err);
+gr_g *gr_sched_spawn (lua_State *L, gr_state *S, int nargs);
+lua_Integer gr_sched_numgoroutine (void);
+uint32_t gr_sched_rand (gr_state *S, uint32_t n);
+void gr_sched_adopt (gr_state *S);
+void gr_sched_closeall (gr_state *S);
+void gr_sched_open (lua_State *L);
+
+#endif

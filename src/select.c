@@ -1,0 +1,415 @@
+/*
+** select.c -- g.select, after Go's runtime/select.go.
+**
+** A case is a table {handle, dir, handler, value} with the case metatable,
+** made by ch:on_recv([h]) or ch:on_send(v, [h]); a handler-less receive
+** case is cached in the handle's user value, so a select loop allocates
+** only its case list.
+**
+** Protocol: every channel of the select is locked once, in ascending
+**   address order (duplicates once), and unlocked in reverse. Pass 1 polls
+**   the cases in a uniformly random order and completes the first ready
+**   one. Otherwise pass 2 enqueues one waiter per case, all pointing to
+**   the goroutine, and parks; a waker completes a waiter only after
+**   winning the CAS 0->1 on g->seldone (gr_waitq_pop), so the goroutine is
+**   woken exactly once. Pass 3, in the continuation, locks the channels
+**   again and removes the waiters that are still queued.
+** Lock order: chan locks in address order; nothing else is taken under
+**   them; waking happens after they are all dropped.
+*/
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "chan.h"
+#include "select.h"
+#include "state.h"
+
+#define STACKCASES 16   /* cases handled without a heap allocation */
+
+/* Waiters of a parked select: one per enabled case. */
+typedef struct gr_selblock {
+  int n;                /* waiters */
+  int nlock;            /* distinct channels in lockorder */
+  gr_chan **lockorder;  /* distinct channels, ascending addresses */
+  gr_waiter w[];
+} gr_selblock;
+
+/* A parsed case. */
+typedef struct scase {
+  gr_chan *c;           /* NULL for a disabled case */
+  int dir;              /* GR_DIRRECV or GR_DIRSEND */
+  gr_value val;         /* value to send */
+} scase;
+
+
+/* --- case constructors ---------------------------------------------------- */
+
+static void newcase (lua_State *L, int dir, int handler, int value) {
+  lua_createtable(L, 4, 0);
+  lua_pushvalue(L, 1);
+  lua_rawseti(L, -2, 1);
+  lua_pushinteger(L, dir);
+  lua_rawseti(L, -2, 2);
+  if (handler) {
+    lua_pushvalue(L, handler);
+    lua_rawseti(L, -2, 3);
+  }
+  if (value) {
+    lua_pushvalue(L, value);
+    lua_rawseti(L, -2, 4);
+  }
+  lua_pushvalue(L, GR_UV_CASEMT);
+  lua_setmetatable(L, -2);
+}
+
+static void checkhandler (lua_State *L, int idx) {
+  if (lua_type(L, idx) != LUA_TFUNCTION) {
+    if (luaL_getmetafield(L, idx, "__call") == LUA_TNIL)
+      luaL_typeerror(L, idx, "function");
+    lua_pop(L, 1);
+  }
+}
+
+/* ch:on_recv([handler]) */
+int gr_select_onrecv (lua_State *L) {
+  gr_chan_checkdir(L, 1, GR_DIRRECV);
+  if (!lua_isnoneornil(L, 2)) {
+    checkhandler(L, 2);
+    newcase(L, GR_DIRRECV, 2, 0);
+    return 1;
+  }
+  if (lua_getiuservalue(L, 1, 1) == LUA_TTABLE)
+    return 1;
+  lua_pop(L, 1);
+  newcase(L, GR_DIRRECV, 0, 0);
+  lua_pushvalue(L, -1);
+  lua_setiuservalue(L, 1, 1);
+  return 1;
+}
+
+/* ch:on_send(value, [handler]) */
+int gr_select_onsend (lua_State *L) {
+  gr_chan_checkdir(L, 1, GR_DIRSEND);
+  luaL_checkany(L, 2);
+  if (!lua_isnoneornil(L, 3)) checkhandler(L, 3);
+  newcase(L, GR_DIRSEND, lua_isnoneornil(L, 3) ? 0 : 3, 2);
+  return 1;
+}
+
+
+/* --- locking ---------------------------------------------------------------- */
+
+static void lockall (gr_chan **order, int n) {
+  int i;
+  for (i = 0; i < n; i++) gr_mutex_lock(&order[i]->lock);
+}
+
+static void unlockall (gr_chan **order, int n) {
+  int i;
+  for (i = n - 1; i >= 0; i--) gr_mutex_unlock(&order[i]->lock);
+}
+
+/* Fills order with the distinct channels of cs, in ascending address
+** order; returns their count. */
+static int sortlocks (scase *cs, int n, gr_chan **order) {
+  int i, j, m = 0;
+  for (i = 0; i < n; i++) {
+    gr_chan *c = cs[i].c;
+    if (c == NULL) continue;
+    for (j = m; j > 0 && (uintptr_t)order[j - 1] > (uintptr_t)c; j--)
+      order[j] = order[j - 1];
+    if (j > 0 && order[j - 1] == c) {  /* duplicate: undo the shift */
+      for (; j < m; j++) order[j] = order[j + 1];
+      continue;
+    }
+    order[j] = c;
+    m++;
+  }
+  return m;
+}
+
+
+/* --- results ------------------------------------------------------------------ */
+
+static int handler_k (lua_State *L, int status, lua_KContext ctx) {
+  (void)status; (void)ctx;
+  return lua_gettop(L) - 1;
+}
+
+/* Calls the function at the top with nargs arguments above it and returns
+** all its results (the stack holds only the case list below them). */
+static int callhandler (lua_State *L, int nargs) {
+  lua_callk(L, nargs, LUA_MULTRET, 0, handler_k);
+  return handler_k(L, LUA_OK, 0);
+}
+
+/* Delivers the outcome of case i: its handler's results, or i (and v, ok
+** for a receive). v is consumed. */
+static int deliver (lua_State *L, int i, int dir, gr_value *v, int ok) {
+  lua_settop(L, 1);
+  lua_rawgeti(L, 1, i);
+  lua_rawgeti(L, -1, 3);
+  lua_remove(L, -2);
+  if (lua_isnil(L, -1)) {
+    lua_pop(L, 1);
+    lua_pushinteger(L, i);
+    if (dir == GR_DIRSEND) return 1;
+    gr_value_push(L, v);
+    lua_pushboolean(L, ok);
+    return 3;
+  }
+  if (dir == GR_DIRSEND) return callhandler(L, 0);
+  gr_value_push(L, v);
+  lua_pushboolean(L, ok);
+  return callhandler(L, 2);
+}
+
+static int rundefault (lua_State *L) {
+  lua_settop(L, 1);
+  lua_getfield(L, 1, "default");
+  if (lua_toboolean(L, -1) && lua_type(L, -1) == LUA_TBOOLEAN) {
+    lua_pushliteral(L, "default");
+    return 1;
+  }
+  return callhandler(L, 0);
+}
+
+static void discardsends (lua_State *L, scase *cs, int n, int except) {
+  int i;
+  for (i = 0; i < n; i++)
+    if (i != except && cs[i].c && cs[i].dir == GR_DIRSEND)
+      gr_value_discard(L, &cs[i].val);
+}
+
+
+/* --- parking -------------------------------------------------------------- */
+
+/* Drops the waiters of a parked select: removes those still queued,
+** discards unsent values except the winner's, releases the channel refs
+** and frees the block. L is NULL at state close. */
+static void freeblock (lua_State *L, gr_g *g, int keep) {
+  gr_selblock *b = g->sel;
+  int i;
+  lockall(b->lockorder, b->nlock);
+  for (i = 0; i < b->n; i++) {
+    gr_waiter *w = &b->w[i];
+    if (w->inq) {
+      gr_chan *c = (gr_chan *)w->obj;
+      gr_waitq_remove(w->dir == GR_DIRRECV ? &c->recvq : &c->sendq, w);
+    }
+  }
+  unlockall(b->lockorder, b->nlock);
+  for (i = 0; i < b->n; i++) {
+    if (i != keep) gr_value_discard(L, &b->w[i].val);
+    gr_chan_release(L, (gr_chan *)b->w[i].obj);
+  }
+  free(b);
+  g->sel = NULL;
+  g->cancel = NULL;
+}
+
+static void cancel (gr_g *g) {
+  if (g->sel) freeblock(NULL, g, -1);
+}
+
+static int noselect_k (lua_State *L, int status, lua_KContext ctx) {
+  (void)ctx;
+  gr_getstate(L)->current->cancel = NULL;
+  gr_sched_raise(L, gr_getstate(L), status < 0 ? status : GR_EDEADLOCK);
+  return 0;
+}
+
+static int select_k (lua_State *L, int status, lua_KContext ctx) {
+  gr_state *S = gr_getstate(L);
+  gr_g *g = S->current;
+  gr_selblock *b = g->sel;
+  gr_waiter *win = NULL;
+  gr_value v;
+  int i, dir, ok;
+  (void)ctx;
+  if (status < 0) {
+    int expected = 0;
+    if (atomic_compare_exchange_strong(&g->seldone, &expected, 1)) {
+      freeblock(L, g, -1);   /* no waker can complete it any more */
+      gr_sched_raise(L, S, status);
+    }
+    /* A waker on another thread won: let its wake land, then complete. */
+    while (!atomic_load_explicit(&g->woken, memory_order_acquire))
+      sched_yield();
+  }
+  for (i = 0; i < b->n; i++)
+    if (b->w[i].caseidx == g->selwin) win = &b->w[i];
+  GR_ASSERT(win != NULL);
+  dir = win->dir;
+  ok = win->success;
+  v = win->val;
+  gr_value_setnil(&win->val);
+  freeblock(L, g, -1);
+  if (dir == GR_DIRSEND && !ok) {
+    gr_value_discard(L, &v);
+    return luaL_error(L, "send on closed channel");
+  }
+  return deliver(L, g->selwin, dir, &v, ok);
+}
+
+/* Pass 2: enqueues a waiter per enabled case and parks. Requires every
+** channel locked; drops the locks. */
+static int park (lua_State *L, gr_state *S, scase *cs, int n,
+                 gr_chan **order, int nlock, int nactive, int mode) {
+  gr_g *g = S->current;
+  gr_selblock *b;
+  int i, j = 0;
+  b = (gr_selblock *)malloc(sizeof(*b) + nactive * sizeof(gr_waiter) +
+                            nlock * sizeof(gr_chan *));
+  if (b == NULL) {
+    unlockall(order, nlock);
+    discardsends(L, cs, n, -1);
+    return luaL_error(L, "not enough memory");
+  }
+  b->n = nactive;
+  b->nlock = nlock;
+  b->lockorder = (gr_chan **)(b->w + nactive);
+  memcpy(b->lockorder, order, nlock * sizeof(gr_chan *));
+  atomic_store_explicit(&g->seldone, 0, memory_order_relaxed);
+  g->selwin = 0;
+  g->sel = b;
+  gr_sched_prepark(g, mode, GR_WSELECT, cancel);
+  for (i = 0; i < n; i++) {
+    gr_waiter *w;
+    if (cs[i].c == NULL) continue;
+    w = &b->w[j++];
+    w->g = g;
+    w->obj = cs[i].c;
+    w->isselect = 1;
+    w->caseidx = i + 1;
+    w->dir = cs[i].dir;
+    w->success = 0;
+    if (cs[i].dir == GR_DIRSEND) {
+      w->val = cs[i].val;
+      gr_waitq_push(&cs[i].c->sendq, w);
+    }
+    else {
+      gr_value_setnil(&w->val);
+      gr_waitq_push(&cs[i].c->recvq, w);
+    }
+    gr_chan_retain(cs[i].c);  /* the waiter's ref, dropped in freeblock */
+  }
+  unlockall(order, nlock);
+  return gr_sched_park(L, S, g, 0, select_k);
+}
+
+/* Reads the case list at index 1 into cs; returns the enabled count. */
+static int parse (lua_State *L, scase *cs, int n) {
+  int i, nactive = 0;
+  for (i = 0; i < n; i++) {
+    int t = lua_rawgeti(L, 1, i + 1);
+    cs[i].c = NULL;
+    gr_value_setnil(&cs[i].val);
+    if (t == LUA_TBOOLEAN && !lua_toboolean(L, -1)) {
+      lua_pop(L, 1);
+      continue;
+    }
+    if (t != LUA_TTABLE || !lua_getmetatable(L, -1) ||
+        !lua_rawequal(L, -1, GR_UV_CASEMT))
+      luaL_argerror(L, 1, lua_pushfstring(L, "case %d is not a select case",
+                                          i + 1));
+    lua_pop(L, 1);
+    lua_rawgeti(L, -1, 1);
+    cs[i].c = ((gr_chanud *)lua_touserdata(L, -1))->c;
+    lua_rawgeti(L, -2, 2);
+    cs[i].dir = (int)lua_tointeger(L, -1);
+    lua_pop(L, 3);
+    nactive++;
+  }
+  /* Capture the values to send once every case is known to be valid. */
+  for (i = 0; i < n; i++) {
+    if (cs[i].c == NULL || cs[i].dir != GR_DIRSEND) continue;
+    lua_rawgeti(L, 1, i + 1);
+    lua_rawgeti(L, -1, 4);
+    gr_value_capture(L, -1, &cs[i].val);
+    lua_pop(L, 2);
+  }
+  return nactive;
+}
+
+static int lselect (lua_State *L) {
+  gr_state *S = gr_getstate(L);
+  scase stackcs[STACKCASES], *cs = stackcs;
+  gr_chan *stackorder[STACKCASES], **order = stackorder;
+  int pollstack[STACKCASES], *poll = pollstack;
+  int n, i, nactive, nlock, hasdefault, mode, chosen = -1, r = 0;
+  gr_waiter *wake = NULL;
+  gr_value v;
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lua_settop(L, 1);
+  n = (int)lua_rawlen(L, 1);
+  lua_getfield(L, 1, "default");
+  hasdefault = !lua_isnil(L, -1);
+  if (hasdefault && lua_type(L, -1) != LUA_TFUNCTION &&
+      !(lua_type(L, -1) == LUA_TBOOLEAN && lua_toboolean(L, -1)))
+    luaL_argerror(L, 1, "default must be a function or true");
+  lua_pop(L, 1);
+  if (n > STACKCASES) {  /* scratch space on the Lua stack, freed by GC */
+    char *p = (char *)lua_newuserdatauv(L, n * (sizeof(scase) +
+                                    sizeof(gr_chan *) + sizeof(int)), 0);
+    cs = (scase *)p;
+    order = (gr_chan **)(cs + n);
+    poll = (int *)(order + n);
+  }
+  nactive = parse(L, cs, n);
+  mode = gr_sched_blockmode(L, S);
+  if (nactive == 0) {
+    if (hasdefault) return rundefault(L);
+    if (mode == GR_BLOCK_NO)
+      return gr_sched_cannotblock(L, GR_WSELECTNOCASES);
+    gr_sched_prepark(S->current, mode, GR_WSELECTNOCASES, NULL);
+    return gr_sched_park(L, S, S->current, 0, noselect_k);
+  }
+  /* A uniformly random permutation of the enabled cases. */
+  for (i = 0, r = 0; i < n; i++) {
+    int j;
+    if (cs[i].c == NULL) continue;
+    j = (int)gr_sched_rand(S, (uint32_t)r + 1);
+    poll[r] = poll[j];
+    poll[j] = i;
+    r++;
+  }
+  nlock = sortlocks(cs, n, order);
+  lockall(order, nlock);
+  for (i = 0; i < nactive; i++) {
+    scase *sc = &cs[poll[i]];
+    r = sc->dir == GR_DIRRECV ? gr_chan_recvlocked(sc->c, &v, &wake)
+                              : gr_chan_sendlocked(sc->c, &sc->val, &wake);
+    if (r != 0) {
+      chosen = poll[i];
+      break;
+    }
+  }
+  if (chosen < 0 && !hasdefault && mode != GR_BLOCK_NO)
+    return park(L, S, cs, n, order, nlock, nactive, mode);
+  unlockall(order, nlock);
+  if (wake) gr_sched_ready(S, wake->g);
+  discardsends(L, cs, n, chosen);
+  if (chosen < 0) {
+    if (hasdefault) return rundefault(L);
+    return gr_sched_cannotblock(L, GR_WSELECT);
+  }
+  if (cs[chosen].dir == GR_DIRSEND) {
+    if (r < 0) {
+      gr_value_discard(L, &cs[chosen].val);
+      return luaL_error(L, "send on closed channel");
+    }
+    return deliver(L, chosen + 1, GR_DIRSEND, NULL, 1);
+  }
+  return deliver(L, chosen + 1, GR_DIRRECV, &v, r == 1);
+}
+
+static const luaL_Reg funcs[] = {
+  {"select", lselect},
+  {NULL, NULL}
+};
+
+void gr_select_open (lua_State *L) {
+  gr_state_setfuncs(L, funcs);
+}

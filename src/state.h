@@ -1,0 +1,13 @@
+/*
+** state.h -- the scheduler record of a Lua state: creation on first
+** require, registration of the module's C functions, and close.
+*/
+#ifndef GR_STATE_H
+#define GR_STATE_H
+
+#include "sched.h"
+
+gr_state *gr_state_get (lua_State *L);
+void gr_state_setfuncs (lua_State *L, const luaL_Reg *l);
+
+#endif

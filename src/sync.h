@@ -1,0 +1,11 @@
+/*
+** sync.h -- g.sync: waitgroup, mutex, once.
+*/
+#ifndef GR_SYNC_H
+#define GR_SYNC_H
+
+#include "gr.h"
+
+void gr_sync_open (lua_State *L);
+
+#endif
