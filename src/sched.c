@@ -12,9 +12,22 @@
 **   Only the thread that runs S touches S->runhead, S->all, S->current and
 **     any goroutine's Lua stack.
 ** Lock order: S->rlock is a leaf (see gr.h); the run queue has no lock.
+**   monlock (the monitor's) is taken alone.
+**
+** Preemption without a standing hook: a monitor thread looks at every
+** state each MONITOR_TICK; when one has been running the same goroutine
+** for PREEMPT_AFTER, it installs a count hook on that coroutine
+** (lua_sethook may be called from another thread). The hook restores the
+** hook it replaced and yields; the scheduler queues the goroutine at the
+** tail. S->running is the handshake: the owner moves it by CAS from the
+** value it knows, and the monitor hooks a coroutine only after a CAS from
+** that coroutine to GR_BUSY, so it never touches a coroutine that is not
+** being resumed at that moment.
 */
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "sched.h"
 #include "errors.h"
@@ -158,15 +171,32 @@ static void finish (lua_State *L, gr_state *S, gr_g *g, int status) {
   atomic_fetch_sub_explicit(&numg, 1, memory_order_relaxed);
 }
 
+#define GR_BUSY ((lua_State *)1)
+
+/* Moves S->running from `from` to `to`, waiting out the monitor. */
+static void setrunning (gr_state *S, lua_State *from, lua_State *to) {
+  lua_State *expected = from;
+  while (!atomic_compare_exchange_weak_explicit(&S->running, &expected, to,
+             memory_order_acq_rel, memory_order_relaxed)) {
+    GR_ASSERT(expected == GR_BUSY || expected == from);
+    expected = from;
+  }
+}
+
 /* Resumes g once, from L (the thread running the scheduler). */
 static void run (lua_State *L, gr_state *S, gr_g *g) {
   gr_g *prev = S->current;
+  /* Goroutine 1 cannot be preempted: it is not a coroutine. */
+  lua_State *prevco = prev == S->g1 ? NULL : prev->co;
   int nres, status, nargs = g->nargs;
   S->current = g;
   g->parked = 0;
   g->reason = GR_WNONE;
   g->nargs = 0;
+  atomic_fetch_add_explicit(&S->runseq, 1, memory_order_relaxed);
+  setrunning(S, prevco, g->co);
   status = lua_resume(g->co, L, nargs, &nres);
+  setrunning(S, g->co, prevco);
   S->current = prev;
   if (status == LUA_YIELD) {
     lua_pop(g->co, nres);
@@ -312,10 +342,113 @@ uint32_t gr_sched_rand (gr_state *S, uint32_t n) {
   return (uint32_t)(((x * 2685821657736338717ULL) >> 32) * n >> 32);
 }
 
-/* Counts the new state's goroutine 1 among the live goroutines. */
+/* --- preemption ---------------------------------------------------------- */
+
+#define MONITOR_TICK   5000000ULL    /* ns between looks at the states */
+#define PREEMPT_AFTER  10000000ULL   /* ns a goroutine may run unpreempted */
+
+static pthread_mutex_t monlock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t moncond;       /* signalled to stop the monitor */
+static gr_state *monstates;          /* protected by monlock */
+static int monrunning;               /* protected by monlock */
+static pthread_t monthread;
+
+/* The one-shot hook: restores the hook it replaced, then yields the
+** goroutine if it can (a goroutine inside a C call runs on, and the
+** monitor tries again later). */
+static void preempthook (lua_State *L, lua_Debug *ar) {
+  gr_state *S = gr_state_get(L);
+  pthread_mutex_lock(&monlock);
+  lua_sethook(L, S->savedhook, S->savedmask, S->savedcount);
+  pthread_mutex_unlock(&monlock);
+  if (ar->event == LUA_HOOKCOUNT && lua_isyieldable(L))
+    lua_yield(L, 0);
+}
+
+/* Requires monlock. Hooks the goroutine S is running if it has run for
+** PREEMPT_AFTER. */
+static void watch (gr_state *S, uint64_t now) {
+  unsigned seq = atomic_load_explicit(&S->runseq, memory_order_relaxed);
+  lua_State *co;
+  if (seq != S->monseq) {
+    S->monseq = seq;
+    S->monsince = now;
+    return;
+  }
+  co = atomic_load_explicit(&S->running, memory_order_acquire);
+  if (co == NULL || co == GR_BUSY || now - S->monsince < PREEMPT_AFTER)
+    return;
+  if (!atomic_compare_exchange_strong(&S->running, &co, GR_BUSY))
+    return;
+  if (lua_gethook(co) != preempthook) {
+    S->savedhook = lua_gethook(co);
+    S->savedmask = lua_gethookmask(co);
+    S->savedcount = lua_gethookcount(co);
+    lua_sethook(co, preempthook, LUA_MASKCOUNT, 1);
+  }
+  atomic_store_explicit(&S->running, co, memory_order_release);
+  S->monsince = now;
+}
+
+static void *monitor (void *arg) {
+  (void)arg;
+  pthread_mutex_lock(&monlock);
+  while (monrunning) {
+    struct timespec ts;
+    gr_state *S;
+    uint64_t now;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    ts.tv_nsec += MONITOR_TICK;
+    if (ts.tv_nsec >= 1000000000L) {
+      ts.tv_sec++;
+      ts.tv_nsec -= 1000000000L;
+    }
+    pthread_cond_timedwait(&moncond, &monlock, &ts);
+    now = uv_hrtime();
+    for (S = monstates; S != NULL; S = S->monnext)
+      watch(S, now);
+  }
+  pthread_mutex_unlock(&monlock);
+  return NULL;
+}
+
+/* Counts the new state's goroutine 1 among the live goroutines and puts
+** the state under the monitor, started with the first state. */
 void gr_sched_adopt (gr_state *S) {
-  (void)S;
   atomic_fetch_add_explicit(&numg, 1, memory_order_relaxed);
+  pthread_mutex_lock(&monlock);
+  S->monprev = NULL;
+  S->monnext = monstates;
+  if (monstates) monstates->monprev = S;
+  monstates = S;
+  if (!monrunning) {
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&moncond, &attr);
+    pthread_condattr_destroy(&attr);
+    monrunning = pthread_create(&monthread, NULL, monitor, NULL) == 0;
+  }
+  pthread_mutex_unlock(&monlock);
+}
+
+/* Takes S from the monitor; the last state stops and joins it. */
+void gr_sched_forget (gr_state *S) {
+  int stop;
+  pthread_mutex_lock(&monlock);
+  if (S->monprev) S->monprev->monnext = S->monnext;
+  else monstates = S->monnext;
+  if (S->monnext) S->monnext->monprev = S->monprev;
+  stop = monstates == NULL && monrunning;
+  if (stop) {
+    monrunning = 0;
+    pthread_cond_signal(&moncond);
+  }
+  pthread_mutex_unlock(&monlock);
+  if (stop) {
+    pthread_join(monthread, NULL);
+    pthread_cond_destroy(&moncond);
+  }
 }
 
 /* At state close: undoes the parking of every goroutine still alive, so

@@ -101,6 +101,15 @@ struct gr_state {
   uv_loop_t loop;       /* timers and wakeups of this state */
   uv_async_t async;     /* doorbell rung by remote wakers */
   uv_timer_t uvtimer;   /* armed at the earliest of S->timers */
+  /* preemption (the monitor thread of sched.c): */
+  _Atomic(lua_State *) running;  /* coroutine being resumed; NULL between
+                           resumes; GR_BUSY while the monitor hooks it */
+  atomic_uint runseq;   /* bumped by every resume */
+  unsigned monseq;      /* monitor only: runseq when last seen changing */
+  uint64_t monsince;    /* monitor only: when runseq last changed */
+  lua_Hook savedhook;   /* protected by monlock: the hook the preemption */
+  int savedmask, savedcount;  /* hook replaced, restored when it fires */
+  gr_state *monnext, *monprev;  /* protected by monlock: watched states */
   /* protected by rlock: */
   gr_mutex rlock;
   gr_g *rhead, *rtail;  /* goroutines readied by other threads */
@@ -125,6 +134,7 @@ gr_g *gr_sched_spawn (lua_State *L, gr_state *S, int nargs);
 lua_Integer gr_sched_numgoroutine (void);
 uint32_t gr_sched_rand (gr_state *S, uint32_t n);
 void gr_sched_adopt (gr_state *S);
+void gr_sched_forget (gr_state *S);
 void gr_sched_closeall (gr_state *S);
 void gr_sched_open (lua_State *L);
 

@@ -34,6 +34,7 @@ static void onasync (uv_async_t *handle) {
 static void closestate (gr_state *S) {
   int nerr;
   S->closing = 1;
+  gr_sched_forget(S);
   gr_sched_closeall(S);
   gr_timer_closeall(S);
   nerr = gr_errors_report(S);
