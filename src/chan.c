@@ -146,14 +146,12 @@ int gr_chan_tryrecv (gr_state *cur, gr_chan *c, gr_value *v) {
 
 /* --- handles ------------------------------------------------------------ */
 
-/* Pushes a new handle of c with direction dir and takes a ref for it.
-** Requires a module C function (the metatable is its upvalue). */
+/* Pushes a new handle of c with direction dir and takes a ref for it. */
 void gr_chan_pushud (lua_State *L, gr_chan *c, int dir) {
   gr_chanud *u = (gr_chanud *)lua_newuserdatauv(L, sizeof(*u), 1);
   u->c = NULL;
   u->dir = dir;
-  lua_pushvalue(L, GR_UV_CHANMT);
-  lua_setmetatable(L, -2);
+  luaL_setmetatable(L, "goroutines.chan");
   gr_chan_retain(c);
   u->c = c;
 }
@@ -180,6 +178,27 @@ gr_chan *gr_chan_checkdir (lua_State *L, int idx, int dir) {
   gr_chanud *u = gr_chan_checkud(L, idx);
   if (!(u->dir & dir)) luaL_error(L, "%s", direrror(dir));
   return u->c;
+}
+
+
+/* Makes c able to cross states, before a handle of it is packed: the
+** values it holds become packed values. Runs on the thread of the only
+** state that holds c, so nothing else touches c meanwhile; a value that
+** cannot cross raises, leaving c unshared (the values converted so far are
+** packed, which any state may push). */
+void gr_chan_share (lua_State *L, gr_chan *c) {
+  gr_waiter *w;
+  size_t i;
+  if (atomic_load_explicit(&c->shared, memory_order_acquire)) return;
+  for (i = 0; i < c->count; i++)
+    gr_value_share(L, &c->buf[(c->head + i) % c->cap], "buffered value");
+  for (w = c->sendq.first; w != NULL; w = w->next)
+    gr_value_share(L, &w->val, "value being sent");
+  atomic_store_explicit(&c->shared, 1, memory_order_release);
+}
+
+static int isshared (gr_chan *c) {
+  return atomic_load_explicit(&c->shared, memory_order_acquire);
 }
 
 
@@ -279,7 +298,7 @@ static int lchan_send (lua_State *L) {
   gr_waiter *wake;
   gr_value v;
   int r, mode;
-  gr_value_capture(L, 2, &v);          /* may raise: before the lock */
+  gr_value_capture(L, 2, isshared(c), &v);  /* may raise: before the lock */
   mode = gr_sched_blockmode(L, S);
   gr_mutex_lock(&c->lock);
   r = gr_chan_sendlocked(c, &v, &wake);

@@ -15,6 +15,10 @@ struct gr_chan {
   atomic_int refs;      /* handles, queued or woken waiters, timers */
   size_t cap;           /* capacity (immutable) */
   gr_value *buf;        /* ring of cap slots; NULL when cap == 0 */
+  atomic_int shared;    /* 0 while only one state holds a handle: values
+                           are plain Lua values of that state; 1 once a
+                           handle has been packed: values are packed. Set
+                           once, by the thread of the only state. */
   /* protected by lock: */
   size_t count;         /* values in buf */
   size_t head;          /* index of the oldest value in buf */
@@ -36,6 +40,7 @@ void gr_chan_release (lua_State *L, gr_chan *c);
 void gr_chan_pushud (lua_State *L, gr_chan *c, int dir);
 gr_chanud *gr_chan_checkud (lua_State *L, int idx);
 gr_chan *gr_chan_checkdir (lua_State *L, int idx, int dir);
+void gr_chan_share (lua_State *L, gr_chan *c);
 int gr_chan_trysend (gr_state *cur, gr_chan *c, gr_value *v);
 int gr_chan_tryrecv (gr_state *cur, gr_chan *c, gr_value *v);
 int gr_chan_recvlocked (gr_chan *c, gr_value *v, gr_waiter **wake);

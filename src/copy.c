@@ -1,15 +1,759 @@
 /*
-** copy.c -- capturing a Lua value into a gr_value and pushing it back.
-** Invariant: a GR_VREF slot owns exactly one registry reference, released
-**   by gr_value_push (which hands the value to the receiver) or by
-**   gr_value_discard; after either the slot is GR_VNIL.
-** Capture may raise (luaL_ref allocates), so callers capture before they
-**   take any lock; push and discard never raise.
+** copy.c -- values in flight (gr_value) and the transfer of values between
+** Lua states (gr_pack), in one pass each way.
+**
+** Transfer rules (SPEC): nil, booleans, numbers (integer or float) and
+** strings are copied; tables are copied deeply, cycles, shared sub-tables
+** and metatables preserved; Lua functions travel as bytecode with their
+** upvalues copied by the same rules (shared upvalues stay shared) and
+** _ENV bound to the receiving side; C functions of the standard library
+** and of loaded modules travel by name; channels and sync objects by
+** handle. Anything else raises an error at the send or spawn site that
+** names where the value sits, and nothing is sent.
+**
+** Invariants:
+**   A gr_pack owns one ref on every object in its handle table until
+**     gr_pack_push hands it to a new Lua handle, or gr_pack_free drops it.
+**   A GR_VREF slot owns one registry reference, a GR_VPACK slot one pack;
+**     push and discard release them and leave the slot GR_VNIL.
+**   Packing may raise (it runs Lua API calls), so callers pack before they
+**     take any lock; pushing and freeing never raise but for memory.
 */
-#include "copy.h"
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
 
-/* Requires: idx is a valid index of L. May raise a memory error. */
-void gr_value_capture (lua_State *L, int idx, gr_value *v) {
+#include "chan.h"
+#include "copy.h"
+#include "sync.h"
+
+#define MAXDEPTH 200    /* nesting of tables and functions in one value */
+
+enum {
+  T_NIL, T_FALSE, T_TRUE, T_INT, T_NUM, T_STR, T_TABLE, T_REF, T_LFUNC,
+  T_CFUNC, T_ENV, T_UPJOIN, T_HANDLE, T_END
+};
+
+typedef struct handle {
+  int kind;             /* GR_H* */
+  int aux;              /* channel direction, sync kind */
+  void *obj;            /* NULL once handed to a Lua handle */
+} handle;
+
+enum { GR_HCHAN, GR_HSYNC };
+
+struct gr_pack {
+  unsigned char *data;
+  size_t len, cap;
+  int nvalues;          /* top-level values */
+  int nhandles, hcap;
+  handle *h;
+};
+
+static const char memokey = 0, objskey = 0, cfunckey = 0, envkey = 0;
+
+
+/* --- buffers --------------------------------------------------------------- */
+
+static void grow (lua_State *L, gr_pack *p, size_t n) {
+  if (p->len + n > p->cap) {
+    size_t cap = p->cap ? p->cap : 64;
+    unsigned char *d;
+    while (cap < p->len + n) cap *= 2;
+    d = (unsigned char *)realloc(p->data, cap);
+    if (d == NULL) luaL_error(L, "not enough memory");
+    p->data = d;
+    p->cap = cap;
+  }
+}
+
+static void put (lua_State *L, gr_pack *p, const void *s, size_t n) {
+  grow(L, p, n);
+  memcpy(p->data + p->len, s, n);
+  p->len += n;
+}
+
+static void puttag (lua_State *L, gr_pack *p, int tag) {
+  unsigned char t = (unsigned char)tag;
+  put(L, p, &t, 1);
+}
+
+static void putu32 (lua_State *L, gr_pack *p, uint32_t u) {
+  put(L, p, &u, sizeof(u));
+}
+
+
+/* --- packing ----------------------------------------------------------------- */
+
+enum { SEG_KEY, SEG_UPVAL, SEG_META };
+
+typedef struct packctx {
+  lua_State *L;
+  gr_pack *p;
+  int memo;             /* stack index: object -> index, index -> object */
+  int nobj;
+  int cfuncs;           /* stack index of the C function names, or 0 */
+  int envs;             /* stack index of the set of goroutine _ENVs */
+  const char *root;     /* naming of the top-level values in errors */
+  int rootbase, valueno;
+  int depth;
+  struct { int kind; int idx; const char *name; } seg[MAXDEPTH];
+} packctx;
+
+static void packvalue (packctx *cx, int idx);
+
+/* Raises "<path>: <what>", naming where the value sits. */
+static void packerror (packctx *cx, const char *what) {
+  lua_State *L = cx->L;
+  luaL_Buffer b;
+  int i;
+  luaL_buffinit(L, &b);
+  if (cx->rootbase < 0) luaL_addstring(&b, cx->root);
+  else if (cx->valueno < cx->rootbase) luaL_addstring(&b, "f");
+  else {
+    lua_pushfstring(L, "%s[%d]", cx->root, cx->valueno - cx->rootbase + 1);
+    luaL_addvalue(&b);
+  }
+  for (i = 0; i < cx->depth; i++) {
+    int k = cx->seg[i].idx;
+    switch (cx->seg[i].kind) {
+      case SEG_UPVAL:
+        lua_pushfstring(L, "(upvalue %s)", cx->seg[i].name);
+        break;
+      case SEG_META:
+        lua_pushliteral(L, "(metatable)");
+        break;
+      default:
+        if (lua_type(L, k) == LUA_TSTRING) {
+          const char *s = lua_tostring(L, k);
+          const char *c = s;
+          int ident = *c == '_' || ((*c | 32) >= 'a' && (*c | 32) <= 'z');
+          for (; ident && *c; c++)
+            ident = *c == '_' || ((*c | 32) >= 'a' && (*c | 32) <= 'z') ||
+                    (*c >= '0' && *c <= '9');
+          if (ident) lua_pushfstring(L, ".%s", s);
+          else lua_pushfstring(L, "[\"%s\"]", s);
+        }
+        else if (lua_isinteger(L, k))
+          lua_pushfstring(L, "[%I]", (LUAI_UACINT)lua_tointeger(L, k));
+        else
+          lua_pushfstring(L, "[%s]", luaL_typename(L, k));
+        break;
+    }
+    luaL_addvalue(&b);
+  }
+  luaL_addstring(&b, ": ");
+  luaL_addstring(&b, what);
+  luaL_addstring(&b, " cannot be copied to another state");
+  luaL_pushresult(&b);
+  lua_error(L);
+}
+
+static void push (packctx *cx, int kind, int idx, const char *name) {
+  if (cx->depth >= MAXDEPTH) packerror(cx, "a value nested too deep");
+  cx->seg[cx->depth].kind = kind;
+  cx->seg[cx->depth].idx = idx;
+  cx->seg[cx->depth].name = name;
+  cx->depth++;
+}
+
+/* If the object at idx was packed already, writes a reference to it and
+** returns 1; else gives it the next index and returns 0. */
+static int memoize (packctx *cx, int idx) {
+  lua_State *L = cx->L;
+  if (lua_rawget(L, (lua_pushvalue(L, idx), cx->memo)) == LUA_TNUMBER) {
+    puttag(L, cx->p, T_REF);
+    putu32(L, cx->p, (uint32_t)lua_tointeger(L, -1));
+    lua_pop(L, 1);
+    return 1;
+  }
+  lua_pop(L, 1);
+  cx->nobj++;
+  lua_pushvalue(L, idx);
+  lua_pushinteger(L, cx->nobj);
+  lua_rawset(L, cx->memo);
+  lua_pushvalue(L, idx);
+  lua_rawseti(L, cx->memo, cx->nobj);
+  return 0;
+}
+
+static void packtable (packctx *cx, int idx) {
+  lua_State *L = cx->L;
+  size_t counts;
+  uint32_t narr = 0, nhash = 0;
+  if (memoize(cx, idx)) return;
+  luaL_checkstack(L, 8, "value too deep to copy");
+  puttag(L, cx->p, T_TABLE);
+  counts = cx->p->len;
+  putu32(L, cx->p, 0);
+  putu32(L, cx->p, 0);
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    int k = lua_gettop(L) - 1;
+    if (lua_isinteger(L, k) && lua_tointeger(L, k) > 0) narr++;
+    else nhash++;
+    push(cx, SEG_KEY, k, NULL);
+    packvalue(cx, k);
+    packvalue(cx, k + 1);
+    cx->depth--;
+    lua_pop(L, 1);
+  }
+  puttag(L, cx->p, T_END);
+  memcpy(cx->p->data + counts, &narr, sizeof(narr));
+  memcpy(cx->p->data + counts + sizeof(narr), &nhash, sizeof(nhash));
+  if (lua_getmetatable(L, idx)) {
+    push(cx, SEG_META, 0, NULL);
+    packvalue(cx, lua_gettop(L));
+    cx->depth--;
+    lua_pop(L, 1);
+  }
+  else
+    puttag(L, cx->p, T_NIL);
+}
+
+static int writer (lua_State *L, const void *b, size_t n, void *ud) {
+  put(L, (gr_pack *)ud, b, n);
+  return 0;
+}
+
+/* Whether the table at idx is a globals table: the state's, or the _ENV
+** of a parallel goroutine. */
+static int isenv (packctx *cx, int idx) {
+  lua_State *L = cx->L;
+  int r;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_GLOBALS);
+  r = lua_rawequal(L, -1, idx);
+  lua_pop(L, 1);
+  if (r) return 1;
+  if (cx->envs == 0) {
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &envkey);
+    cx->envs = lua_gettop(L);  /* stays on the stack until the pack ends */
+  }
+  if (lua_type(L, cx->envs) != LUA_TTABLE) return 0;
+  lua_pushvalue(L, idx);
+  r = lua_rawget(L, cx->envs) != LUA_TNIL;
+  lua_pop(L, 1);
+  return r;
+}
+
+static void packlfunc (packctx *cx, int idx) {
+  lua_State *L = cx->L;
+  size_t lenat, start;
+  uint32_t len;
+  int i, nups = 0;
+  lua_Debug ar;
+  if (memoize(cx, idx)) return;
+  puttag(L, cx->p, T_LFUNC);
+  lenat = cx->p->len;
+  putu32(L, cx->p, 0);
+  start = cx->p->len;
+  lua_pushvalue(L, idx);
+  lua_dump(L, writer, cx->p, 0);
+  lua_pop(L, 1);
+  len = (uint32_t)(cx->p->len - start);
+  memcpy(cx->p->data + lenat, &len, sizeof(len));
+  lua_pushvalue(L, idx);
+  lua_getinfo(L, ">u", &ar);
+  nups = ar.nups;
+  putu32(L, cx->p, (uint32_t)nups);
+  for (i = 1; i <= nups; i++) {
+    const char *name = lua_getupvalue(L, idx, i);
+    void *id = lua_upvalueid(L, idx, i);
+    int v = lua_gettop(L);
+    /* A shared upvalue is packed once and joined on the other side. */
+    lua_pushlightuserdata(L, id);
+    if (lua_rawget(L, cx->memo) == LUA_TNUMBER) {
+      lua_Integer ref = lua_tointeger(L, -1);
+      puttag(L, cx->p, T_UPJOIN);
+      putu32(L, cx->p, (uint32_t)(ref >> 8));
+      putu32(L, cx->p, (uint32_t)(ref & 0xff));
+      lua_pop(L, 2);
+      continue;
+    }
+    lua_pop(L, 1);
+    lua_pushlightuserdata(L, id);
+    lua_pushinteger(L, ((lua_Integer)cx->nobj << 8) | i);
+    lua_rawset(L, cx->memo);
+    if (name && strcmp(name, "_ENV") == 0 && lua_istable(L, v) &&
+        isenv(cx, v))
+      puttag(L, cx->p, T_ENV);
+    else {
+      push(cx, SEG_UPVAL, 0, name ? name : "?");
+      packvalue(cx, v);
+      cx->depth--;
+    }
+    lua_settop(L, v - 1);
+  }
+}
+
+/* Builds the map C function -> name from package.loaded: "mod\1key" and,
+** one level deeper, "mod\1key\1key" (g.time.sleep). */
+static void buildcfuncs (lua_State *L) {
+  lua_newtable(L);
+  luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+  lua_pushnil(L);
+  while (lua_next(L, -2)) {
+    if (lua_type(L, -2) == LUA_TSTRING && lua_istable(L, -1)) {
+      const char *mod = lua_tostring(L, -2);
+      lua_pushnil(L);
+      while (lua_next(L, -2)) {
+        if (lua_type(L, -2) == LUA_TSTRING) {
+          const char *k = lua_tostring(L, -2);
+          if (lua_iscfunction(L, -1)) {
+            lua_pushvalue(L, -1);
+            if (lua_rawget(L, -8) == LUA_TNIL) {
+              lua_pushvalue(L, -2);
+              lua_pushfstring(L, "%s\1%s", mod, k);
+              lua_rawset(L, -10);
+            }
+            lua_pop(L, 1);
+          }
+          else if (lua_istable(L, -1) && strcmp(mod, "_G") != 0) {
+            lua_pushnil(L);
+            while (lua_next(L, -2)) {
+              if (lua_type(L, -2) == LUA_TSTRING && lua_iscfunction(L, -1)) {
+                lua_pushvalue(L, -1);
+                if (lua_rawget(L, -10) == LUA_TNIL) {
+                  lua_pushvalue(L, -2);
+                  lua_pushfstring(L, "%s\1%s\1%s", mod, k,
+                                  lua_tostring(L, -5));
+                  lua_rawset(L, -12);
+                }
+                lua_pop(L, 1);
+              }
+              lua_pop(L, 1);
+            }
+          }
+        }
+        lua_pop(L, 1);
+      }
+    }
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+  lua_pushvalue(L, -1);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &cfunckey);
+}
+
+static void packcfunc (packctx *cx, int idx) {
+  lua_State *L = cx->L;
+  size_t len;
+  const char *name;
+  int pass;
+  for (pass = 0; pass < 2; pass++) {
+    if (cx->cfuncs == 0 || pass == 1) {
+      if (pass == 0) lua_rawgetp(L, LUA_REGISTRYINDEX, &cfunckey);
+      else buildcfuncs(L);   /* a module loaded since the last build */
+      if (cx->cfuncs) lua_replace(L, cx->cfuncs);
+      else cx->cfuncs = lua_gettop(L);
+      if (!lua_istable(L, cx->cfuncs)) continue;
+    }
+    lua_pushvalue(L, idx);
+    if (lua_rawget(L, cx->cfuncs) == LUA_TSTRING) {
+      name = lua_tolstring(L, -1, &len);
+      puttag(L, cx->p, T_CFUNC);
+      putu32(L, cx->p, (uint32_t)len);
+      put(L, cx->p, name, len);
+      lua_pop(L, 1);
+      return;
+    }
+    lua_pop(L, 1);
+  }
+  packerror(cx, "a C function that is not a loaded module's");
+}
+
+static void addhandle (packctx *cx, int kind, int aux, void *obj) {
+  gr_pack *p = cx->p;
+  if (p->nhandles == p->hcap) {
+    int cap = p->hcap ? p->hcap * 2 : 4;
+    handle *h = (handle *)realloc(p->h, cap * sizeof(handle));
+    if (h == NULL) {   /* obj's ref is ours: drop it before raising */
+      if (kind == GR_HCHAN) gr_chan_release(NULL, (gr_chan *)obj);
+      else gr_sync_drop(obj);
+      luaL_error(cx->L, "not enough memory");
+    }
+    p->h = h;
+    p->hcap = cap;
+  }
+  p->h[p->nhandles].kind = kind;
+  p->h[p->nhandles].aux = aux;
+  p->h[p->nhandles].obj = obj;
+  puttag(cx->L, p, T_HANDLE);
+  putu32(cx->L, p, (uint32_t)p->nhandles++);
+}
+
+static void packuserdata (packctx *cx, int idx) {
+  lua_State *L = cx->L;
+  int aux;
+  void *obj;
+  gr_chanud *u = (gr_chanud *)luaL_testudata(L, idx, "goroutines.chan");
+  if (u != NULL && u->c != NULL) {
+    gr_chan_share(L, u->c);  /* may raise: before the ref is taken */
+    gr_chan_retain(u->c);
+    addhandle(cx, GR_HCHAN, u->dir, u->c);
+    return;
+  }
+  if ((obj = gr_sync_take(L, idx, &aux)) != NULL) {
+    addhandle(cx, GR_HSYNC, aux, obj);
+    return;
+  }
+  packerror(cx, luaL_typename(L, idx));
+}
+
+static void packvalue (packctx *cx, int idx) {
+  lua_State *L = cx->L;
+  gr_pack *p = cx->p;
+  switch (lua_type(L, idx)) {
+    case LUA_TNIL: puttag(L, p, T_NIL); break;
+    case LUA_TBOOLEAN:
+      puttag(L, p, lua_toboolean(L, idx) ? T_TRUE : T_FALSE);
+      break;
+    case LUA_TNUMBER:
+      if (lua_isinteger(L, idx)) {
+        lua_Integer i = lua_tointeger(L, idx);
+        puttag(L, p, T_INT);
+        put(L, p, &i, sizeof(i));
+      }
+      else {
+        lua_Number n = lua_tonumber(L, idx);
+        puttag(L, p, T_NUM);
+        put(L, p, &n, sizeof(n));
+      }
+      break;
+    case LUA_TSTRING: {
+      size_t len;
+      const char *s = lua_tolstring(L, idx, &len);
+      if (len > UINT32_MAX) packerror(cx, "a string over 4 GiB");
+      puttag(L, p, T_STR);
+      putu32(L, p, (uint32_t)len);
+      put(L, p, s, len);
+      break;
+    }
+    case LUA_TTABLE: packtable(cx, idx); break;
+    case LUA_TFUNCTION:
+      if (lua_iscfunction(L, idx)) packcfunc(cx, idx);
+      else packlfunc(cx, idx);
+      break;
+    case LUA_TUSERDATA: packuserdata(cx, idx); break;
+    case LUA_TTHREAD: packerror(cx, "a coroutine"); break;
+    default: packerror(cx, luaL_typename(L, idx)); break;
+  }
+}
+
+/* Frees p, dropping the refs of the handles it still owns. */
+void gr_pack_free (gr_pack *p) {
+  int i;
+  if (p == NULL) return;
+  for (i = 0; i < p->nhandles; i++) {
+    if (p->h[i].obj == NULL) continue;
+    if (p->h[i].kind == GR_HCHAN) gr_chan_release(NULL, (gr_chan *)p->h[i].obj);
+    else gr_sync_drop(p->h[i].obj);
+  }
+  free(p->h);
+  free(p->data);
+  free(p);
+}
+
+size_t gr_pack_size (const gr_pack *p) {
+  return p->len;
+}
+
+/* The pack under construction is anchored by a userdata whose __gc frees
+** it, so an error raised while packing loses nothing. */
+static int packbox_gc (lua_State *L) {
+  gr_pack **box = (gr_pack **)lua_touserdata(L, 1);
+  gr_pack_free(*box);
+  *box = NULL;
+  return 0;
+}
+
+/* Pushes a scratch table kept in the registry under key for reuse. It is
+** taken out while in use, so a nested or failed use never sees a dirty
+** one: a nested use (or the next one after an error) makes a new table. */
+static int takememo (lua_State *L, const void *key) {
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, key) == LUA_TTABLE) {
+    lua_pushboolean(L, 0);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, key);
+  }
+  else {
+    lua_pop(L, 1);
+    lua_createtable(L, 8, 8);
+  }
+  return lua_gettop(L);
+}
+
+/* Empties the scratch table at idx and puts it back for reuse. */
+static void givememo (lua_State *L, const void *key, int idx) {
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    lua_pop(L, 1);
+    lua_pushvalue(L, -1);
+    lua_pushnil(L);
+    lua_rawset(L, idx);
+  }
+  lua_pushvalue(L, idx);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, key);
+}
+
+/* Packs n values from index first. Raises with the path of a value that
+** cannot cross, having released all it had taken. */
+gr_pack *gr_pack_values (lua_State *L, int first, int n, const char *root,
+                         int rootbase) {
+  packctx cx;
+  gr_pack **box;
+  int top = lua_gettop(L), i;
+  first = lua_absindex(L, first);
+  luaL_checkstack(L, 16, "too many values to copy");
+  box = (gr_pack **)lua_newuserdatauv(L, sizeof(gr_pack *), 0);
+  *box = NULL;
+  if (luaL_newmetatable(L, "goroutines.pack")) {
+    lua_pushcfunction(L, packbox_gc);
+    lua_setfield(L, -2, "__gc");
+  }
+  lua_setmetatable(L, -2);
+  *box = (gr_pack *)calloc(1, sizeof(gr_pack));
+  if (*box == NULL) luaL_error(L, "not enough memory");
+  memset(&cx, 0, offsetof(packctx, seg));
+  cx.L = L;
+  cx.p = *box;
+  cx.root = root;
+  cx.rootbase = rootbase;
+  cx.memo = takememo(L, &memokey);
+  for (i = 0; i < n; i++) {
+    cx.valueno = i;
+    packvalue(&cx, first + i);
+  }
+  cx.p->nvalues = n;
+  givememo(L, &memokey, cx.memo);
+  *box = NULL;                   /* the pack is the caller's now */
+  lua_settop(L, top);
+  return cx.p;
+}
+
+
+/* --- unpacking ---------------------------------------------------------------- */
+
+typedef struct unpackctx {
+  lua_State *L;
+  gr_pack *p;
+  size_t pos;
+  int objs;             /* stack index: index -> object */
+  int nobj;
+  int env;              /* stack index of the table bound to _ENV */
+} unpackctx;
+
+static int gettag (unpackctx *ux) {
+  return ux->p->data[ux->pos++];
+}
+
+static uint32_t getu32 (unpackctx *ux) {
+  uint32_t u;
+  memcpy(&u, ux->p->data + ux->pos, sizeof(u));
+  ux->pos += sizeof(u);
+  return u;
+}
+
+static void unpackvalue (unpackctx *ux);
+
+typedef struct chunk {
+  const char *s;
+  size_t n;
+} chunk;
+
+static const char *chunkreader (lua_State *L, void *ud, size_t *size) {
+  chunk *c = (chunk *)ud;
+  (void)L;
+  *size = c->n;
+  c->n = 0;
+  return *size ? c->s : NULL;
+}
+
+static void pushcfunc (unpackctx *ux, const char *name, size_t len) {
+  lua_State *L = ux->L;
+  const char *sep = memchr(name, '\1', len);
+  GR_ASSERT(sep != NULL);
+  luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+  lua_pushlstring(L, name, sep - name);
+  if (lua_rawget(L, -2) == LUA_TNIL) {   /* not loaded here yet */
+    lua_pop(L, 1);
+    lua_getglobal(L, "require");
+    lua_pushlstring(L, name, sep - name);
+    if (lua_pcall(L, 1, 1, 0) != LUA_OK) lua_pushnil(L);
+  }
+  while (sep != NULL && lua_istable(L, -1)) {
+    const char *k = sep + 1;
+    size_t klen;
+    sep = memchr(k, '\1', len - (k - name));
+    klen = sep ? (size_t)(sep - k) : len - (k - name);
+    lua_pushlstring(L, k, klen);
+    lua_rawget(L, -2);
+    lua_remove(L, -2);
+  }
+  lua_remove(L, -2);
+}
+
+static void unpackfunc (unpackctx *ux) {
+  lua_State *L = ux->L;
+  chunk c;
+  uint32_t i, nups;
+  int f;
+  c.n = getu32(ux);
+  c.s = (const char *)ux->p->data + ux->pos;
+  ux->pos += c.n;
+  if (lua_load(L, chunkreader, &c, "=(copied function)", "b") != LUA_OK)
+    lua_error(L);  /* the bytecode came from this same Lua: unreachable */
+  f = lua_gettop(L);
+  lua_pushvalue(L, f);
+  lua_rawseti(L, ux->objs, ++ux->nobj);
+  nups = getu32(ux);
+  for (i = 1; i <= nups; i++) {
+    int tag = ux->p->data[ux->pos];
+    if (tag == T_ENV) {
+      ux->pos++;
+      lua_pushvalue(L, ux->env);
+      lua_setupvalue(L, f, (int)i);
+    }
+    else if (tag == T_UPJOIN) {
+      uint32_t fi, n;
+      ux->pos++;
+      fi = getu32(ux);
+      n = getu32(ux);
+      lua_rawgeti(L, ux->objs, fi);
+      lua_upvaluejoin(L, f, (int)i, lua_gettop(L), (int)n);
+      lua_pop(L, 1);
+    }
+    else {
+      unpackvalue(ux);
+      if (lua_setupvalue(L, f, (int)i) == NULL) lua_pop(L, 1);
+    }
+  }
+}
+
+static void unpackvalue (unpackctx *ux) {
+  lua_State *L = ux->L;
+  int tag = gettag(ux);
+  luaL_checkstack(L, 8, "value too deep to copy");
+  switch (tag) {
+    case T_NIL: lua_pushnil(L); break;
+    case T_FALSE: lua_pushboolean(L, 0); break;
+    case T_TRUE: lua_pushboolean(L, 1); break;
+    case T_INT: {
+      lua_Integer i;
+      memcpy(&i, ux->p->data + ux->pos, sizeof(i));
+      ux->pos += sizeof(i);
+      lua_pushinteger(L, i);
+      break;
+    }
+    case T_NUM: {
+      lua_Number n;
+      memcpy(&n, ux->p->data + ux->pos, sizeof(n));
+      ux->pos += sizeof(n);
+      lua_pushnumber(L, n);
+      break;
+    }
+    case T_STR: {
+      uint32_t len = getu32(ux);
+      lua_pushlstring(L, (const char *)ux->p->data + ux->pos, len);
+      ux->pos += len;
+      break;
+    }
+    case T_TABLE: {
+      uint32_t narr = getu32(ux), nhash = getu32(ux);
+      int t;
+      lua_createtable(L, (int)narr, (int)nhash);
+      t = lua_gettop(L);
+      lua_pushvalue(L, t);
+      lua_rawseti(L, ux->objs, ++ux->nobj);
+      while (ux->p->data[ux->pos] != T_END) {
+        unpackvalue(ux);
+        unpackvalue(ux);
+        lua_rawset(L, t);
+      }
+      ux->pos++;
+      unpackvalue(ux);
+      if (lua_istable(L, -1)) lua_setmetatable(L, t);
+      else lua_pop(L, 1);
+      break;
+    }
+    case T_REF:
+      lua_rawgeti(L, ux->objs, getu32(ux));
+      break;
+    case T_LFUNC: unpackfunc(ux); break;
+    case T_CFUNC: {
+      uint32_t len = getu32(ux);
+      pushcfunc(ux, (const char *)ux->p->data + ux->pos, len);
+      ux->pos += len;
+      break;
+    }
+    case T_HANDLE: {
+      handle *h = &ux->p->h[getu32(ux)];
+      void *obj = h->obj;
+      h->obj = NULL;   /* its ref moves to the new Lua handle */
+      if (h->kind == GR_HCHAN) {
+        gr_chan_pushud(L, (gr_chan *)obj, h->aux);
+        gr_chan_release(L, (gr_chan *)obj);
+      }
+      else
+        gr_sync_push(L, obj, h->aux);
+      break;
+    }
+    default:
+      luaL_error(L, "corrupt copied value");
+  }
+}
+
+/* Pushes the values of p and frees it. */
+int gr_pack_push (lua_State *L, gr_pack *p, int envidx) {
+  unpackctx ux;
+  int i, n = p->nvalues, top = lua_gettop(L), base;
+  if (envidx) envidx = lua_absindex(L, envidx);
+  luaL_checkstack(L, n + 8, "too many values to copy");
+  ux.L = L;
+  ux.p = p;
+  ux.pos = 0;
+  ux.nobj = 0;
+  ux.objs = takememo(L, &objskey);
+  if (envidx) ux.env = envidx;
+  else {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_GLOBALS);
+    ux.env = lua_gettop(L);
+  }
+  base = lua_gettop(L);
+  for (i = 0; i < n; i++) unpackvalue(&ux);
+  givememo(L, &objskey, ux.objs);
+  /* Move the values down over the scratch slots. */
+  for (i = 0; i < base - top; i++) lua_remove(L, top + 1);
+  gr_pack_free(p);
+  return n;
+}
+
+/* Registers the table at idx as the _ENV of a parallel goroutine: a
+** function whose _ENV it is gets the receiver's _ENV when it crosses. */
+void gr_copy_markenv (lua_State *L, int idx) {
+  idx = lua_absindex(L, idx);
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &envkey) != LUA_TTABLE) {
+    lua_pop(L, 1);
+    lua_newtable(L);
+    lua_createtable(L, 0, 1);
+    lua_pushliteral(L, "k");
+    lua_setfield(L, -2, "__mode");
+    lua_setmetatable(L, -2);
+    lua_pushvalue(L, -1);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &envkey);
+  }
+  lua_pushvalue(L, idx);
+  lua_pushboolean(L, 1);
+  lua_rawset(L, -3);
+  lua_pop(L, 1);
+}
+
+
+/* --- values in flight ------------------------------------------------------------ */
+
+/* Captures the value at idx: scalars inline; others anchored in L's
+** registry, or packed when the value must be able to cross (packed).
+** May raise: callers capture before they take a lock. */
+void gr_value_capture (lua_State *L, int idx, int packed, gr_value *v) {
   switch (lua_type(L, idx)) {
     case LUA_TNIL: case LUA_TNONE:
       v->type = GR_VNIL;
@@ -29,16 +773,21 @@ void gr_value_capture (lua_State *L, int idx, gr_value *v) {
       }
       break;
     default:
-      lua_pushvalue(L, idx);
-      v->u.ref = luaL_ref(L, LUA_REGISTRYINDEX);
-      v->type = GR_VREF;
+      if (packed) {
+        v->u.p = gr_pack_values(L, idx, 1, "value", -1);
+        v->type = GR_VPACK;
+      }
+      else {
+        lua_pushvalue(L, idx);
+        v->u.ref = luaL_ref(L, LUA_REGISTRYINDEX);
+        v->type = GR_VREF;
+      }
       break;
   }
 }
 
-/* Pushes v on L and leaves v empty. L must belong to the state that
-** captured v. Never raises beyond what lua_checkstack allows: callers
-** have room for the few values they push. */
+/* Pushes v on L and leaves v empty. A GR_VREF must be pushed by the state
+** that captured it. */
 void gr_value_push (lua_State *L, gr_value *v) {
   switch (v->type) {
     case GR_VNIL: lua_pushnil(L); break;
@@ -49,16 +798,35 @@ void gr_value_push (lua_State *L, gr_value *v) {
       lua_rawgeti(L, LUA_REGISTRYINDEX, v->u.ref);
       luaL_unref(L, LUA_REGISTRYINDEX, v->u.ref);
       break;
+    case GR_VPACK:
+      gr_pack_push(L, v->u.p, 0);
+      break;
   }
   v->type = GR_VNIL;
 }
 
-/* Drops v. L may be NULL while its state is being closed: the registry
-** goes away with it, so the reference needs no release. */
+/* Drops v. L may be NULL while its state closes: its registry goes with
+** it, so a GR_VREF needs no release. */
 void gr_value_discard (lua_State *L, gr_value *v) {
   if (v->type == GR_VREF && L != NULL)
     luaL_unref(L, LUA_REGISTRYINDEX, v->u.ref);
+  else if (v->type == GR_VPACK)
+    gr_pack_free(v->u.p);
   v->type = GR_VNIL;
+}
+
+/* Turns a GR_VREF of L's state into a GR_VPACK, for a channel that starts
+** to be shared. Raises (v unchanged) when the value cannot cross. */
+int gr_value_share (lua_State *L, gr_value *v, const char *where) {
+  gr_pack *p;
+  if (v->type != GR_VREF) return 0;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, v->u.ref);
+  p = gr_pack_values(L, -1, 1, where, -1);
+  lua_pop(L, 1);
+  luaL_unref(L, LUA_REGISTRYINDEX, v->u.ref);
+  v->type = GR_VPACK;
+  v->u.p = p;
+  return 0;
 }
 
 void gr_value_number (gr_value *v, lua_Number n) {

@@ -1,36 +1,56 @@
 /*
-** copy.h -- values in flight: what a channel buffer slot or a parked
-** sender holds between the send and the receive.
+** copy.h -- values in flight, and the transfer of values between states.
+**
+** A gr_value is what a channel buffer slot or a parked sender holds
+** between the send and the receive. While its channel lives in one state
+** it is a plain Lua value (scalars inline, the rest anchored in that
+** state's registry); once the channel's handle has reached a second state
+** it is packed: a gr_pack, a state-neutral copy made by the transfer rules
+** (SPEC: Transfer rules) and unpacked by whichever state receives it.
 */
 #ifndef GR_COPY_H
 #define GR_COPY_H
 
 #include "gr.h"
 
+typedef struct gr_pack gr_pack;
+
 enum {
   GR_VNIL, GR_VBOOL, GR_VINT, GR_VNUM,
-  GR_VREF   /* any other value, anchored in the registry of its state */
+  GR_VREF,  /* any other value, anchored in the registry of its state */
+  GR_VPACK  /* any other value, packed: may be pushed in any state */
 };
 
-/* A value in flight. Scalars are held inline; other values stay Lua
-** values anchored by a registry reference of the state that sent them,
-** and are only ever pushed by that same state. */
 typedef struct gr_value {
   int type;
   union {
     int b;
     lua_Integer i;
     lua_Number n;
-    int ref;     /* GR_VREF: owned by this slot; one unref site (push or
-                    discard) */
+    int ref;     /* GR_VREF: owned by this slot; released by push/discard */
+    gr_pack *p;  /* GR_VPACK: owned by this slot; freed by push/discard */
   } u;
 } gr_value;
 
-void gr_value_capture (lua_State *L, int idx, gr_value *v);
+void gr_value_capture (lua_State *L, int idx, int packed, gr_value *v);
 void gr_value_push (lua_State *L, gr_value *v);
 void gr_value_discard (lua_State *L, gr_value *v);
+int gr_value_share (lua_State *L, gr_value *v, const char *where);
 void gr_value_number (gr_value *v, lua_Number n);
 
 static inline void gr_value_setnil (gr_value *v) { v->type = GR_VNIL; }
+
+/* Packs the n values from index first; root names them in errors
+** ("args" gives "args[1]", "args[2]"...; with n == 1 the root itself). */
+gr_pack *gr_pack_values (lua_State *L, int first, int n, const char *root,
+                         int rootbase);
+/* Pushes the values of p (creating tables, functions and handles in L),
+** binding _ENV of its functions to the table at envidx (0: the globals),
+** and frees p. Returns how many values it pushed. */
+int gr_pack_push (lua_State *L, gr_pack *p, int envidx);
+void gr_pack_free (gr_pack *p);
+size_t gr_pack_size (const gr_pack *p);
+void gr_copy_markenv (lua_State *L, int idx);
+void gr_copy_open (lua_State *L);
 
 #endif

@@ -2,8 +2,10 @@
 ** errors.c -- uncaught goroutine errors and the deadlock report.
 **
 ** An uncaught error becomes a C string "goroutine N: msg" with the
-** goroutine's traceback (so that it can cross states). It waits in
-** S->errlocal (owner thread) until goroutine 1 blocks, where
+** goroutine's traceback (so that it can cross states). A worker state
+** hands it to its host (the host's S->errors, under its rlock, then a
+** kick); in the host it waits in S->errlocal (owner thread) until
+** goroutine 1 blocks, where
 ** gr_sched_wait returns GR_EGOERR and the blocking call raises it; those
 ** still waiting when the state closes are printed to stderr and the
 ** process exits with status 1. Errors are never dropped.
@@ -13,6 +15,7 @@
 #include <string.h>
 
 #include "errors.h"
+#include "parallel.h"
 #include "sched.h"
 
 static gr_errmsg *newmsg (const char *s, size_t len) {
@@ -22,6 +25,55 @@ static gr_errmsg *newmsg (const char *s, size_t len) {
   e->len = len;
   memcpy(e->msg, s, len + 1);
   return e;
+}
+
+/* Queues e for goroutine 1 of the host state. */
+static void deliver (gr_state *S, gr_errmsg *e) {
+  if (S->worker) {
+    gr_pool *P = S->pool;
+    gr_state *H = gr_pool_host(P);
+    if (gr_pool_stopping(P)) {   /* the program is ending: Go drops it too */
+      free(e);
+      return;
+    }
+    gr_mutex_lock(&H->rlock);
+    if (H->errtail) H->errtail->next = e;
+    else H->errors = e;
+    H->errtail = e;
+    gr_mutex_unlock(&H->rlock);
+    atomic_store(&H->rpending, 1);
+    gr_sched_kick(H);
+    return;
+  }
+  if (S->errlocaltail) S->errlocaltail->next = e;
+  else S->errlocal = e;
+  S->errlocaltail = e;
+}
+
+/* Records an error of goroutine id that has no Lua stack to trace (a
+** parallel goroutine that could not start). */
+void gr_errors_addmsg (gr_state *S, lua_Integer id, const char *msg,
+                       const char *traceback) {
+  char head[48];
+  size_t hl, ml, tl;
+  gr_errmsg *e;
+  snprintf(head, sizeof(head), "goroutine %lld: ", (long long)id);
+  if (msg == NULL) msg = "(error object is not a string)";
+  if (traceback == NULL) traceback = "";
+  hl = strlen(head);
+  ml = strlen(msg);
+  tl = strlen(traceback);
+  e = (gr_errmsg *)malloc(sizeof(*e) + hl + ml + tl + 1);
+  if (e == NULL) {
+    fprintf(stderr, "%s%s\n", head, msg);
+    return;
+  }
+  e->next = NULL;
+  e->len = hl + ml + tl;
+  memcpy(e->msg, head, hl);
+  memcpy(e->msg + hl, msg, ml);
+  memcpy(e->msg + hl + ml, traceback, tl + 1);
+  deliver(S, e);
 }
 
 /* Records the error of g, which ended with status (its error object on
@@ -51,9 +103,7 @@ void gr_errors_add (lua_State *L, gr_state *S, gr_g *g, int status) {
             (long long)g->id);
     return;
   }
-  if (S->errlocaltail) S->errlocaltail->next = e;
-  else S->errlocal = e;
-  S->errlocaltail = e;
+  deliver(S, e);
 }
 
 /* Raises the oldest waiting error in L. Never returns. */
@@ -93,18 +143,31 @@ static void addg (luaL_Buffer *b, gr_g *g, lua_State *co) {
   addwhere(b, co);
 }
 
+/* Appends the goroutines of S, oldest first; cur (running on thread L)
+** stands for the goroutine that detected the deadlock. */
+static void addstate (luaL_Buffer *b, gr_state *S, gr_g *cur, lua_State *L) {
+  gr_g *g = S->all, *last = NULL;
+  for (; g != NULL; g = g->allnext) last = g;
+  for (g = last; g != NULL; g = g->allprev)
+    addg(b, g, g == cur ? L : g->co);
+}
+
+static void addworker (gr_state *S, void *ud) {
+  addstate((luaL_Buffer *)ud, S, NULL, NULL);
+}
+
 /* Raises "all goroutines are asleep - deadlock!" listing every goroutine
-** of S, oldest first, with its wait reason and location. L is the thread
-** that detected it: its location stands for the current goroutine. */
+** of S and of its workers, with its wait reason and location. Every
+** worker is asleep with nothing to wait for (that is what made it a
+** deadlock), so their goroutines hold still while they are read. L is
+** the thread that detected it. */
 int gr_errors_deadlock (lua_State *L, gr_state *S) {
   luaL_Buffer b;
-  gr_g *g = S->all, *last = NULL;
   luaL_buffinit(L, &b);
   luaL_addstring(&b, "all goroutines are asleep - deadlock!");
   addg(&b, S->g1, S->current == S->g1 ? L : S->g1->co);
-  for (; g != NULL; g = g->allnext) last = g;
-  for (g = last; g != NULL; g = g->allprev)
-    addg(&b, g, g == S->current ? L : g->co);
+  addstate(&b, S, S->current, L);
+  if (S->pool) gr_pool_eachstate(S->pool, addworker, &b);
   luaL_pushresult(&b);
   return lua_error(L);
 }

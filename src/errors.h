@@ -14,6 +14,8 @@ typedef struct gr_errmsg {
 } gr_errmsg;
 
 void gr_errors_add (lua_State *L, gr_state *S, gr_g *g, int status);
+void gr_errors_addmsg (gr_state *S, lua_Integer id, const char *msg,
+                       const char *traceback);
 int gr_errors_raise (lua_State *L, gr_state *S);
 int gr_errors_deadlock (lua_State *L, gr_state *S);
 int gr_errors_report (gr_state *S);

@@ -4,6 +4,7 @@
 ** lua/goroutines/init.lua turns into the public module.
 */
 #include "chan.h"
+#include "parallel.h"
 #include "sched.h"
 #include "select.h"
 #include "state.h"
@@ -22,5 +23,6 @@ int luaopen_goroutines_core (lua_State *L) {
   gr_select_open(L);
   gr_timer_open(L);
   gr_sync_open(L);
+  gr_parallel_open(L);
   return 1;
 }

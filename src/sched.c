@@ -31,6 +31,7 @@
 
 #include "sched.h"
 #include "errors.h"
+#include "parallel.h"
 #include "state.h"
 #include "timer.h"
 
@@ -131,14 +132,23 @@ static void drain_remote (gr_state *S) {
   }
 }
 
+/* Rings S's doorbell if its thread sleeps (or is about to) in uv_run.
+** Pairs with gr_sched_sleep: the waker publishes its work, then reads
+** S->idle; the sleeper publishes S->idle, then looks for work (both
+** sequentially consistent), so one of them always sees the other. */
+void gr_sched_kick (gr_state *S) {
+  if (atomic_load(&S->idle))
+    uv_async_send(&S->async);
+}
+
 /* Makes g runnable. Any thread may call it; cur is the state the caller
 ** runs (NULL for a thread that runs none). Requires: g is parked and the
 ** caller is its single waker, and holds no lock. */
 void gr_sched_ready (gr_state *cur, gr_g *g) {
   gr_state *S = g->S;
   if (g->inplace) {
-    atomic_store_explicit(&g->woken, 1, memory_order_release);
-    if (cur != S) uv_async_send(&S->async);
+    atomic_store(&g->woken, 1);
+    if (cur != S) gr_sched_kick(S);
   }
   else if (cur == S)
     runq_push(S, g);
@@ -148,9 +158,9 @@ void gr_sched_ready (gr_state *cur, gr_g *g) {
     if (S->rtail) S->rtail->runnext = g;
     else S->rhead = g;
     S->rtail = g;
-    atomic_store_explicit(&S->rpending, 1, memory_order_release);
     gr_mutex_unlock(&S->rlock);
-    uv_async_send(&S->async);
+    atomic_store(&S->rpending, 1);
+    gr_sched_kick(S);
   }
 }
 
@@ -208,11 +218,46 @@ static void run (lua_State *L, gr_state *S, gr_g *g) {
   if (S->gcstress) lua_gc(L, LUA_GCCOLLECT);
 }
 
-/* Whether anything but the blocked goroutines themselves can still make
-** progress: a pending timer or a wakeup from another thread. */
+/* Whether anything but the blocked goroutines of S can still make
+** progress: a pending timer, a wakeup from another thread, or a worker
+** that is not asleep for good. */
 static int canwake (gr_state *S) {
+  if (S->worker) return 1;   /* only the host reports deadlocks */
   return gr_timer_pending(S) ||
-         atomic_load_explicit(&S->rpending, memory_order_acquire);
+         atomic_load(&S->rpending) ||
+         (S->pool != NULL && gr_pool_canprogress(S->pool, S));
+}
+
+/* Sleeps in S's loop until a timer expires or another thread kicks S;
+** before sleeping, spins a little on the run queue when that may pay
+** (gr_pool_spin). me is an in-place blocker whose wake also ends it. */
+void gr_sched_sleep (gr_state *S, gr_g *me) {
+  int timers = gr_timer_pending(S);
+  if (S->pool && gr_pool_spin(S, me)) return;
+  atomic_store(&S->idle, timers ? GR_IDLE_TIMERS : GR_IDLE_DONE);
+  if (!atomic_load(&S->rpending) && !(me && atomic_load(&me->woken)) &&
+      !(S->pool && (gr_pool_hasjobs(S) || gr_pool_stopping(S->pool)))) {
+    if (S->pool) {
+      gr_pool_idle(S, 1);
+      if (!timers) gr_pool_wentidle(S);
+    }
+    gr_timer_arm(S);
+    uv_run(&S->loop, UV_RUN_ONCE);
+    if (S->pool) gr_pool_idle(S, -1);
+  }
+  atomic_store(&S->idle, 0);
+}
+
+/* One scheduling step of a worker: takes what other threads handed over,
+** fires expired timers, runs one goroutine. Returns 1 if it ran one. */
+int gr_sched_runonce (lua_State *L, gr_state *S) {
+  gr_g *g;
+  if (atomic_load_explicit(&S->rpending, memory_order_acquire))
+    drain_remote(S);
+  gr_timer_fire(L, S);
+  if ((g = runq_pop(S)) == NULL) return 0;
+  run(L, S, g);
+  return 1;
 }
 
 /* Runs the scheduler in place on L until me is woken (returns 0), until
@@ -239,10 +284,13 @@ int gr_sched_wait (lua_State *L, gr_state *S, gr_g *me, int runonly) {
     if (runonly) return 0;
     if (atomic_load_explicit(&me->woken, memory_order_acquire))
       return 0;
-    if (!canwake(S))
+    if (!canwake(S)) {
+      /* Look again after canwake read the other threads' states: a wake
+      ** published before they went idle is visible now. */
+      if (atomic_load(&S->rpending) || atomic_load(&me->woken)) continue;
       return GR_EDEADLOCK;
-    gr_timer_arm(S);
-    uv_run(&S->loop, UV_RUN_ONCE);
+    }
+    gr_sched_sleep(S, me);
   }
 }
 
@@ -305,9 +353,15 @@ int gr_sched_park (lua_State *L, gr_state *S, gr_g *g, lua_KContext ctx,
 
 /* --- spawning ---------------------------------------------------------- */
 
+lua_Integer gr_sched_newid (void) {
+  return atomic_fetch_add_explicit(&nextid, 1, memory_order_relaxed);
+}
+
 /* Creates a goroutine running the function below the nargs values at the
-** top of L, with those values as arguments, and queues it. Pops them. */
-gr_g *gr_sched_spawn (lua_State *L, gr_state *S, int nargs) {
+** top of L, with those values as arguments, and queues it. Pops them. id
+** is 0 for a new goroutine, or the id (already counted live) that
+** g.parallel gave to the goroutine it queued. */
+gr_g *gr_sched_spawn (lua_State *L, gr_state *S, int nargs, lua_Integer id) {
   gr_g *g;
   lua_State *co = lua_newthread(L);
   int ref = luaL_ref(L, LUA_REGISTRYINDEX);  /* unref'd in finish() */
@@ -317,7 +371,7 @@ gr_g *gr_sched_spawn (lua_State *L, gr_state *S, int nargs) {
     luaL_error(L, "not enough memory");
   }
   lua_xmove(L, co, nargs + 1);
-  g->id = atomic_fetch_add_explicit(&nextid, 1, memory_order_relaxed);
+  g->id = id ? id : gr_sched_newid();
   g->co = co;
   g->ref = ref;
   g->S = S;
@@ -325,9 +379,15 @@ gr_g *gr_sched_spawn (lua_State *L, gr_state *S, int nargs) {
   g->allnext = S->all;
   if (S->all) S->all->allprev = g;
   S->all = g;
-  atomic_fetch_add_explicit(&numg, 1, memory_order_relaxed);
+  if (!id) atomic_fetch_add_explicit(&numg, 1, memory_order_relaxed);
   runq_push(S, g);
   return g;
+}
+
+/* Counts goroutines queued by g.parallel (+1) or that ended before they
+** started (-1). */
+void gr_sched_addlive (int delta) {
+  atomic_fetch_add_explicit(&numg, delta, memory_order_relaxed);
 }
 
 lua_Integer gr_sched_numgoroutine (void) {
@@ -412,10 +472,24 @@ static void *monitor (void *arg) {
   return NULL;
 }
 
-/* Counts the new state's goroutine 1 among the live goroutines and puts
-** the state under the monitor, started with the first state. */
+/* Installs hook on the goroutine S is running, if any; returns 1 if it
+** did. Any thread may call it (the monitor's handshake). */
+int gr_sched_interrupt (gr_state *S, lua_Hook hook) {
+  lua_State *co = atomic_load(&S->running);
+  if (co == NULL || co == GR_BUSY ||
+      !atomic_compare_exchange_strong(&S->running, &co, GR_BUSY))
+    return 0;
+  lua_sethook(co, hook, LUA_MASKCOUNT, 100);
+  atomic_store(&S->running, co);
+  return 1;
+}
+
+/* Counts goroutine 1 of a new host state among the live goroutines (a
+** worker state's main thread is no goroutine) and puts the state under
+** the monitor, started with the first state. */
 void gr_sched_adopt (gr_state *S) {
-  atomic_fetch_add_explicit(&numg, 1, memory_order_relaxed);
+  if (S->worker == NULL)
+    atomic_fetch_add_explicit(&numg, 1, memory_order_relaxed);
   pthread_mutex_lock(&monlock);
   S->monprev = NULL;
   S->monnext = monstates;
@@ -468,7 +542,8 @@ void gr_sched_closeall (gr_state *S) {
   if (S->g1) {
     free(S->g1);
     S->g1 = NULL;
-    atomic_fetch_sub_explicit(&numg, 1, memory_order_relaxed);
+    if (S->worker == NULL)
+      atomic_fetch_sub_explicit(&numg, 1, memory_order_relaxed);
   }
 }
 
@@ -483,7 +558,7 @@ static int lgo (lua_State *L) {
       return luaL_typeerror(L, 1, "function");
     lua_pop(L, 1);
   }
-  g = gr_sched_spawn(L, S, lua_gettop(L) - 1);
+  g = gr_sched_spawn(L, S, lua_gettop(L) - 1, 0);
   lua_pushinteger(L, g->id);
   return 1;
 }

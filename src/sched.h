@@ -110,6 +110,13 @@ struct gr_state {
   lua_Hook savedhook;   /* protected by monlock: the hook the preemption */
   int savedmask, savedcount;  /* hook replaced, restored when it fires */
   gr_state *monnext, *monprev;  /* protected by monlock: watched states */
+  /* parallel goroutines (parallel.c): */
+  struct gr_pool *pool; /* the worker pool this state spawns into, or NULL
+                           (a host state creates it on first g.parallel;
+                           a worker state shares its host's) */
+  struct gr_worker *worker;  /* the worker running this state, or NULL */
+  atomic_int idle;      /* 0 while its thread runs; GR_IDLE_TIMERS or
+                           GR_IDLE_DONE while it sleeps in uv_run */
   /* protected by rlock: */
   gr_mutex rlock;
   gr_g *rhead, *rtail;  /* goroutines readied by other threads */
@@ -117,6 +124,9 @@ struct gr_state {
                            other threads, not yet seen by the owner */
   atomic_int rpending;  /* 1 when rhead or errors may be non-empty */
 };
+
+/* Values of S->idle: asleep with timers pending, or with nothing. */
+enum { GR_IDLE_TIMERS = 1, GR_IDLE_DONE = 2 };
 
 /* Modes of blocking, decided before any lock is taken. */
 enum { GR_BLOCK_YIELD, GR_BLOCK_INPLACE, GR_BLOCK_NO };
@@ -130,7 +140,13 @@ int gr_sched_park (lua_State *L, gr_state *S, gr_g *g, lua_KContext ctx,
 void gr_sched_ready (gr_state *S, gr_g *g);
 int gr_sched_wait (lua_State *L, gr_state *S, gr_g *me, int runonly);
 void gr_sched_raise (lua_State *L, gr_state *S, int err);
-gr_g *gr_sched_spawn (lua_State *L, gr_state *S, int nargs);
+gr_g *gr_sched_spawn (lua_State *L, gr_state *S, int nargs, lua_Integer id);
+int gr_sched_runonce (lua_State *L, gr_state *S);
+void gr_sched_sleep (gr_state *S, gr_g *me);
+void gr_sched_kick (gr_state *S);
+int gr_sched_interrupt (gr_state *S, lua_Hook hook);
+lua_Integer gr_sched_newid (void);
+void gr_sched_addlive (int delta);
 lua_Integer gr_sched_numgoroutine (void);
 uint32_t gr_sched_rand (gr_state *S, uint32_t n);
 void gr_sched_adopt (gr_state *S);

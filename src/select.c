@@ -327,7 +327,7 @@ static int parse (lua_State *L, scase *cs, int n) {
     if (cs[i].c == NULL || cs[i].dir != GR_DIRSEND) continue;
     lua_rawgeti(L, 1, i + 1);
     lua_rawgeti(L, -1, 4);
-    gr_value_capture(L, -1, &cs[i].val);
+    gr_value_capture(L, -1, atomic_load(&cs[i].c->shared), &cs[i].val);
     lua_pop(L, 2);
   }
   return nactive;

@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "errors.h"
+#include "parallel.h"
 #include "sched.h"
 #include "state.h"
 #include "timer.h"
@@ -34,6 +35,10 @@ static void onasync (uv_async_t *handle) {
 static void closestate (gr_state *S) {
   int nerr;
   S->closing = 1;
+  if (S->pool && S->worker == NULL) {   /* a host: its workers go first */
+    gr_pool_stop(S->pool);
+    S->pool = NULL;
+  }
   gr_sched_forget(S);
   gr_sched_closeall(S);
   gr_timer_closeall(S);
@@ -43,8 +48,11 @@ static void closestate (gr_state *S) {
   while (uv_loop_close(&S->loop) == UV_EBUSY)
     uv_run(&S->loop, UV_RUN_DEFAULT);
   gr_mutex_destroy(&S->rlock);
+  if (S->worker == NULL && nerr > 0) {
+    free(S);
+    exit(EXIT_FAILURE);   /* uncaught goroutine errors: the program fails */
+  }
   free(S);
-  if (nerr > 0) exit(EXIT_FAILURE);   /* uncaught goroutine errors */
 }
 
 static int state_gc (lua_State *L) {
@@ -76,6 +84,13 @@ static gr_state *newstate (lua_State *L) {
   S->g1 = S->current = g1;
   S->rng = (uv_hrtime() ^ (uint64_t)(uintptr_t)S) | 1;
   S->gcstress = gc != NULL && gc[0] != '\0' && strcmp(gc, "0") != 0;
+  /* A worker thread marks its state before it loads the module. */
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &gr_parallel_workerkey) ==
+      LUA_TLIGHTUSERDATA) {
+    S->worker = (gr_worker *)lua_touserdata(L, -1);
+    S->pool = gr_pool_ofworker(S->worker);
+  }
+  lua_pop(L, 1);
   gr_mutex_init(&S->rlock);
   if (uv_async_init(&S->loop, &S->async, onasync) != 0 ||
       gr_timer_init(S) != 0)

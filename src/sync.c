@@ -248,6 +248,34 @@ static int lonce_call (lua_State *L) {
 }
 
 
+/* --- transfer (copy.c) ------------------------------------------------------ */
+
+/* If idx is a sync handle, returns its object with a new ref and its kind. */
+void *gr_sync_take (lua_State *L, int idx, int *kind) {
+  int k;
+  for (k = WAITGROUP; k <= ONCE; k++) {
+    gr_syncud *u = (gr_syncud *)luaL_testudata(L, idx, mtnames[k]);
+    if (u != NULL && u->o != NULL) {
+      atomic_fetch_add_explicit(&u->o->refs, 1, memory_order_relaxed);
+      *kind = k;
+      return u->o;
+    }
+  }
+  return NULL;
+}
+
+/* Pushes a handle of obj in L; the handle takes over the caller's ref. */
+void gr_sync_push (lua_State *L, void *obj, int kind) {
+  gr_syncud *u = (gr_syncud *)lua_newuserdatauv(L, sizeof(*u), 0);
+  u->o = (gr_sync *)obj;
+  luaL_setmetatable(L, mtnames[kind]);
+}
+
+void gr_sync_drop (void *obj) {
+  release((gr_sync *)obj);
+}
+
+
 /* --- handles -------------------------------------------------------------- */
 
 static int newobj (lua_State *L, int kind) {

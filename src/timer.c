@@ -180,7 +180,7 @@ static void fire (lua_State *L, gr_state *S, gr_timer *t, uint64_t now) {
       break;
     case GR_TFUNC:
       lua_rawgeti(L, LUA_REGISTRYINDEX, t->fref);
-      gr_sched_spawn(L, S, 0);
+      gr_sched_spawn(L, S, 0, 0);
       break;
   }
   if (!t->ud) freetimer(L, t);

@@ -1,0 +1,459 @@
+/*
+** parallel.c -- M:N: worker threads, each running a Lua state of its own
+** with its scheduler and libuv loop; g.parallel and g.gomaxprocs.
+**
+** A host state creates its pool on first use. g.parallel packs f and its
+** arguments (copy.c) into a job and queues it; an idle worker takes it,
+** unpacks it in its own state and starts it as a goroutine there, where it
+** stays. Workers start on the first job; g.gomaxprocs grows the pool or
+** retires workers (a retired worker takes no job and ends when its last
+** goroutine has).
+**
+** A worker that runs out of work spins briefly before it sleeps in its
+** loop, while fewer than ncpu threads are awake and at most half of them
+** spin (Go's bound), so spinning never takes a core from a thread with
+** work.
+**
+** Invariants:
+**   W->S is set by the worker once its state runs and cleared, under
+**     P->lock, before the state closes: others touch a worker's state only
+**     under P->lock, or through objects (channels) that hold it alive.
+**   P outlives every worker: the host's close stops and joins them all.
+** Lock order: P->lock is taken alone, or before a state's rlock (leaf).
+*/
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lualib.h"
+
+#include "copy.h"
+#include "errors.h"
+#include "parallel.h"
+#include "state.h"
+
+#define SPIN_NS 50000   /* how long an idle thread spins before sleeping */
+
+const char gr_parallel_workerkey = 0;
+static const char envmtkey = 0;
+
+typedef struct gr_job {  /* a parallel goroutine not yet started */
+  struct gr_job *next;
+  lua_Integer id;       /* its id, counted live since g.parallel */
+  gr_pack *p;           /* f and its arguments */
+} gr_job;
+
+struct gr_worker {
+  gr_pool *P;
+  uv_thread_t thread;
+  gr_state *S;          /* protected by P->lock: its state while it runs */
+  atomic_int retire;    /* take no more jobs; end when no goroutine left */
+  atomic_int exited;    /* its thread is done (or about to be) */
+  gr_worker *next;      /* protected by P->lock */
+};
+
+struct gr_pool {
+  gr_state *host;       /* the state that owns the pool (immutable) */
+  int ncpu;             /* cores libuv reports (immutable) */
+  char *path, *cpath;   /* the host's package.path/cpath (immutable) */
+  atomic_int stopping;  /* the host is closing */
+  atomic_int nspinning; /* threads spinning for work */
+  atomic_int nidle;     /* threads asleep in their loop */
+  atomic_int nthreads;  /* workers running, plus the host */
+  atomic_int njobs;     /* jobs queued */
+  gr_mutex lock;
+  /* protected by lock: */
+  gr_job *jobhead, *jobtail;
+  gr_worker *workers;
+  int nworkers;         /* workers not retired */
+  int maxprocs;         /* g.gomaxprocs() */
+};
+
+gr_pool *gr_pool_ofworker (gr_worker *W) {
+  return W->P;
+}
+
+gr_state *gr_pool_host (gr_pool *P) {
+  return P->host;
+}
+
+int gr_pool_stopping (gr_pool *P) {
+  return atomic_load(&P->stopping);
+}
+
+
+/* --- idling ---------------------------------------------------------------- */
+
+/* Whether a worker other than self may still make progress: it runs, it
+** has a timer or a wakeup pending, or a job waits to be started. */
+int gr_pool_canprogress (gr_pool *P, gr_state *self) {
+  gr_worker *W;
+  int r = atomic_load(&P->njobs) > 0;
+  gr_mutex_lock(&P->lock);
+  for (W = P->workers; W != NULL && !r; W = W->next) {
+    gr_state *S = W->S;
+    if (S == NULL) r = !atomic_load(&W->exited);   /* still starting */
+    else if (S != self)
+      r = atomic_load(&S->idle) != GR_IDLE_DONE || atomic_load(&S->rpending);
+  }
+  gr_mutex_unlock(&P->lock);
+  return r;
+}
+
+int gr_pool_hasjobs (gr_state *S) {
+  return S->worker != NULL && !atomic_load(&S->worker->retire) &&
+         atomic_load(&S->pool->njobs) > 0;
+}
+
+/* Counts the thread of S in or out of sleep. */
+void gr_pool_idle (gr_state *S, int delta) {
+  atomic_fetch_add(&S->pool->nidle, delta);
+}
+
+/* A worker that sleeps with nothing to wait for may complete a deadlock:
+** kick the host so that it looks again. */
+void gr_pool_wentidle (gr_state *S) {
+  if (S->worker) gr_sched_kick(S->pool->host);
+}
+
+/* Spins for up to SPIN_NS while that may pay; returns 1 when work came. */
+int gr_pool_spin (gr_state *S, gr_g *me) {
+  gr_pool *P = S->pool;
+  int maxspin = P->ncpu / 2 > 2 ? P->ncpu / 2 : 2, found = 0, i;
+  uint64_t t0;
+  if (atomic_load(&P->nspinning) >= maxspin ||
+      atomic_load(&P->nthreads) - atomic_load(&P->nidle) > P->ncpu)
+    return 0;
+  atomic_fetch_add(&P->nspinning, 1);
+  t0 = uv_hrtime();
+  for (i = 1; ; i++) {
+    if (atomic_load_explicit(&S->rpending, memory_order_acquire) ||
+        (me && atomic_load_explicit(&me->woken, memory_order_acquire)) ||
+        gr_pool_hasjobs(S) || atomic_load(&P->stopping)) {
+      found = 1;
+      break;
+    }
+    if ((i & 63) == 0 && uv_hrtime() - t0 > SPIN_NS) break;
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+  }
+  atomic_fetch_sub(&P->nspinning, 1);
+  return found;
+}
+
+
+/* --- workers ------------------------------------------------------------------- */
+
+static gr_job *takejob (gr_pool *P) {
+  gr_job *job;
+  if (atomic_load(&P->njobs) == 0) return NULL;
+  gr_mutex_lock(&P->lock);
+  job = P->jobhead;
+  if (job) {
+    P->jobhead = job->next;
+    if (P->jobhead == NULL) P->jobtail = NULL;
+    atomic_fetch_sub(&P->njobs, 1);
+  }
+  gr_mutex_unlock(&P->lock);
+  return job;
+}
+
+/* Unpacks a job into the worker's state as a new goroutine with a
+** globals table of its own that falls back to the worker's. */
+static int lstartjob (lua_State *L) {
+  gr_job *job = (gr_job *)lua_touserdata(L, 1);
+  gr_state *S = (gr_state *)lua_touserdata(L, 2);
+  gr_pack *p = job->p;
+  int n;
+  lua_settop(L, 0);
+  lua_createtable(L, 0, 0);
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &envmtkey) != LUA_TTABLE) {
+    lua_pop(L, 1);
+    lua_createtable(L, 0, 1);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_GLOBALS);
+    lua_setfield(L, -2, "__index");
+    lua_pushvalue(L, -1);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &envmtkey);
+  }
+  lua_setmetatable(L, 1);
+  gr_copy_markenv(L, 1);
+  n = gr_pack_push(L, p, 1);   /* frees p */
+  job->p = NULL;
+  gr_sched_spawn(L, S, n - 1, job->id);
+  return 0;
+}
+
+static void startjob (lua_State *L, gr_state *S, gr_job *job) {
+  lua_pushcfunction(L, lstartjob);
+  lua_pushlightuserdata(L, job);
+  lua_pushlightuserdata(L, S);
+  if (lua_pcall(L, 2, 0, 0) != LUA_OK) {
+    /* It could not even start: report it like any goroutine error. */
+    gr_errors_addmsg(S, job->id, lua_tostring(L, -1), NULL);
+    lua_pop(L, 1);
+    gr_pack_free(job->p);
+    gr_sched_addlive(-1);
+  }
+  free(job);
+}
+
+static int lworkerloop (lua_State *L) {
+  gr_worker *W = (gr_worker *)lua_touserdata(L, 1);
+  gr_pool *P = W->P;
+  gr_state *S;
+  lua_getglobal(L, "package");
+  lua_pushstring(L, P->path);
+  lua_setfield(L, -2, "path");
+  lua_pushstring(L, P->cpath);
+  lua_setfield(L, -2, "cpath");
+  lua_pop(L, 1);
+  lua_pushlightuserdata(L, W);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &gr_parallel_workerkey);
+  lua_getglobal(L, "require");
+  lua_pushliteral(L, "goroutines");
+  lua_call(L, 1, 0);
+  S = gr_state_get(L);
+  gr_mutex_lock(&P->lock);
+  W->S = S;
+  gr_mutex_unlock(&P->lock);
+  for (;;) {
+    gr_job *job;
+    if (atomic_load(&P->stopping)) break;
+    if (gr_sched_runonce(L, S)) continue;
+    if (!atomic_load(&W->retire)) {
+      if ((job = takejob(P)) != NULL) {
+        startjob(L, S, job);
+        continue;
+      }
+    }
+    else if (S->all == NULL && !atomic_load(&S->rpending))
+      break;
+    gr_sched_sleep(S, NULL);
+  }
+  return 0;
+}
+
+static void workermain (void *arg) {
+  gr_worker *W = (gr_worker *)arg;
+  gr_pool *P = W->P;
+  lua_State *L = luaL_newstate();
+  if (L != NULL) {
+    luaL_openlibs(L);
+    lua_pushcfunction(L, lworkerloop);
+    lua_pushlightuserdata(L, W);
+    if (lua_pcall(L, 1, 0, 0) != LUA_OK)
+      fprintf(stderr, "goroutines: worker stopped: %s\n",
+              lua_tostring(L, -1));
+  }
+  gr_mutex_lock(&P->lock);
+  W->S = NULL;      /* nobody may touch the state from here on */
+  gr_mutex_unlock(&P->lock);
+  if (L != NULL) lua_close(L);
+  atomic_fetch_sub(&P->nthreads, 1);
+  atomic_store(&W->exited, 1);
+  gr_sched_kick(P->host);   /* the host may be waiting on a deadlock check */
+}
+
+/* Starts workers until maxprocs run; returns how many run. Requires
+** P->lock. */
+static int startworkers (gr_pool *P) {
+  while (P->nworkers < P->maxprocs) {
+    gr_worker *W = (gr_worker *)calloc(1, sizeof(*W));
+    if (W == NULL) break;
+    W->P = P;
+    atomic_fetch_add(&P->nthreads, 1);
+    if (uv_thread_create(&W->thread, workermain, W) != 0) {
+      atomic_fetch_sub(&P->nthreads, 1);
+      free(W);
+      break;
+    }
+    W->next = P->workers;
+    P->workers = W;
+    P->nworkers++;
+  }
+  return P->nworkers;
+}
+
+/* Kicks a sleeping worker when no one spins to take the new job. */
+static void wakeworker (gr_pool *P) {
+  gr_worker *W;
+  if (atomic_load(&P->nspinning) > 0) return;
+  gr_mutex_lock(&P->lock);
+  for (W = P->workers; W != NULL; W = W->next) {
+    if (W->S && !atomic_load(&W->retire) && atomic_load(&W->S->idle)) {
+      uv_async_send(&W->S->async);
+      break;
+    }
+  }
+  gr_mutex_unlock(&P->lock);
+}
+
+/* Calls f on every running worker state, under P->lock (their threads
+** are asleep when the deadlock report reads them). */
+void gr_pool_eachstate (gr_pool *P, void (*f) (gr_state *S, void *ud),
+                        void *ud) {
+  gr_worker *W;
+  gr_mutex_lock(&P->lock);
+  for (W = P->workers; W != NULL; W = W->next)
+    if (W->S) f(W->S, ud);
+  gr_mutex_unlock(&P->lock);
+}
+
+/* Interrupts a goroutine that runs while its worker must stop: it yields
+** back to the worker loop, or raises if it is inside a C call. */
+static void stophook (lua_State *L, lua_Debug *ar) {
+  (void)ar;
+  if (lua_isyieldable(L)) lua_yield(L, 0);
+  luaL_error(L, "goroutines: stopped at shutdown");
+}
+
+/* At the host's close: stops every worker, even one in a tight loop, and
+** joins them; frees the jobs never started. */
+void gr_pool_stop (gr_pool *P) {
+  gr_worker *W;
+  gr_job *job;
+  atomic_store(&P->stopping, 1);
+  for (;;) {
+    int running = 0;
+    gr_mutex_lock(&P->lock);
+    for (W = P->workers; W != NULL; W = W->next) {
+      if (atomic_load(&W->exited)) continue;
+      running = 1;
+      if (W->S) {
+        gr_sched_interrupt(W->S, stophook);
+        uv_async_send(&W->S->async);
+      }
+    }
+    gr_mutex_unlock(&P->lock);
+    if (!running) break;
+    uv_sleep(1);
+  }
+  while ((W = P->workers) != NULL) {
+    P->workers = W->next;
+    uv_thread_join(&W->thread);
+    free(W);
+  }
+  while ((job = P->jobhead) != NULL) {
+    P->jobhead = job->next;
+    gr_pack_free(job->p);
+    gr_sched_addlive(-1);
+    free(job);
+  }
+  gr_mutex_destroy(&P->lock);
+  free(P->path);
+  free(P->cpath);
+  free(P);
+}
+
+
+/* --- Lua functions ------------------------------------------------------------ */
+
+/* The pool of L's state: a worker's pool, or the host's, created here
+** with the host's package.path and package.cpath for its workers. */
+static gr_pool *getpool (lua_State *L, gr_state *S) {
+  gr_pool *P;
+  const char *path, *cpath;
+  if (S->pool) return S->pool;
+  lua_getglobal(L, "package");
+  lua_getfield(L, -1, "path");
+  lua_getfield(L, -2, "cpath");
+  path = lua_tostring(L, -2);
+  cpath = lua_tostring(L, -1);
+  P = (gr_pool *)calloc(1, sizeof(*P));
+  if (P == NULL || (P->path = strdup(path ? path : "")) == NULL ||
+      (P->cpath = strdup(cpath ? cpath : "")) == NULL) {
+    if (P) free(P->path);
+    free(P);
+    luaL_error(L, "not enough memory");
+  }
+  lua_pop(L, 3);
+  P->host = S;
+  P->ncpu = (int)uv_available_parallelism();
+  if (P->ncpu < 1) P->ncpu = 1;
+  P->maxprocs = P->ncpu;
+  atomic_init(&P->nthreads, 1);   /* the host */
+  gr_mutex_init(&P->lock);
+  S->pool = P;
+  return P;
+}
+
+static int lparallel (lua_State *L) {
+  gr_state *S = gr_getstate(L);
+  gr_pool *P = getpool(L, S);
+  gr_job *job;
+  gr_pack *p;
+  int started;
+  if (lua_type(L, 1) != LUA_TFUNCTION) {
+    if (luaL_getmetafield(L, 1, "__call") == LUA_TNIL)
+      return luaL_typeerror(L, 1, "function");
+    lua_pop(L, 1);
+  }
+  if (atomic_load(&P->stopping))
+    return luaL_error(L, "goroutines: the runtime is shutting down");
+  p = gr_pack_values(L, 1, lua_gettop(L), "args", 1);   /* may raise */
+  job = (gr_job *)malloc(sizeof(*job));
+  if (job == NULL) {
+    gr_pack_free(p);
+    return luaL_error(L, "not enough memory");
+  }
+  job->next = NULL;
+  job->p = p;
+  job->id = gr_sched_newid();
+  gr_sched_addlive(1);
+  gr_mutex_lock(&P->lock);
+  if (P->jobtail) P->jobtail->next = job;
+  else P->jobhead = job;
+  P->jobtail = job;
+  atomic_fetch_add(&P->njobs, 1);
+  started = P->workers != NULL || startworkers(P) > 0;
+  gr_mutex_unlock(&P->lock);
+  if (!started)  /* the job stays queued: a later g.parallel may start one */
+    return luaL_error(L, "goroutines: cannot start a worker thread");
+  wakeworker(P);
+  lua_pushinteger(L, job->id);
+  return 1;
+}
+
+static int lgomaxprocs (lua_State *L) {
+  gr_state *S = gr_getstate(L);
+  gr_pool *P = getpool(L, S);
+  int prev;
+  lua_Integer n;
+  gr_mutex_lock(&P->lock);
+  prev = P->maxprocs;
+  gr_mutex_unlock(&P->lock);
+  if (!lua_isnoneornil(L, 1)) {
+    int isint;
+    n = lua_tointegerx(L, 1, &isint);
+    luaL_argcheck(L, isint && n >= 1 && n <= 1024, 1,
+                  "must be an integer from 1 to 1024");
+    gr_mutex_lock(&P->lock);
+    P->maxprocs = (int)n;
+    if (P->workers != NULL) {
+      gr_worker *W;
+      if (P->nworkers < P->maxprocs) startworkers(P);
+      for (W = P->workers; W != NULL && P->nworkers > P->maxprocs;
+           W = W->next) {
+        if (atomic_load(&W->retire)) continue;
+        atomic_store(&W->retire, 1);
+        P->nworkers--;
+        if (W->S) uv_async_send(&W->S->async);
+      }
+    }
+    gr_mutex_unlock(&P->lock);
+  }
+  lua_pushinteger(L, prev);
+  return 1;
+}
+
+static const luaL_Reg funcs[] = {
+  {"parallel", lparallel},
+  {"gomaxprocs", lgomaxprocs},
+  {NULL, NULL}
+};
+
+void gr_parallel_open (lua_State *L) {
+  gr_state_setfuncs(L, funcs);
+}
