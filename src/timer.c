@@ -199,8 +199,12 @@ void gr_timer_fire (lua_State *L, gr_state *S) {
   }
 }
 
+/* The scheduler fires what expired once uv_run returns. libuv runs due
+** timers before it polls, so with UV_RUN_ONCE a timer that was due on
+** entry would leave the poll without a timeout (the async handle keeps the
+** loop alive): uv_stop makes that poll return at once. */
 static void ontimer (uv_timer_t *handle) {
-  (void)handle;   /* uv_run returns; the scheduler fires what expired */
+  uv_stop(handle->loop);
 }
 
 /* Arms the libuv timer at the earliest deadline before the scheduler
