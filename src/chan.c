@@ -2,7 +2,7 @@
 ** chan.c -- channels: send, recv, close, range, len, cap and views; the
 ** wait queues are shared with select.c, after Go's runtime/chan.go.
 **
-** Invariants (c->lock held):
+** Invariants (c->lock held, or for an unshared channel its one thread):
 **   at least one of c->recvq, c->sendq is empty;
 **   c->count > 0 implies c->recvq is empty;
 **   c->count < c->cap implies c->sendq is empty;
@@ -125,9 +125,9 @@ int gr_chan_sendlocked (gr_chan *c, gr_value *v, gr_waiter **wake) {
 int gr_chan_trysend (gr_state *cur, gr_chan *c, gr_value *v) {
   gr_waiter *wake;
   int r;
-  gr_mutex_lock(&c->lock);
+  gr_chan_lock(c);
   r = gr_chan_sendlocked(c, v, &wake);
-  gr_mutex_unlock(&c->lock);
+  gr_chan_unlock(c);
   if (wake) gr_sched_ready(cur, wake->g);
   return r == 1;
 }
@@ -136,9 +136,9 @@ int gr_chan_trysend (gr_state *cur, gr_chan *c, gr_value *v) {
 int gr_chan_tryrecv (gr_state *cur, gr_chan *c, gr_value *v) {
   gr_waiter *wake;
   int r;
-  gr_mutex_lock(&c->lock);
+  gr_chan_lock(c);
   r = gr_chan_recvlocked(c, v, &wake);
-  gr_mutex_unlock(&c->lock);
+  gr_chan_unlock(c);
   if (wake) gr_sched_ready(cur, wake->g);
   return r == 1;
 }
@@ -214,10 +214,10 @@ static gr_waitq *queueof (gr_chan *c, gr_waiter *w) {
 static int unqueue (gr_waiter *w) {
   gr_chan *c = (gr_chan *)w->obj;
   int was;
-  gr_mutex_lock(&c->lock);
+  gr_chan_lock(c);
   was = w->inq;
   if (was) gr_waitq_remove(queueof(c, w), w);
-  gr_mutex_unlock(&c->lock);
+  gr_chan_unlock(c);
   return was;
 }
 
@@ -274,7 +274,7 @@ static int parkon (lua_State *L, gr_state *S, gr_chan *c, int dir, int mode,
                    cancel);
   gr_waitq_push(queueof(c, w), w);
   gr_chan_retain(c);  /* the waiter's ref, dropped in endwait/cancel */
-  gr_mutex_unlock(&c->lock);
+  gr_chan_unlock(c);
   return gr_sched_park(L, S, g, ctx, k);
 }
 
@@ -300,11 +300,11 @@ static int lchan_send (lua_State *L) {
   int r, mode;
   gr_value_capture(L, 2, isshared(c), &v);  /* may raise: before the lock */
   mode = gr_sched_blockmode(L, S);
-  gr_mutex_lock(&c->lock);
+  gr_chan_lock(c);
   r = gr_chan_sendlocked(c, &v, &wake);
   if (r == 0 && mode != GR_BLOCK_NO)
     return parkon(L, S, c, GR_DIRSEND, mode, &v, 0, send_k);
-  gr_mutex_unlock(&c->lock);
+  gr_chan_unlock(c);
   if (r == 1) {
     if (wake) gr_sched_ready(S, wake->g);
     return 0;
@@ -343,11 +343,11 @@ static int dorecv (lua_State *L, int forrange) {
   gr_waiter *wake;
   gr_value v;
   int r, mode = gr_sched_blockmode(L, S);
-  gr_mutex_lock(&c->lock);
+  gr_chan_lock(c);
   r = gr_chan_recvlocked(c, &v, &wake);
   if (r == 0 && mode != GR_BLOCK_NO)
     return parkon(L, S, c, GR_DIRRECV, mode, &v, forrange, recv_k);
-  gr_mutex_unlock(&c->lock);
+  gr_chan_unlock(c);
   if (r == 0) return gr_sched_cannotblock(L, GR_WCHANRECV);
   if (wake) gr_sched_ready(S, wake->g);
   return pushrecv(L, &v, r == 1, forrange);
@@ -378,9 +378,9 @@ static int lchan_close (lua_State *L) {
   gr_waiter *w, *wake = NULL;
   if (!(u->dir & GR_DIRSEND))
     return luaL_error(L, "close of receive-only channel");
-  gr_mutex_lock(&c->lock);
+  gr_chan_lock(c);
   if (c->closed) {
-    gr_mutex_unlock(&c->lock);
+    gr_chan_unlock(c);
     return luaL_error(L, "close of closed channel");
   }
   c->closed = 1;
@@ -391,7 +391,7 @@ static int lchan_close (lua_State *L) {
     w->next = wake;
     wake = w;
   }
-  gr_mutex_unlock(&c->lock);
+  gr_chan_unlock(c);
   while (wake) {
     w = wake;
     wake = w->next;   /* read before the goroutine may run again */
@@ -403,9 +403,9 @@ static int lchan_close (lua_State *L) {
 static int lchan_len (lua_State *L) {
   gr_chan *c = gr_chan_checkud(L, 1)->c;
   size_t n;
-  gr_mutex_lock(&c->lock);
+  gr_chan_lock(c);
   n = c->count;
-  gr_mutex_unlock(&c->lock);
+  gr_chan_unlock(c);
   lua_pushinteger(L, (lua_Integer)n);
   return 1;
 }

@@ -34,6 +34,19 @@ typedef struct gr_chanud {
   int dir;              /* GR_DIR* allowed through this handle */
 } gr_chanud;
 
+/* A channel only one state holds is touched by that state's thread alone:
+** its lock is needed only once it is shared (the flag changes on that
+** same thread, never between a lock and its unlock). */
+static inline void gr_chan_lock (gr_chan *c) {
+  if (atomic_load_explicit(&c->shared, memory_order_relaxed))
+    gr_mutex_lock(&c->lock);
+}
+
+static inline void gr_chan_unlock (gr_chan *c) {
+  if (atomic_load_explicit(&c->shared, memory_order_relaxed))
+    gr_mutex_unlock(&c->lock);
+}
+
 gr_chan *gr_chan_new (size_t cap);
 void gr_chan_retain (gr_chan *c);
 void gr_chan_release (lua_State *L, gr_chan *c);

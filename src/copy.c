@@ -31,7 +31,7 @@
 
 enum {
   T_NIL, T_FALSE, T_TRUE, T_INT, T_NUM, T_STR, T_TABLE, T_REF, T_LFUNC,
-  T_CFUNC, T_ENV, T_UPJOIN, T_HANDLE, T_END
+  T_NAMED, T_ENV, T_UPJOIN, T_HANDLE, T_END
 };
 
 typedef struct handle {
@@ -92,8 +92,8 @@ typedef struct packctx {
   gr_pack *p;
   int memo;             /* stack index: object -> index, index -> object */
   int nobj;
-  int cfuncs;           /* stack index of the C function names, or 0 */
-  int envs;             /* stack index of the set of goroutine _ENVs */
+  int cfuncs;           /* stack index: C function -> name, or nil */
+  int envs;             /* stack index: set of goroutine _ENVs, or nil */
   const char *root;     /* naming of the top-level values in errors */
   int rootbase, valueno;
   int depth;
@@ -177,10 +177,31 @@ static int memoize (packctx *cx, int idx) {
   return 0;
 }
 
+/* Writes the name of a module table or C function; returns 0 if the value
+** at idx has none. */
+static int packnamed (packctx *cx, int idx) {
+  lua_State *L = cx->L;
+  size_t len;
+  const char *name;
+  if (!lua_istable(L, cx->cfuncs)) return 0;
+  lua_pushvalue(L, idx);
+  if (lua_rawget(L, cx->cfuncs) != LUA_TSTRING) {
+    lua_pop(L, 1);
+    return 0;
+  }
+  name = lua_tolstring(L, -1, &len);
+  puttag(L, cx->p, T_NAMED);
+  putu32(L, cx->p, (uint32_t)len);
+  put(L, cx->p, name, len);
+  lua_pop(L, 1);
+  return 1;
+}
+
 static void packtable (packctx *cx, int idx) {
   lua_State *L = cx->L;
   size_t counts;
   uint32_t narr = 0, nhash = 0;
+  if (packnamed(cx, idx)) return;   /* a loaded module: by name */
   if (memoize(cx, idx)) return;
   luaL_checkstack(L, 8, "value too deep to copy");
   puttag(L, cx->p, T_TABLE);
@@ -225,10 +246,6 @@ static int isenv (packctx *cx, int idx) {
   r = lua_rawequal(L, -1, idx);
   lua_pop(L, 1);
   if (r) return 1;
-  if (cx->envs == 0) {
-    lua_rawgetp(L, LUA_REGISTRYINDEX, &envkey);
-    cx->envs = lua_gettop(L);  /* stays on the stack until the pack ends */
-  }
   if (lua_type(L, cx->envs) != LUA_TTABLE) return 0;
   lua_pushvalue(L, idx);
   r = lua_rawget(L, cx->envs) != LUA_TNIL;
@@ -286,79 +303,71 @@ static void packlfunc (packctx *cx, int idx) {
   }
 }
 
-/* Builds the map C function -> name from package.loaded: "mod\1key" and,
-** one level deeper, "mod\1key\1key" (g.time.sleep). */
-static void buildcfuncs (lua_State *L) {
-  lua_newtable(L);
-  luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+/* Adds to the map at index map every C function of the table at index t,
+** named prefix\1key; recurses once into sub-tables (g.time.sleep). */
+static void addcfuncs (lua_State *L, int map, int t, const char *prefix,
+                       int deeper) {
   lua_pushnil(L);
-  while (lua_next(L, -2)) {
-    if (lua_type(L, -2) == LUA_TSTRING && lua_istable(L, -1)) {
-      const char *mod = lua_tostring(L, -2);
-      lua_pushnil(L);
-      while (lua_next(L, -2)) {
-        if (lua_type(L, -2) == LUA_TSTRING) {
-          const char *k = lua_tostring(L, -2);
-          if (lua_iscfunction(L, -1)) {
-            lua_pushvalue(L, -1);
-            if (lua_rawget(L, -8) == LUA_TNIL) {
-              lua_pushvalue(L, -2);
-              lua_pushfstring(L, "%s\1%s", mod, k);
-              lua_rawset(L, -10);
-            }
-            lua_pop(L, 1);
-          }
-          else if (lua_istable(L, -1) && strcmp(mod, "_G") != 0) {
-            lua_pushnil(L);
-            while (lua_next(L, -2)) {
-              if (lua_type(L, -2) == LUA_TSTRING && lua_iscfunction(L, -1)) {
-                lua_pushvalue(L, -1);
-                if (lua_rawget(L, -10) == LUA_TNIL) {
-                  lua_pushvalue(L, -2);
-                  lua_pushfstring(L, "%s\1%s\1%s", mod, k,
-                                  lua_tostring(L, -5));
-                  lua_rawset(L, -12);
-                }
-                lua_pop(L, 1);
-              }
-              lua_pop(L, 1);
-            }
-          }
+  while (lua_next(L, t)) {
+    int k = lua_gettop(L) - 1, v = k + 1;
+    if (lua_type(L, k) == LUA_TSTRING) {
+      if (lua_iscfunction(L, v)) {
+        lua_pushvalue(L, v);
+        if (lua_rawget(L, map) == LUA_TNIL) {   /* first name wins */
+          lua_pushvalue(L, v);
+          lua_pushfstring(L, "%s\1%s", prefix, lua_tostring(L, k));
+          lua_rawset(L, map);
         }
         lua_pop(L, 1);
       }
+      else if (deeper && lua_istable(L, v)) {
+        lua_pushfstring(L, "%s\1%s", prefix, lua_tostring(L, k));
+        lua_pushvalue(L, v);
+        if (lua_rawget(L, map) == LUA_TNIL) {
+          lua_pushvalue(L, v);
+          lua_pushvalue(L, -3);
+          lua_rawset(L, map);
+        }
+        lua_pop(L, 1);
+        addcfuncs(L, map, v, lua_tostring(L, -1), 0);
+        lua_pop(L, 1);
+      }
     }
-    lua_pop(L, 1);
+    lua_settop(L, k);
   }
-  lua_pop(L, 1);
-  lua_pushvalue(L, -1);
+}
+
+/* Builds, caches and pushes the map of what travels by name: every module
+** table in package.loaded ("mod") and its sub-tables ("mod\1key"), and
+** their C functions ("mod\1key", "mod\1key\1key"). */
+static void buildcfuncs (lua_State *L) {
+  int map, loaded;
+  lua_newtable(L);
+  map = lua_gettop(L);
+  luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+  loaded = lua_gettop(L);
+  lua_pushnil(L);
+  while (lua_next(L, loaded)) {
+    int k = lua_gettop(L) - 1;
+    if (lua_type(L, k) == LUA_TSTRING && lua_istable(L, k + 1)) {
+      lua_pushvalue(L, k + 1);   /* the module itself goes by its name */
+      lua_pushvalue(L, k);
+      lua_rawset(L, map);
+      addcfuncs(L, map, k + 1, lua_tostring(L, k),
+                strcmp(lua_tostring(L, k), "_G") != 0);
+    }
+    lua_settop(L, k);
+  }
+  lua_settop(L, map);
+  lua_pushvalue(L, map);
   lua_rawsetp(L, LUA_REGISTRYINDEX, &cfunckey);
 }
 
 static void packcfunc (packctx *cx, int idx) {
-  lua_State *L = cx->L;
-  size_t len;
-  const char *name;
-  int pass;
-  for (pass = 0; pass < 2; pass++) {
-    if (cx->cfuncs == 0 || pass == 1) {
-      if (pass == 0) lua_rawgetp(L, LUA_REGISTRYINDEX, &cfunckey);
-      else buildcfuncs(L);   /* a module loaded since the last build */
-      if (cx->cfuncs) lua_replace(L, cx->cfuncs);
-      else cx->cfuncs = lua_gettop(L);
-      if (!lua_istable(L, cx->cfuncs)) continue;
-    }
-    lua_pushvalue(L, idx);
-    if (lua_rawget(L, cx->cfuncs) == LUA_TSTRING) {
-      name = lua_tolstring(L, -1, &len);
-      puttag(L, cx->p, T_CFUNC);
-      putu32(L, cx->p, (uint32_t)len);
-      put(L, cx->p, name, len);
-      lua_pop(L, 1);
-      return;
-    }
-    lua_pop(L, 1);
-  }
+  if (packnamed(cx, idx)) return;
+  buildcfuncs(cx->L);   /* not found: a module may have loaded since */
+  lua_replace(cx->L, cx->cfuncs);
+  if (packnamed(cx, idx)) return;
   packerror(cx, "a C function that is not a loaded module's");
 }
 
@@ -519,6 +528,13 @@ gr_pack *gr_pack_values (lua_State *L, int first, int n, const char *root,
   cx.root = root;
   cx.rootbase = rootbase;
   cx.memo = takememo(L, &memokey);
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &cfunckey) != LUA_TTABLE) {
+    lua_pop(L, 1);
+    buildcfuncs(L);
+  }
+  cx.cfuncs = lua_gettop(L);
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &envkey);
+  cx.envs = lua_gettop(L);
   for (i = 0; i < n; i++) {
     cx.valueno = i;
     packvalue(&cx, first + i);
@@ -568,17 +584,22 @@ static const char *chunkreader (lua_State *L, void *ud, size_t *size) {
   return *size ? c->s : NULL;
 }
 
-static void pushcfunc (unpackctx *ux, const char *name, size_t len) {
+/* Pushes what a name of packnamed stands for in this state, requiring the
+** module if it is not loaded yet (nil if that fails). */
+static void pushnamed (unpackctx *ux, const char *name, size_t len) {
   lua_State *L = ux->L;
   const char *sep = memchr(name, '\1', len);
-  GR_ASSERT(sep != NULL);
+  size_t modlen = sep ? (size_t)(sep - name) : len;
   luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
-  lua_pushlstring(L, name, sep - name);
+  lua_pushlstring(L, name, modlen);
   if (lua_rawget(L, -2) == LUA_TNIL) {   /* not loaded here yet */
     lua_pop(L, 1);
     lua_getglobal(L, "require");
-    lua_pushlstring(L, name, sep - name);
-    if (lua_pcall(L, 1, 1, 0) != LUA_OK) lua_pushnil(L);
+    lua_pushlstring(L, name, modlen);
+    if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
+      lua_pop(L, 1);
+      lua_pushnil(L);
+    }
   }
   while (sep != NULL && lua_istable(L, -1)) {
     const char *k = sep + 1;
@@ -679,9 +700,9 @@ static void unpackvalue (unpackctx *ux) {
       lua_rawgeti(L, ux->objs, getu32(ux));
       break;
     case T_LFUNC: unpackfunc(ux); break;
-    case T_CFUNC: {
+    case T_NAMED: {
       uint32_t len = getu32(ux);
-      pushcfunc(ux, (const char *)ux->p->data + ux->pos, len);
+      pushnamed(ux, (const char *)ux->p->data + ux->pos, len);
       ux->pos += len;
       break;
     }

@@ -1,10 +1,11 @@
 /*
 ** select.c -- g.select, after Go's runtime/select.go.
 **
-** A case is a table {handle, dir, handler, value} with the case metatable,
-** made by ch:on_recv([h]) or ch:on_send(v, [h]); a handler-less receive
-** case is cached in the handle's user value, so a select loop allocates
-** only its case list.
+** A case is a userdata (gr_case) with the case metatable and three user
+** values: the channel handle (which keeps the channel alive), the handler
+** and the value to send. ch:on_recv([h]) and ch:on_send(v, [h]) make them;
+** a handler-less receive case is cached in the handle's user value, so a
+** loop that only receives allocates nothing but its case list.
 **
 ** Protocol: every channel of the select is locked once, in ascending
 **   address order (duplicates once), and unlocked in reverse. Pass 1 polls
@@ -35,6 +36,13 @@ typedef struct gr_selblock {
   gr_waiter w[];
 } gr_selblock;
 
+/* A case object. */
+typedef struct gr_case {
+  gr_chan *c;           /* the channel of user value 1 */
+  int dir;              /* GR_DIRRECV or GR_DIRSEND */
+  int hashandler;       /* user value 2 is its handler */
+} gr_case;
+
 /* A parsed case. */
 typedef struct scase {
   gr_chan *c;           /* NULL for a disabled case */
@@ -45,19 +53,21 @@ typedef struct scase {
 
 /* --- case constructors ---------------------------------------------------- */
 
+/* Pushes a case of the handle at index 1. */
 static void newcase (lua_State *L, int dir, int handler, int value) {
-  lua_createtable(L, 4, 0);
+  gr_case *k = (gr_case *)lua_newuserdatauv(L, sizeof(gr_case), 3);
+  k->c = ((gr_chanud *)lua_touserdata(L, 1))->c;
+  k->dir = dir;
+  k->hashandler = handler != 0;
   lua_pushvalue(L, 1);
-  lua_rawseti(L, -2, 1);
-  lua_pushinteger(L, dir);
-  lua_rawseti(L, -2, 2);
+  lua_setiuservalue(L, -2, 1);
   if (handler) {
     lua_pushvalue(L, handler);
-    lua_rawseti(L, -2, 3);
+    lua_setiuservalue(L, -2, 2);
   }
   if (value) {
     lua_pushvalue(L, value);
-    lua_rawseti(L, -2, 4);
+    lua_setiuservalue(L, -2, 3);
   }
   lua_pushvalue(L, GR_UV_CASEMT);
   lua_setmetatable(L, -2);
@@ -79,7 +89,7 @@ int gr_select_onrecv (lua_State *L) {
     newcase(L, GR_DIRRECV, 2, 0);
     return 1;
   }
-  if (lua_getiuservalue(L, 1, 1) == LUA_TTABLE)
+  if (lua_getiuservalue(L, 1, 1) == LUA_TUSERDATA)
     return 1;
   lua_pop(L, 1);
   newcase(L, GR_DIRRECV, 0, 0);
@@ -102,12 +112,12 @@ int gr_select_onsend (lua_State *L) {
 
 static void lockall (gr_chan **order, int n) {
   int i;
-  for (i = 0; i < n; i++) gr_mutex_lock(&order[i]->lock);
+  for (i = 0; i < n; i++) gr_chan_lock(order[i]);
 }
 
 static void unlockall (gr_chan **order, int n) {
   int i;
-  for (i = n - 1; i >= 0; i--) gr_mutex_unlock(&order[i]->lock);
+  for (i = n - 1; i >= 0; i--) gr_chan_unlock(order[i]);
 }
 
 /* Fills order with the distinct channels of cs, in ascending address
@@ -147,11 +157,11 @@ static int callhandler (lua_State *L, int nargs) {
 /* Delivers the outcome of case i: its handler's results, or i (and v, ok
 ** for a receive). v is consumed. */
 static int deliver (lua_State *L, int i, int dir, gr_value *v, int ok) {
+  gr_case *k;
   lua_settop(L, 1);
   lua_rawgeti(L, 1, i);
-  lua_rawgeti(L, -1, 3);
-  lua_remove(L, -2);
-  if (lua_isnil(L, -1)) {
+  k = (gr_case *)lua_touserdata(L, -1);
+  if (!k->hashandler) {
     lua_pop(L, 1);
     lua_pushinteger(L, i);
     if (dir == GR_DIRSEND) return 1;
@@ -159,6 +169,8 @@ static int deliver (lua_State *L, int i, int dir, gr_value *v, int ok) {
     lua_pushboolean(L, ok);
     return 3;
   }
+  lua_getiuservalue(L, -1, 2);
+  lua_remove(L, -2);
   if (dir == GR_DIRSEND) return callhandler(L, 0);
   gr_value_push(L, v);
   lua_pushboolean(L, ok);
@@ -302,6 +314,7 @@ static int park (lua_State *L, gr_state *S, scase *cs, int n,
 /* Reads the case list at index 1 into cs; returns the enabled count. */
 static int parse (lua_State *L, scase *cs, int n) {
   int i, nactive = 0;
+  gr_case *k;
   for (i = 0; i < n; i++) {
     int t = lua_rawgeti(L, 1, i + 1);
     cs[i].c = NULL;
@@ -310,23 +323,21 @@ static int parse (lua_State *L, scase *cs, int n) {
       lua_pop(L, 1);
       continue;
     }
-    if (t != LUA_TTABLE || !lua_getmetatable(L, -1) ||
+    if (t != LUA_TUSERDATA || !lua_getmetatable(L, -1) ||
         !lua_rawequal(L, -1, GR_UV_CASEMT))
       luaL_argerror(L, 1, lua_pushfstring(L, "case %d is not a select case",
                                           i + 1));
-    lua_pop(L, 1);
-    lua_rawgeti(L, -1, 1);
-    cs[i].c = ((gr_chanud *)lua_touserdata(L, -1))->c;
-    lua_rawgeti(L, -2, 2);
-    cs[i].dir = (int)lua_tointeger(L, -1);
-    lua_pop(L, 3);
+    k = (gr_case *)lua_touserdata(L, -2);
+    cs[i].c = k->c;
+    cs[i].dir = k->dir;
+    lua_pop(L, 2);
     nactive++;
   }
   /* Capture the values to send once every case is known to be valid. */
   for (i = 0; i < n; i++) {
     if (cs[i].c == NULL || cs[i].dir != GR_DIRSEND) continue;
     lua_rawgeti(L, 1, i + 1);
-    lua_rawgeti(L, -1, 4);
+    lua_getiuservalue(L, -1, 3);
     gr_value_capture(L, -1, atomic_load(&cs[i].c->shared), &cs[i].val);
     lua_pop(L, 2);
   }
