@@ -20,11 +20,15 @@ ALL_CFLAGS = -std=c11 -D_GNU_SOURCE -fPIC -fvisibility=hidden $(WARN) \
 
 SRC  := $(wildcard src/*.c)
 HDR  := $(wildcard src/*.h)
-SO   := build/goroutines/core.so
+BUILD ?= build
+SO   := $(BUILD)/goroutines/core.so
 
 # Environment that makes `require "goroutines"` find this checkout.
 RUNENV = LUA_PATH="$(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;$(CURDIR)/spec/?.lua;;" \
-         LUA_CPATH="$(CURDIR)/build/?.so;;"
+         LUA_CPATH="$(CURDIR)/$(BUILD)/?.so;;"
+
+# Sanitizer runtimes, preloaded into the (uninstrumented) interpreter only.
+ASAN_RT = $(shell $(CC) -print-file-name=libasan.so):$(shell $(CC) -print-file-name=libubsan.so)
 
 DEPS := lua5.4 liblua5.4-dev libuv1-dev lua-busted luarocks pkg-config gcc make
 
@@ -34,7 +38,8 @@ all: $(SO)
 
 $(SO): $(SRC) $(HDR) Makefile
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -shared -o $@ $(SRC) $(UV_LIBS) -lpthread $(LDFLAGS)
+	$(CC) $(ALL_CFLAGS) -shared -o $@.tmp $(SRC) $(UV_LIBS) -lpthread $(LDFLAGS)
+	@mv $@.tmp $@   # a new inode: running processes keep the old one
 
 deps:
 	@missing=""; for p in $(DEPS); do \
@@ -45,30 +50,32 @@ deps:
 	else echo "all dependencies present"; fi
 
 test: $(SO)
-	@$(RUNENV) LUA=$(LUA) BUSTED=$(BUSTED) sh spec/run.sh $(SPECS)
+	@$(RUNENV) LUA="$(LUA)" BUSTED="$(BUSTED)" sh spec/run.sh $(SPECS)
 
 demo: $(SO)
 	@$(RUNENV) $(LUA) examples/demo.lua
 
-# Sanitizer builds: the lua5.4 interpreter is not instrumented, so the
-# runtime library is preloaded into it.
+# Sanitizer builds go to their own build folder; the runtime is preloaded
+# into the interpreter that runs the specs.
 asan:
-	$(MAKE) clean
-	$(MAKE) CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
-	        LDFLAGS="-fsanitize=address,undefined"
-	@LD_PRELOAD="$$($(CC) -print-file-name=libasan.so) $$($(CC) -print-file-name=libubsan.so)" \
-	 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 LSAN_OPTIONS=suppressions=$(CURDIR)/spec/lsan.supp \
-	 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-	 $(MAKE) --no-print-directory test
-	$(MAKE) clean
+	@$(MAKE) --no-print-directory BUILD=build/asan \
+	  CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
+	  LDFLAGS="-fsanitize=address,undefined" \
+	  LUA="env LD_PRELOAD=$(ASAN_RT) ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 $(LUA)" \
+	  test
 
-tsan:
-	$(MAKE) clean
-	$(MAKE) CFLAGS="-O1 -g -fsanitize=thread" LDFLAGS="-fsanitize=thread"
-	@LD_PRELOAD="$$($(CC) -print-file-name=libtsan.so)" \
-	 TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
-	 $(MAKE) --no-print-directory test
-	$(MAKE) clean
+# ThreadSanitizer cannot be preloaded into a process that starts a shell
+# (the specs do), so the specs run in a small interpreter linked with it.
+tsan: build/tsan/lua
+	@TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:report_signal_unsafe=0 \
+	 $(MAKE) --no-print-directory BUILD=build/tsan \
+	  CFLAGS="-O1 -g -fsanitize=thread" LDFLAGS="-fsanitize=thread" \
+	  LUA="$(CURDIR)/build/tsan/lua" test
+
+build/tsan/lua: spec/host.c
+	@mkdir -p $(dir $@)
+	$(CC) -O1 -g -fsanitize=thread $(LUA_INC) -o $@ spec/host.c \
+	  $(shell pkg-config --libs lua5.4 2>/dev/null || echo -llua5.4) -lm
 
 valgrind: $(SO)
 	@$(RUNENV) LUA="valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite $(LUA)" \
@@ -78,7 +85,7 @@ gcstress: $(SO)
 	@GOROUTINES_GCSTRESS=1 $(MAKE) --no-print-directory test
 
 bench: $(SO)
-	@$(RUNENV) LUA=$(LUA) sh bench/run.sh
+	@$(RUNENV) LUA="$(LUA)" sh bench/run.sh
 
 clean:
 	rm -rf build
