@@ -7,21 +7,22 @@
 #   LUA            Lua interpreter (default lua5.4); LUA_PATH and LUA_CPATH
 #                  must let it `require "goroutines"` (`make bench` sets them).
 #   BENCH_REPEAT   runs of each program; the table shows medians (default 5).
-#   BENCH_TIMEOUT  seconds allowed to one run, if timeout(1) exists (300).
+#   BENCH_TIMEOUT  seconds allowed to one run, if timeout(1) exists (120).
 #   BENCH_OUT      directory for binaries, Go cache, logs (default bench/out).
 #
 # Every program prints lines "RESULT <workload> <metric> <value>". This
 # script collects them from all runs into $BENCH_OUT/results.txt as
 # "<lang> <workload> <metric> <value>", then prints a table of the medians
 # (also saved as $BENCH_OUT/summary.txt). A run that fails is logged in
-# $BENCH_OUT/logs/ and its cells stay empty; the other runs go on.
+# $BENCH_OUT/logs/ and its cells stay empty; the other runs go on, but a
+# program that timed out is not run again (a hang would only repeat).
 
 set -u
 
 here=$(cd "$(dirname "$0")" && pwd)
 LUA=${LUA:-lua5.4}
 REPEAT=${BENCH_REPEAT:-5}
-TIMEOUT=${BENCH_TIMEOUT:-300}
+TIMEOUT=${BENCH_TIMEOUT:-120}
 OUT=${BENCH_OUT:-$here/out}
 ALL="pingpong spawn sieve timers select"
 
@@ -44,7 +45,9 @@ done
 
 mkdir -p "$OUT/bin" "$OUT/logs" "$GOPATH" "$GOCACHE" || exit 1
 results=$OUT/results.txt
+failures=$OUT/failures.txt
 : > "$results"
+: > "$failures"
 
 # Prefix commands with timeout(1) when it exists, so that a hung run
 # cannot stall the suite.
@@ -64,11 +67,15 @@ sizes () {
 }
 
 # run_one LANG WORKLOAD ARG REP: one run; its RESULT lines go to $results.
+# $hung lists the "lang/workload/arg" that timed out: they are skipped.
+hung=
 run_one () {
   lang=$1 w=$2 a=$3 rep=$4
+  case " $hung " in *" $lang/$w/$a "*) return ;; esac
   [ "$a" = - ] && a=
   log=$OUT/logs/$lang-$w${a:+-$a}-$rep.log
   if [ "$lang" = lua ]; then
+    # shellcheck disable=SC2086 # $LUA may be a command with options
     set -- $LUA "$here/$w.lua"
   else
     set -- "$OUT/bin/$w"
@@ -77,17 +84,24 @@ run_one () {
   if $limit "$@" $a > "$log" 2>&1; then
     sed -n "s/^RESULT /$lang /p" "$log" >> "$results"
   else
-    echo "  $lang $w $a (run $rep) failed, status $?: see $log" >&2
+    st=$?
+    if [ $st = 124 ] && [ -n "$limit" ]; then
+      st="124 (timed out after ${TIMEOUT}s; not run again)"
+      hung="$hung $lang/$w/${a:--}"
+    fi
+    echo "  $lang $w${a:+ $a} (run $rep) failed, status $st: see $log" >&2
+    echo "$lang $w${a:+ $a} (run $rep): status $st" >> "$failures"
     tail -n 3 "$log" | sed 's/^/    /' >&2
   fi
 }
 
 # Which languages can run: Go needs the toolchain, Lua the built module.
 langs=
-if "$LUA" -e 'local g = require "goroutines"; g.time.now()' \
+# shellcheck disable=SC2086 # $LUA may be a command with options
+if $LUA -e 'local g = require "goroutines"; g.time.now()' \
      > "$OUT/logs/lua-check.log" 2>&1; then
   langs="lua"
-  lua_note=$("$LUA" -v 2>&1 | head -n 1)
+  lua_note=$($LUA -v 2>&1 | head -n 1)
 else
   lua_note="not measured: require \"goroutines\" failed (see $OUT/logs/lua-check.log)"
   echo "run.sh: Lua side $lua_note" >&2
@@ -152,19 +166,27 @@ awk -v order="$workloads" '
   END {
     printf "%-9s %-28s %12s %12s %8s\n", "workload", "metric", "Lua", "Go", "Lua/Go"
     nw = split(order, ws, " ")
-    for (k = 1; k <= nw; k++)
+    for (k = 1; k <= nw; k++) {
       for (i = 1; i <= nk; i++) {
         split(keys[i], wm, SUBSEP)
         if (wm[1] != ws[k]) continue
         row(wm[1], wm[2], median("lua", keys[i]), median("go", keys[i]))
       }
+      if (ws[k] == "spawn") scaling()
+    }
+  }
+  # The per-goroutine time of 1M goroutines over that of 100k.
+  function scaling(   small, big, l1, l2, g1, g2) {
     small = "spawn" SUBSEP "us_per_goroutine_100000"
     big = "spawn" SUBSEP "us_per_goroutine_1000000"
-    if ((small in seen) && (big in seen)) {
-      l1 = median("lua", small); l2 = median("lua", big)
-      g1 = median("go", small); g2 = median("go", big)
-      printf "%-9s %-28s %12s %12s %8s\n", "spawn", "time ratio 1M/100k",
-             (l1 != "" && l2 != "") ? sprintf("%.2f", l2 / l1) : "-",
-             (g1 != "" && g2 != "") ? sprintf("%.2f", g2 / g1) : "-", "-"
-    }
+    if (!(small in seen) || !(big in seen)) return
+    l1 = median("lua", small); l2 = median("lua", big)
+    g1 = median("go", small); g2 = median("go", big)
+    printf "%-9s %-28s %12s %12s %8s\n", "spawn", "time ratio 1M/100k",
+           (l1 != "" && l2 != "") ? sprintf("%.2f", l2 / l1) : "-",
+           (g1 != "" && g2 != "") ? sprintf("%.2f", g2 / g1) : "-", "-"
   }' "$results" | tee -a "$OUT/summary.txt"
+if [ -s "$failures" ]; then
+  { echo; echo "failed runs (their cells show only the runs that succeeded):"
+    sed 's/^/  /' "$failures"; } | tee -a "$OUT/summary.txt"
+fi

@@ -17,7 +17,7 @@ describe("an uncaught error in a goroutine", function()
     assert.is_true(h.has(err, "errors_spec.lua:"), err)
     assert.is_true(h.has(err, ": boom\nstack traceback:\n"), err)
     -- The traceback is the goroutine's: it goes through explode.
-    local tb = err:sub(err:find("stack traceback:", 1, true))
+    local tb = err:sub((err:find("stack traceback:", 1, true)))
     assert.is_true(h.has(tb, "'explode'"), err)
   end)
 
