@@ -36,6 +36,7 @@ build = {
       -- Keep in sync with src/*.c (.ci/run checks it).
       sources = {
         "src/chan.c",
+        "src/context.c",
         "src/copy.c",
         "src/errors.c",
         "src/goroutines.c",

@@ -371,17 +371,14 @@ static int lchan_range (lua_State *L) {
   return 2;
 }
 
-static int lchan_close (lua_State *L) {
-  gr_state *S = gr_getstate(L);
-  gr_chanud *u = gr_chan_checkud(L, 1);
-  gr_chan *c = u->c;
+/* Closes c and wakes every waiter; cur is the caller's state (NULL for
+** none). Returns -1 if c was closed already. */
+int gr_chan_close (gr_state *cur, gr_chan *c) {
   gr_waiter *w, *wake = NULL;
-  if (!(u->dir & GR_DIRSEND))
-    return luaL_error(L, "close of receive-only channel");
   gr_chan_lock(c);
   if (c->closed) {
     gr_chan_unlock(c);
-    return luaL_error(L, "close of closed channel");
+    return -1;
   }
   c->closed = 1;
   /* Collect every waiter, linked through w->next, to wake after unlock. */
@@ -395,8 +392,17 @@ static int lchan_close (lua_State *L) {
   while (wake) {
     w = wake;
     wake = w->next;   /* read before the goroutine may run again */
-    gr_sched_ready(S, w->g);
+    gr_sched_ready(cur, w->g);
   }
+  return 0;
+}
+
+static int lchan_close (lua_State *L) {
+  gr_chanud *u = gr_chan_checkud(L, 1);
+  if (!(u->dir & GR_DIRSEND))
+    return luaL_error(L, "close of receive-only channel");
+  if (gr_chan_close(gr_getstate(L), u->c) < 0)
+    return luaL_error(L, "close of closed channel");
   return 0;
 }
 

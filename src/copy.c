@@ -7,8 +7,8 @@
 ** and metatables preserved; Lua functions travel as bytecode with their
 ** upvalues copied by the same rules (shared upvalues stay shared) and
 ** _ENV bound to the receiving side; C functions of the standard library
-** and of loaded modules travel by name; channels and sync objects by
-** handle. Anything else raises an error at the send or spawn site that
+** and of loaded modules travel by name; channels, sync objects and
+** contexts by handle. Anything else raises an error at the send or spawn site that
 ** names where the value sits, and nothing is sent.
 **
 ** Invariants:
@@ -24,6 +24,7 @@
 #include <string.h>
 
 #include "chan.h"
+#include "context.h"
 #include "copy.h"
 #include "sync.h"
 
@@ -40,7 +41,7 @@ typedef struct handle {
   void *obj;            /* NULL once handed to a Lua handle */
 } handle;
 
-enum { GR_HCHAN, GR_HSYNC };
+enum { GR_HCHAN, GR_HSYNC, GR_HCTX };
 
 struct gr_pack {
   unsigned char *data;
@@ -378,7 +379,8 @@ static void addhandle (packctx *cx, int kind, int aux, void *obj) {
     handle *h = (handle *)realloc(p->h, cap * sizeof(handle));
     if (h == NULL) {   /* obj's ref is ours: drop it before raising */
       if (kind == GR_HCHAN) gr_chan_release(NULL, (gr_chan *)obj);
-      else gr_sync_drop(obj);
+      else if (kind == GR_HSYNC) gr_sync_drop(obj);
+      else gr_context_drop(obj);
       luaL_error(cx->L, "not enough memory");
     }
     p->h = h;
@@ -404,6 +406,10 @@ static void packuserdata (packctx *cx, int idx) {
   }
   if ((obj = gr_sync_take(L, idx, &aux)) != NULL) {
     addhandle(cx, GR_HSYNC, aux, obj);
+    return;
+  }
+  if ((obj = gr_context_take(L, idx, &aux)) != NULL) {
+    addhandle(cx, GR_HCTX, aux, obj);
     return;
   }
   packerror(cx, luaL_typename(L, idx));
@@ -455,8 +461,10 @@ void gr_pack_free (gr_pack *p) {
   if (p == NULL) return;
   for (i = 0; i < p->nhandles; i++) {
     if (p->h[i].obj == NULL) continue;
-    if (p->h[i].kind == GR_HCHAN) gr_chan_release(NULL, (gr_chan *)p->h[i].obj);
-    else gr_sync_drop(p->h[i].obj);
+    if (p->h[i].kind == GR_HCHAN)
+      gr_chan_release(NULL, (gr_chan *)p->h[i].obj);
+    else if (p->h[i].kind == GR_HSYNC) gr_sync_drop(p->h[i].obj);
+    else gr_context_drop(p->h[i].obj);
   }
   free(p->h);
   free(p->data);
@@ -714,8 +722,10 @@ static void unpackvalue (unpackctx *ux) {
         gr_chan_pushud(L, (gr_chan *)obj, h->aux);
         gr_chan_release(L, (gr_chan *)obj);
       }
-      else
+      else if (h->kind == GR_HSYNC)
         gr_sync_push(L, obj, h->aux);
+      else
+        gr_context_push(L, obj, h->aux);
       break;
     }
     default:

@@ -4,6 +4,7 @@
 ** lua/goroutines/init.lua turns into the public module.
 */
 #include "chan.h"
+#include "context.h"
 #include "parallel.h"
 #include "sched.h"
 #include "select.h"
@@ -24,5 +25,6 @@ int luaopen_goroutines_core (lua_State *L) {
   gr_timer_open(L);
   gr_sync_open(L);
   gr_parallel_open(L);
+  gr_context_open(L);
   return 1;
 }

@@ -24,7 +24,7 @@
 
 #define NOHEAP ((size_t)-1)
 
-enum { GR_TSLEEP, GR_TSEND, GR_TFUNC };
+enum { GR_TSLEEP, GR_TSEND, GR_TFUNC, GR_TCALL };
 
 struct gr_timer {
   uint64_t when;        /* deadline, uv_hrtime() ns */
@@ -37,6 +37,9 @@ struct gr_timer {
   gr_g *g;              /* GR_TSLEEP: the sleeper */
   gr_chan *c;           /* GR_TSEND: ref held */
   int fref;             /* GR_TFUNC: registry ref of the function */
+  void (*call) (gr_state *S, void *arg);  /* GR_TCALL: called when it
+                           fires, or with S NULL when dropped unfired */
+  void *arg;
 };
 
 typedef struct gr_timerheap {
@@ -127,6 +130,7 @@ static uint64_t tons (double d) {
 /* Frees an inactive timer. L is NULL at state close. */
 static void freetimer (lua_State *L, gr_timer *t) {
   GR_ASSERT(t->idx == NOHEAP);
+  if (t->call) t->call(NULL, t->arg);
   if (t->c) gr_chan_release(L, t->c);
   if (t->fref != LUA_NOREF && L != NULL)
     luaL_unref(L, LUA_REGISTRYINDEX, t->fref);
@@ -150,6 +154,16 @@ static void start (lua_State *L, gr_state *S, gr_timer *t, double d) {
     if (!t->ud) freetimer(L, t);
     luaL_error(L, "not enough memory");
   }
+}
+
+/* Calls call(S, arg) on S's thread d seconds from now; if S closes first,
+** calls call(NULL, arg) instead. */
+void gr_timer_call (lua_State *L, gr_state *S, double d,
+                    void (*call) (gr_state *S, void *arg), void *arg) {
+  gr_timer *t = newtimer(L, S, GR_TCALL);
+  t->call = call;
+  t->arg = arg;
+  start(L, S, t, d);
 }
 
 int gr_timer_pending (gr_state *S) {
@@ -182,6 +196,12 @@ static void fire (lua_State *L, gr_state *S, gr_timer *t, uint64_t now) {
       lua_rawgeti(L, LUA_REGISTRYINDEX, t->fref);
       gr_sched_spawn(L, S, 0, 0);
       break;
+    case GR_TCALL: {
+      void (*call) (gr_state *, void *) = t->call;
+      t->call = NULL;
+      call(S, t->arg);
+      break;
+    }
   }
   if (!t->ud) freetimer(L, t);
 }

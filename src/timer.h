@@ -8,6 +8,8 @@
 #include "sched.h"
 
 int gr_timer_pending (gr_state *S);
+void gr_timer_call (lua_State *L, gr_state *S, double d,
+                    void (*call) (gr_state *S, void *arg), void *arg);
 void gr_timer_fire (lua_State *L, gr_state *S);
 void gr_timer_arm (gr_state *S);
 int gr_timer_init (gr_state *S);
