@@ -73,6 +73,16 @@ function M.raises(texts, f, ...)
   return err
 end
 
+-- Blocks on a channel that nothing will ever send on: returns only by
+-- raising (an uncaught goroutine error, or a deadlock).  Use it to wait for a
+-- goroutine's error deterministically, where a sleep might end first.
+function M.recv_never()
+  local g = require "goroutines"
+  local ch = g.chan()
+  ch:recv()
+  error("recv_never: the receive returned")
+end
+
 -- Runs f(...) and returns the wall-clock seconds it took, then f's results.
 function M.timed(f, ...)
   local g = require "goroutines"

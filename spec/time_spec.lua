@@ -99,6 +99,30 @@ describe("time.sleep", function()
     assert.is_true(woke)
   end)
 
+  it("ends while other goroutines keep the run queue busy", function()
+    -- Each round does a little work and yields; LIMIT rounds take far
+    -- longer than the sleep, and are reached only if main never wakes.
+    local LIMIT, stop, rounds = 20000, false, 0
+    local wg = g.sync.waitgroup()
+    wg:add(2)
+    for _ = 1, 2 do
+      g.go(function()
+        while not stop and rounds < LIMIT do
+          for _ = 1, 3000 do end
+          rounds = rounds + 1
+          g.gosched()
+        end
+        wg:done()
+      end)
+    end
+    local elapsed = h.timed(time.sleep, 0.005)
+    stop = true
+    wg:wait()
+    assert.is_true(rounds < LIMIT, "main's sleep ended after " .. rounds
+                   .. " rounds")
+    took(0.005, elapsed)
+  end)
+
   it("wakes sleepers in deadline order", function()
     local order = {}
     local wg = g.sync.waitgroup()

@@ -181,11 +181,31 @@ gr_chan *gr_chan_checkdir (lua_State *L, int idx, int dir) {
 }
 
 
-/* Makes c able to cross states, before a handle of it is packed: the
+/* Raises, naming the value, if a value c holds could not cross states.
+** Changes nothing: a failed pack leaves c as it was. */
+void gr_chan_checkshare (lua_State *L, gr_chan *c) {
+  gr_waiter *w;
+  size_t i;
+  if (atomic_load_explicit(&c->shared, memory_order_acquire)) return;
+  for (i = 0; i < c->count + 1; i++) {
+    gr_value *v = i < c->count ? &c->buf[(c->head + i) % c->cap] : NULL;
+    for (w = (v ? NULL : c->sendq.first); v || w; w = w ? w->next : NULL) {
+      gr_value *x = v ? v : &w->val;
+      if (x->type == GR_VREF) {
+        lua_rawgeti(L, LUA_REGISTRYINDEX, x->u.ref);
+        gr_pack_free(gr_pack_values(L, -1, 1, v ? "buffered value"
+                                                : "value being sent", -1));
+        lua_pop(L, 1);
+      }
+      if (v) break;
+    }
+  }
+}
+
+/* Makes c able to cross states, once a handle of it has been packed: the
 ** values it holds become packed values. Runs on the thread of the only
-** state that holds c, so nothing else touches c meanwhile; a value that
-** cannot cross raises, leaving c unshared (the values converted so far are
-** packed, which any state may push). */
+** state that holds c, so nothing else touches c meanwhile; checkshare
+** made sure that every value can cross. */
 void gr_chan_share (lua_State *L, gr_chan *c) {
   gr_waiter *w;
   size_t i;

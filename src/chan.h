@@ -53,6 +53,7 @@ void gr_chan_release (lua_State *L, gr_chan *c);
 void gr_chan_pushud (lua_State *L, gr_chan *c, int dir);
 gr_chanud *gr_chan_checkud (lua_State *L, int idx);
 gr_chan *gr_chan_checkdir (lua_State *L, int idx, int dir);
+void gr_chan_checkshare (lua_State *L, gr_chan *c);
 void gr_chan_share (lua_State *L, gr_chan *c);
 int gr_chan_close (gr_state *cur, gr_chan *c);
 int gr_chan_trysend (gr_state *cur, gr_chan *c, gr_value *v);

@@ -258,9 +258,10 @@ static void packlfunc (packctx *cx, int idx) {
   lua_State *L = cx->L;
   size_t lenat, start;
   uint32_t len;
-  int i, nups = 0;
+  int i, nups = 0, fidx;
   lua_Debug ar;
   if (memoize(cx, idx)) return;
+  fidx = cx->nobj;   /* this function's index, for joins to its upvalues */
   puttag(L, cx->p, T_LFUNC);
   lenat = cx->p->len;
   putu32(L, cx->p, 0);
@@ -290,7 +291,7 @@ static void packlfunc (packctx *cx, int idx) {
     }
     lua_pop(L, 1);
     lua_pushlightuserdata(L, id);
-    lua_pushinteger(L, ((lua_Integer)cx->nobj << 8) | i);
+    lua_pushinteger(L, ((lua_Integer)fidx << 8) | i);
     lua_rawset(L, cx->memo);
     if (name && strcmp(name, "_ENV") == 0 && lua_istable(L, v) &&
         isenv(cx, v))
@@ -399,7 +400,9 @@ static void packuserdata (packctx *cx, int idx) {
   void *obj;
   gr_chanud *u = (gr_chanud *)luaL_testudata(L, idx, "goroutines.chan");
   if (u != NULL && u->c != NULL) {
-    gr_chan_share(L, u->c);  /* may raise: before the ref is taken */
+    /* The values it holds must be able to cross too; it becomes shared
+    ** only once the whole pack has succeeded (gr_pack_values). */
+    gr_chan_checkshare(L, u->c);
     gr_chan_retain(u->c);
     addhandle(cx, GR_HCHAN, u->dir, u->c);
     return;
@@ -549,6 +552,10 @@ gr_pack *gr_pack_values (lua_State *L, int first, int n, const char *root,
   }
   cx.p->nvalues = n;
   givememo(L, &memokey, cx.memo);
+  /* Nothing can fail any more: the channels packed become shared. */
+  for (i = 0; i < cx.p->nhandles; i++)
+    if (cx.p->h[i].kind == GR_HCHAN)
+      gr_chan_share(L, (gr_chan *)cx.p->h[i].obj);
   *box = NULL;                   /* the pack is the caller's now */
   lua_settop(L, top);
   return cx.p;

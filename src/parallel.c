@@ -32,6 +32,7 @@
 #include "errors.h"
 #include "parallel.h"
 #include "state.h"
+#include "timer.h"
 
 #define SPIN_NS 50000   /* how long an idle thread spins before sleeping */
 
@@ -50,6 +51,7 @@ struct gr_worker {
   gr_state *S;          /* protected by P->lock: its state while it runs */
   atomic_int retire;    /* take no more jobs; end when no goroutine left */
   atomic_int exited;    /* its thread is done (or about to be) */
+  atomic_int kicked;    /* woken for a job, and not yet awake */
   gr_worker *next;      /* protected by P->lock */
 };
 
@@ -59,6 +61,7 @@ struct gr_pool {
   char *path, *cpath;   /* the host's package.path/cpath (immutable) */
   atomic_int stopping;  /* the host is closing */
   atomic_int nspinning; /* threads spinning for work */
+  atomic_int nwspinning;  /* workers among them that take jobs */
   atomic_int nidle;     /* threads asleep in their loop */
   atomic_int nthreads;  /* workers running, plus the host */
   atomic_int njobs;     /* jobs queued */
@@ -121,11 +124,14 @@ void gr_pool_wentidle (gr_state *S) {
 int gr_pool_spin (gr_state *S, gr_g *me) {
   gr_pool *P = S->pool;
   int maxspin = P->ncpu / 2 > 2 ? P->ncpu / 2 : 2, found = 0, i;
+  /* Only a worker that takes jobs counts as one that will take the next. */
+  int taker = S->worker != NULL && !atomic_load(&S->worker->retire);
   uint64_t t0;
   if (atomic_load(&P->nspinning) >= maxspin ||
       atomic_load(&P->nthreads) - atomic_load(&P->nidle) > P->ncpu)
     return 0;
   atomic_fetch_add(&P->nspinning, 1);
+  if (taker) atomic_fetch_add(&P->nwspinning, 1);
   t0 = uv_hrtime();
   for (i = 1; ; i++) {
     if (atomic_load_explicit(&S->rpending, memory_order_acquire) ||
@@ -139,6 +145,7 @@ int gr_pool_spin (gr_state *S, gr_g *me) {
     __builtin_ia32_pause();
 #endif
   }
+  if (taker) atomic_fetch_sub(&P->nwspinning, 1);
   atomic_fetch_sub(&P->nspinning, 1);
   return found;
 }
@@ -203,6 +210,7 @@ static int lworkerloop (lua_State *L) {
   gr_worker *W = (gr_worker *)lua_touserdata(L, 1);
   gr_pool *P = W->P;
   gr_state *S;
+  unsigned tick;
   lua_getglobal(L, "package");
   lua_pushstring(L, P->path);
   lua_setfield(L, -2, "path");
@@ -218,19 +226,25 @@ static int lworkerloop (lua_State *L) {
   gr_mutex_lock(&P->lock);
   W->S = S;
   gr_mutex_unlock(&P->lock);
-  for (;;) {
+  for (tick = 1; ; tick++) {
     gr_job *job;
     if (atomic_load(&P->stopping)) break;
-    if (gr_sched_runonce(L, S)) continue;
+    /* Queued jobs go first now and then, so that goroutines that compute
+    ** (and are preempted) do not hold new ones back forever (Go looks at
+    ** its global queue every 61 ticks). */
+    if (tick % 61 != 0 && gr_sched_runonce(L, S)) continue;
     if (!atomic_load(&W->retire)) {
       if ((job = takejob(P)) != NULL) {
         startjob(L, S, job);
         continue;
       }
     }
-    else if (S->all == NULL && !atomic_load(&S->rpending))
-      break;
+    if (tick % 61 == 0 && gr_sched_runonce(L, S)) continue;
+    if (atomic_load(&W->retire) && S->all == NULL &&
+        !atomic_load(&S->rpending) && !gr_timer_pending(S))
+      break;   /* retired, and nothing of its own is left */
     gr_sched_sleep(S, NULL);
+    atomic_store(&W->kicked, 0);
   }
   return 0;
 }
@@ -276,13 +290,16 @@ static int startworkers (gr_pool *P) {
   return P->nworkers;
 }
 
-/* Kicks a sleeping worker when no one spins to take the new job. */
+/* Kicks a sleeping worker, one not kicked yet, when no worker spins to
+** take the new job: one job, one worker woken. */
 static void wakeworker (gr_pool *P) {
   gr_worker *W;
-  if (atomic_load(&P->nspinning) > 0) return;
+  if (atomic_load(&P->nwspinning) > 0) return;
   gr_mutex_lock(&P->lock);
   for (W = P->workers; W != NULL; W = W->next) {
-    if (W->S && !atomic_load(&W->retire) && atomic_load(&W->S->idle)) {
+    int no = 0;
+    if (W->S && !atomic_load(&W->retire) && atomic_load(&W->S->idle) &&
+        atomic_compare_exchange_strong(&W->kicked, &no, 1)) {
       uv_async_send(&W->S->async);
       break;
     }
@@ -384,6 +401,7 @@ static int lparallel (lua_State *L) {
   gr_pool *P = getpool(L, S);
   gr_job *job;
   gr_pack *p;
+  lua_Integer id;
   int started;
   if (lua_type(L, 1) != LUA_TFUNCTION) {
     if (luaL_getmetafield(L, 1, "__call") == LUA_TNIL)
@@ -400,7 +418,7 @@ static int lparallel (lua_State *L) {
   }
   job->next = NULL;
   job->p = p;
-  job->id = gr_sched_newid();
+  job->id = id = gr_sched_newid();   /* job may be gone once queued */
   gr_sched_addlive(1);
   gr_mutex_lock(&P->lock);
   if (P->jobtail) P->jobtail->next = job;
@@ -412,7 +430,7 @@ static int lparallel (lua_State *L) {
   if (!started)  /* the job stays queued: a later g.parallel may start one */
     return luaL_error(L, "goroutines: cannot start a worker thread");
   wakeworker(P);
-  lua_pushinteger(L, job->id);
+  lua_pushinteger(L, id);
   return 1;
 }
 

@@ -303,15 +303,48 @@ void gr_sched_raise (lua_State *L, gr_state *S, int err) {
 
 /* --- parking ---------------------------------------------------------- */
 
+static const char resumingkey = 0;   /* coroutine -> thread resuming it */
+static const char suspendtoken = 0;  /* what a suspending coroutine yields */
+
+/* Whether every thread from L up to goroutine g's coroutine was resumed
+** by the module's coroutine.resume and can yield, so that a yield of the
+** suspend token travels up to g. */
+static int cansuspend (lua_State *L, gr_g *g) {
+  int ok = 0, depth;
+  lua_State *t = L;
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &resumingkey) != LUA_TTABLE) {
+    lua_pop(L, 1);
+    return 0;
+  }
+  for (depth = 0; depth < 100; depth++) {
+    if (!lua_isyieldable(t)) break;
+    if (t == g->co) {
+      ok = 1;
+      break;
+    }
+    lua_pushthread(t);
+    lua_xmove(t, L, 1);
+    lua_rawget(L, -2);
+    t = lua_tothread(L, -1);
+    lua_pop(L, 1);
+    if (t == NULL) break;
+  }
+  lua_pop(L, 1);
+  return ok;
+}
+
 /* How the code running on L may block, decided before any lock is taken:
-** a goroutine yields to the scheduler; goroutine 1 and plain coroutines
-** run the scheduler in place; a goroutine inside a C call that cannot
-** yield (a table.sort comparator) cannot block at all. */
+** a goroutine yields to the scheduler; a plain coroutine resumed, through
+** coroutine.resume or wrap, by a goroutine suspends up to it; goroutine 1
+** and other coroutines run the scheduler in place; a goroutine inside a C
+** call that cannot yield (a table.sort comparator) cannot block at all. */
 int gr_sched_blockmode (lua_State *L, gr_state *S) {
   gr_g *g = S->current;
-  if (L != g->co || g == S->g1)
-    return GR_BLOCK_INPLACE;
-  return lua_isyieldable(L) ? GR_BLOCK_YIELD : GR_BLOCK_NO;
+  if (L == g->co && g != S->g1)
+    return lua_isyieldable(L) ? GR_BLOCK_YIELD : GR_BLOCK_NO;
+  if (L != g->co && g != S->g1 && cansuspend(L, g))
+    return GR_BLOCK_SUSPEND;
+  return GR_BLOCK_INPLACE;
 }
 
 /* Raises the error for GR_BLOCK_NO. Requires no lock held. */
@@ -326,6 +359,7 @@ int gr_sched_cannotblock (lua_State *L, int reason) {
 void gr_sched_prepark (gr_g *g, int mode, int reason,
                        void (*cancel) (gr_g *g)) {
   g->inplace = (mode == GR_BLOCK_INPLACE);
+  g->suspend = (mode == GR_BLOCK_SUSPEND);
   atomic_store_explicit(&g->woken, 0, memory_order_relaxed);
   g->reason = reason;
   g->cancel = cancel;
@@ -340,6 +374,11 @@ void gr_sched_prepark (gr_g *g, int mode, int reason,
 int gr_sched_park (lua_State *L, gr_state *S, gr_g *g, lua_KContext ctx,
                    lua_KFunction k) {
   int err;
+  if (g->suspend) {   /* L is a plain coroutine: the token parks g */
+    g->parked = 1;
+    lua_pushlightuserdata(L, (void *)&suspendtoken);
+    return lua_yieldk(L, 1, ctx, k);
+  }
   if (!g->inplace) {
     g->parked = 1;
     return lua_yieldk(L, 0, ctx, k);
@@ -597,7 +636,22 @@ static const luaL_Reg funcs[] = {
   {NULL, NULL}
 };
 
-/* Registers the functions in the module table at the top of L. */
+/* Registers the functions in the module table at the top of L, and the
+** suspend token and the table of resuming threads that init.lua's
+** coroutine.resume maintains. */
 void gr_sched_open (lua_State *L) {
   gr_state_setfuncs(L, funcs);
+  lua_pushlightuserdata(L, (void *)&suspendtoken);
+  lua_setfield(L, -2, "_suspend");
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &resumingkey) != LUA_TTABLE) {
+    lua_pop(L, 1);
+    lua_newtable(L);
+    lua_createtable(L, 0, 1);
+    lua_pushliteral(L, "k");
+    lua_setfield(L, -2, "__mode");
+    lua_setmetatable(L, -2);
+    lua_pushvalue(L, -1);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &resumingkey);
+  }
+  lua_setfield(L, -2, "_resuming");
 }

@@ -79,6 +79,7 @@ struct gr_g {
                            the waiters still queued, drops their refs */
   /* written by waker, read by owner after the wake: */
   int inplace;          /* blocking in place (set by owner before enqueue) */
+  int suspend;          /* parked through a plain coroutine's yield */
   atomic_int woken;     /* in-place blocker: set once by its waker */
   atomic_int seldone;   /* select: the waker that CASes 0->1 completes it */
   int selwin;           /* select: index of the case that completed */
@@ -128,8 +129,12 @@ struct gr_state {
 /* Values of S->idle: asleep with timers pending, or with nothing. */
 enum { GR_IDLE_TIMERS = 1, GR_IDLE_DONE = 2 };
 
-/* Modes of blocking, decided before any lock is taken. */
-enum { GR_BLOCK_YIELD, GR_BLOCK_INPLACE, GR_BLOCK_NO };
+/* Modes of blocking, decided before any lock is taken: the goroutine
+** yields to the scheduler; a plain coroutine that a goroutine resumed
+** through the module's coroutine.resume yields a token that each resume
+** in the chain passes up, so that the goroutine parks (SUSPEND); the code
+** runs the scheduler in place; it cannot block at all. */
+enum { GR_BLOCK_YIELD, GR_BLOCK_SUSPEND, GR_BLOCK_INPLACE, GR_BLOCK_NO };
 
 int gr_sched_blockmode (lua_State *L, gr_state *S);
 int gr_sched_cannotblock (lua_State *L, int reason);

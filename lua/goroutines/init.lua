@@ -2,16 +2,65 @@
 -- The C core (goroutines.core) does the work; this file is the public face:
 -- it re-exports the core's functions and makes the module callable, so that
 -- g(f, ...) is g.go(f, ...).
+--
+-- It also gives this Lua state a coroutine.resume and a coroutine.wrap that
+-- let a plain coroutine block on a channel (or select, sleep, wait...) while a
+-- goroutine runs it: the blocked coroutine yields the core's suspend token,
+-- each resume on the way passes it up by yielding it too, and the goroutine
+-- parks; when it is woken, the resumes go back down and the operation
+-- completes where it blocked. Coroutines used for anything else see no
+-- difference.
 local core = require "goroutines.core"
 
 local M = {}
 for name, value in pairs(core) do
-  M[name] = value
+  if name:sub(1, 1) ~= "_" or name == "_stats" then M[name] = value end
 end
 
 local go = core.go
-return setmetatable(M, {
+setmetatable(M, {
   __call = function(_, f, ...)
     return go(f, ...)
   end,
 })
+
+local co_resume, co_yield, co_running = coroutine.resume, coroutine.yield, coroutine.running
+local co_create, co_close = coroutine.create, coroutine.close
+local SUSPEND, resuming = core._suspend, core._resuming
+
+-- Installed once per state: a second require finds them in place.
+if not resuming[coroutine] then
+  resuming[coroutine] = true   -- marks the coroutine library as patched
+
+  local function finish (co, ok, first, ...)
+    if ok and first == SUSPEND and select("#", ...) == 0 then
+      co_yield(SUSPEND)              -- park the goroutine above us too
+      return finish(co, co_resume(co))
+    end
+    resuming[co] = nil
+    return ok, first, ...
+  end
+
+  coroutine.resume = function (co, ...)
+    resuming[co] = co_running()
+    return finish(co, co_resume(co, ...))
+  end
+
+  local resume = coroutine.resume
+  local function unwrap (co, ok, ...)
+    if ok then return ... end
+    local err = ...
+    co_close(co)
+    if type(err) == "string" then error(err, 2) end
+    error(err, 0)
+  end
+
+  coroutine.wrap = function (f)
+    local co = co_create(f)
+    return function (...)
+      return unwrap(co, resume(co, ...))
+    end
+  end
+end
+
+return M
