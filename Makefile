@@ -67,7 +67,7 @@ asan:
 # ThreadSanitizer cannot be preloaded into a process that starts a shell
 # (the specs do), so the specs run in a small interpreter linked with it.
 tsan: build/tsan/lua
-	@TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:report_signal_unsafe=0 \
+	@TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:report_signal_unsafe=0:suppressions=$(CURDIR)/spec/tsan.supp \
 	 $(MAKE) --no-print-directory BUILD=build/tsan \
 	  CFLAGS="-O1 -g -fsanitize=thread" LDFLAGS="-fsanitize=thread" \
 	  LUA="$(CURDIR)/build/tsan/lua" test
