@@ -220,6 +220,7 @@ describe("require in a parallel goroutine", function()
       -- Set before the first g.parallel: the workers take this path.
       package.path = %q .. "/?.lua;" .. package.path
       local g = require "goroutines"
+      g.gomaxprocs(1)   -- one job: no second worker still starting at exit
       local ch = g.chan()
       g.parallel(function(ch)
         ch:send(require("parallel_spec_mod").greet("worker"))
@@ -351,6 +352,7 @@ describe("an uncaught error in a parallel goroutine", function()
      function()
     local out, err, code = h.run_script [[
       local g = require "goroutines"
+      g.gomaxprocs(1)   -- one job: no second worker still starting at exit
       local ch = g.chan()
       local id = g.parallel(function(ch)
         ch:send(1)
@@ -649,6 +651,7 @@ describe("the program's end", function()
   it("stops a worker looping inside a C call that cannot yield", function()
     local out, err, code = h.run_script([[
       local g = require "goroutines"
+      g.gomaxprocs(1)   -- one job: no second worker still starting at exit
       local ch = g.chan()
       g.parallel(function(ch)
         ch:send(1)

@@ -201,6 +201,7 @@ describe("functions that cross between states", function()
     -- In a script: a copy that breaks the sharing may crash the process.
     local out, err, code = h.run_script [[
       local g = require "goroutines"
+      g.gomaxprocs(1)   -- one job: no second worker still starting at exit
       local t = { "a table upvalue first" }
       local shared = 0
       local function bump() local _ = t; shared = shared + 1; return shared end
