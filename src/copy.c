@@ -43,20 +43,40 @@ typedef struct handle {
 
 enum { GR_HCHAN, GR_HSYNC, GR_HCTX };
 
+/* A finished pack: one allocation holding this header, the bytes and
+** the handle table. */
 struct gr_pack {
   unsigned char *data;
-  size_t len, cap;
+  size_t len;
   int nvalues;          /* top-level values */
-  int nhandles, hcap;
+  int hasrefs;          /* it refers back to its own tables or functions */
+  int nhandles;
   handle *h;
 };
 
-static const char memokey = 0, objskey = 0, cfunckey = 0, envkey = 0;
+/* A pack under construction. Builders are thread-local and reused, so a
+** pack costs one allocation; a builder left behind by an error (packing
+** raised) is found dead by the next pack on its thread, which drops the
+** refs it had taken (see getbuilder). */
+typedef struct builder {
+  unsigned char *data;
+  size_t len, cap;
+  handle *h;
+  int nh, hcap;
+  int hasrefs;
+  const void *frame;    /* stack address of the gr_pack_values using it */
+} builder;
+
+#define MAXBUILDERS 16  /* packs nested in one another (channel buffers) */
+static _Thread_local builder builders[MAXBUILDERS];
+static _Thread_local int nbuilders;
+
+static const char objskey = 0, cfunckey = 0, envkey = 0;
 
 
 /* --- buffers --------------------------------------------------------------- */
 
-static void grow (lua_State *L, gr_pack *p, size_t n) {
+static void grow (lua_State *L, builder *p, size_t n) {
   if (p->len + n > p->cap) {
     size_t cap = p->cap ? p->cap : 64;
     unsigned char *d;
@@ -68,18 +88,18 @@ static void grow (lua_State *L, gr_pack *p, size_t n) {
   }
 }
 
-static void put (lua_State *L, gr_pack *p, const void *s, size_t n) {
+static void put (lua_State *L, builder *p, const void *s, size_t n) {
   grow(L, p, n);
   memcpy(p->data + p->len, s, n);
   p->len += n;
 }
 
-static void puttag (lua_State *L, gr_pack *p, int tag) {
+static void puttag (lua_State *L, builder *p, int tag) {
   unsigned char t = (unsigned char)tag;
   put(L, p, &t, 1);
 }
 
-static void putu32 (lua_State *L, gr_pack *p, uint32_t u) {
+static void putu32 (lua_State *L, builder *p, uint32_t u) {
   put(L, p, &u, sizeof(u));
 }
 
@@ -88,10 +108,15 @@ static void putu32 (lua_State *L, gr_pack *p, uint32_t u) {
 
 enum { SEG_KEY, SEG_UPVAL, SEG_META };
 
+#define MEMOSLOTS 64    /* open addressing; spills to a Lua table at half */
+
 typedef struct packctx {
   lua_State *L;
-  gr_pack *p;
-  int memo;             /* stack index: object -> index, index -> object */
+  builder *p;
+  const void *mkey[MEMOSLOTS];  /* object or upvalue id -> its index */
+  lua_Integer mval[MEMOSLOTS];
+  int mused;
+  int spill;            /* stack index: nil, or the memo once it spilled */
   int nobj;
   int cfuncs;           /* stack index: C function -> name, or nil */
   int envs;             /* stack index: set of goroutine _ENVs, or nil */
@@ -158,23 +183,65 @@ static void push (packctx *cx, int kind, int idx, const char *name) {
   cx->depth++;
 }
 
+/* The memo maps what was packed (tables and functions by address, and
+** upvalue ids) to its index; small values use the C array, larger ones
+** spill into a Lua table keyed by light userdata. */
+static unsigned slot (const void *key) {
+  return (unsigned)(((uintptr_t)key >> 4) * 2654435761u) & (MEMOSLOTS - 1);
+}
+
+static lua_Integer memoget (packctx *cx, const void *key) {
+  lua_State *L = cx->L;
+  lua_Integer v;
+  unsigned i;
+  if (!lua_isnil(L, cx->spill)) {
+    lua_pushlightuserdata(L, (void *)key);
+    v = lua_rawget(L, cx->spill) == LUA_TNUMBER ? lua_tointeger(L, -1) : 0;
+    lua_pop(L, 1);
+    return v;
+  }
+  for (i = slot(key); cx->mkey[i] != NULL; i = (i + 1) & (MEMOSLOTS - 1))
+    if (cx->mkey[i] == key) return cx->mval[i];
+  return 0;
+}
+
+static void memoput (packctx *cx, const void *key, lua_Integer v) {
+  lua_State *L = cx->L;
+  unsigned i;
+  if (lua_isnil(L, cx->spill) && cx->mused + 1 > MEMOSLOTS / 2) {
+    lua_createtable(L, 0, MEMOSLOTS);   /* spill what the array holds */
+    for (i = 0; i < MEMOSLOTS; i++) {
+      if (cx->mkey[i] == NULL) continue;
+      lua_pushlightuserdata(L, (void *)cx->mkey[i]);
+      lua_pushinteger(L, cx->mval[i]);
+      lua_rawset(L, -3);
+    }
+    lua_replace(L, cx->spill);
+  }
+  if (!lua_isnil(L, cx->spill)) {
+    lua_pushlightuserdata(L, (void *)key);
+    lua_pushinteger(L, v);
+    lua_rawset(L, cx->spill);
+    return;
+  }
+  for (i = slot(key); cx->mkey[i] != NULL; i = (i + 1) & (MEMOSLOTS - 1)) {}
+  cx->mkey[i] = key;
+  cx->mval[i] = v;
+  cx->mused++;
+}
+
 /* If the object at idx was packed already, writes a reference to it and
 ** returns 1; else gives it the next index and returns 0. */
 static int memoize (packctx *cx, int idx) {
-  lua_State *L = cx->L;
-  if (lua_rawget(L, (lua_pushvalue(L, idx), cx->memo)) == LUA_TNUMBER) {
-    puttag(L, cx->p, T_REF);
-    putu32(L, cx->p, (uint32_t)lua_tointeger(L, -1));
-    lua_pop(L, 1);
+  const void *key = lua_topointer(cx->L, idx);
+  lua_Integer v = memoget(cx, key);
+  if (v != 0) {
+    puttag(cx->L, cx->p, T_REF);
+    putu32(cx->L, cx->p, (uint32_t)v);
+    cx->p->hasrefs = 1;
     return 1;
   }
-  lua_pop(L, 1);
-  cx->nobj++;
-  lua_pushvalue(L, idx);
-  lua_pushinteger(L, cx->nobj);
-  lua_rawset(L, cx->memo);
-  lua_pushvalue(L, idx);
-  lua_rawseti(L, cx->memo, cx->nobj);
+  memoput(cx, key, ++cx->nobj);
   return 0;
 }
 
@@ -234,7 +301,7 @@ static void packtable (packctx *cx, int idx) {
 }
 
 static int writer (lua_State *L, const void *b, size_t n, void *ud) {
-  put(L, (gr_pack *)ud, b, n);
+  put(L, (builder *)ud, b, n);
   return 0;
 }
 
@@ -280,19 +347,16 @@ static void packlfunc (packctx *cx, int idx) {
     void *id = lua_upvalueid(L, idx, i);
     int v = lua_gettop(L);
     /* A shared upvalue is packed once and joined on the other side. */
-    lua_pushlightuserdata(L, id);
-    if (lua_rawget(L, cx->memo) == LUA_TNUMBER) {
-      lua_Integer ref = lua_tointeger(L, -1);
+    lua_Integer ref = memoget(cx, id);
+    if (ref != 0) {
       puttag(L, cx->p, T_UPJOIN);
       putu32(L, cx->p, (uint32_t)(ref >> 8));
       putu32(L, cx->p, (uint32_t)(ref & 0xff));
-      lua_pop(L, 2);
+      cx->p->hasrefs = 1;
+      lua_pop(L, 1);
       continue;
     }
-    lua_pop(L, 1);
-    lua_pushlightuserdata(L, id);
-    lua_pushinteger(L, ((lua_Integer)fidx << 8) | i);
-    lua_rawset(L, cx->memo);
+    memoput(cx, id, ((lua_Integer)fidx << 8) | i);
     if (name && strcmp(name, "_ENV") == 0 && lua_istable(L, v) &&
         isenv(cx, v))
       puttag(L, cx->p, T_ENV);
@@ -374,8 +438,8 @@ static void packcfunc (packctx *cx, int idx) {
 }
 
 static void addhandle (packctx *cx, int kind, int aux, void *obj) {
-  gr_pack *p = cx->p;
-  if (p->nhandles == p->hcap) {
+  builder *p = cx->p;
+  if (p->nh == p->hcap) {
     int cap = p->hcap ? p->hcap * 2 : 4;
     handle *h = (handle *)realloc(p->h, cap * sizeof(handle));
     if (h == NULL) {   /* obj's ref is ours: drop it before raising */
@@ -387,11 +451,11 @@ static void addhandle (packctx *cx, int kind, int aux, void *obj) {
     p->h = h;
     p->hcap = cap;
   }
-  p->h[p->nhandles].kind = kind;
-  p->h[p->nhandles].aux = aux;
-  p->h[p->nhandles].obj = obj;
+  p->h[p->nh].kind = kind;
+  p->h[p->nh].aux = aux;
+  p->h[p->nh].obj = obj;
   puttag(cx->L, p, T_HANDLE);
-  putu32(cx->L, p, (uint32_t)p->nhandles++);
+  putu32(cx->L, p, (uint32_t)p->nh++);
 }
 
 static void packuserdata (packctx *cx, int idx) {
@@ -420,7 +484,7 @@ static void packuserdata (packctx *cx, int idx) {
 
 static void packvalue (packctx *cx, int idx) {
   lua_State *L = cx->L;
-  gr_pack *p = cx->p;
+  builder *p = cx->p;
   switch (lua_type(L, idx)) {
     case LUA_TNIL: puttag(L, p, T_NIL); break;
     case LUA_TBOOLEAN:
@@ -458,19 +522,21 @@ static void packvalue (packctx *cx, int idx) {
   }
 }
 
+static void drophandles (handle *h, int n) {
+  int i;
+  for (i = 0; i < n; i++) {
+    if (h[i].obj == NULL) continue;
+    if (h[i].kind == GR_HCHAN) gr_chan_release(NULL, (gr_chan *)h[i].obj);
+    else if (h[i].kind == GR_HSYNC) gr_sync_drop(h[i].obj);
+    else gr_context_drop(h[i].obj);
+    h[i].obj = NULL;
+  }
+}
+
 /* Frees p, dropping the refs of the handles it still owns. */
 void gr_pack_free (gr_pack *p) {
-  int i;
   if (p == NULL) return;
-  for (i = 0; i < p->nhandles; i++) {
-    if (p->h[i].obj == NULL) continue;
-    if (p->h[i].kind == GR_HCHAN)
-      gr_chan_release(NULL, (gr_chan *)p->h[i].obj);
-    else if (p->h[i].kind == GR_HSYNC) gr_sync_drop(p->h[i].obj);
-    else gr_context_drop(p->h[i].obj);
-  }
-  free(p->h);
-  free(p->data);
+  drophandles(p->h, p->nhandles);
   free(p);
 }
 
@@ -478,14 +544,90 @@ size_t gr_pack_size (const gr_pack *p) {
   return p->len;
 }
 
-/* The pack under construction is anchored by a userdata whose __gc frees
-** it, so an error raised while packing loses nothing. */
-static int packbox_gc (lua_State *L) {
-  gr_pack **box = (gr_pack **)lua_touserdata(L, 1);
-  gr_pack_free(*box);
-  *box = NULL;
-  return 0;
+/* Takes a builder for a pack whose gr_pack_values frame is at `frame`.
+** A builder whose frame is not above this one on the C stack belongs to a
+** pack that an error unwound: its refs are dropped and it is reused. */
+static builder *getbuilder (lua_State *L, const void *frame) {
+  builder *b;
+  while (nbuilders > 0 &&
+         (uintptr_t)builders[nbuilders - 1].frame <= (uintptr_t)frame) {
+    b = &builders[--nbuilders];
+    drophandles(b->h, b->nh);
+    b->nh = 0;
+  }
+  if (nbuilders == MAXBUILDERS)
+    luaL_error(L, "values nested too deep to copy");
+  b = &builders[nbuilders++];
+  b->frame = frame;
+  b->len = 0;
+  b->nh = 0;
+  b->hasrefs = 0;
+  return b;
 }
+
+/* Frees the builders of the calling thread (at its state's close). */
+void gr_copy_threadexit (void) {
+  int i;
+  for (i = 0; i < MAXBUILDERS; i++) {
+    drophandles(builders[i].h, builders[i].nh);
+    free(builders[i].data);
+    free(builders[i].h);
+    memset(&builders[i], 0, sizeof(builder));
+  }
+  nbuilders = 0;
+}
+
+/* Packs n values from index first. Raises with the path of a value that
+** cannot cross, having changed nothing: the refs it had taken are dropped
+** by the next pack on this thread (or gr_copy_threadexit). */
+gr_pack *gr_pack_values (lua_State *L, int first, int n, const char *root,
+                         int rootbase) {
+  packctx cx;
+  builder *b;
+  gr_pack *p;
+  int top = lua_gettop(L), i;
+  first = lua_absindex(L, first);
+  luaL_checkstack(L, 16, "too many values to copy");
+  b = getbuilder(L, &cx);
+  memset(&cx, 0, offsetof(packctx, seg));
+  cx.L = L;
+  cx.p = b;
+  cx.root = root;
+  cx.rootbase = rootbase;
+  lua_pushnil(L);
+  cx.spill = lua_gettop(L);
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &cfunckey) != LUA_TTABLE) {
+    lua_pop(L, 1);
+    buildcfuncs(L);
+  }
+  cx.cfuncs = lua_gettop(L);
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &envkey);
+  cx.envs = lua_gettop(L);
+  for (i = 0; i < n; i++) {
+    cx.valueno = i;
+    packvalue(&cx, first + i);
+  }
+  p = (gr_pack *)malloc(sizeof(gr_pack) + b->nh * sizeof(handle) + b->len);
+  if (p == NULL) luaL_error(L, "not enough memory");
+  /* Nothing can fail any more: the refs move to the pack, and the
+  ** channels packed become shared. */
+  p->h = (handle *)(p + 1);
+  p->nhandles = b->nh;
+  if (b->nh > 0) memcpy(p->h, b->h, b->nh * sizeof(handle));
+  p->data = (unsigned char *)(p->h + b->nh);
+  p->len = b->len;
+  if (b->len > 0) memcpy(p->data, b->data, b->len);
+  p->nvalues = n;
+  p->hasrefs = b->hasrefs;
+  b->nh = 0;
+  nbuilders--;
+  for (i = 0; i < p->nhandles; i++)
+    if (p->h[i].kind == GR_HCHAN)
+      gr_chan_share(L, (gr_chan *)p->h[i].obj);
+  lua_settop(L, top);
+  return p;
+}
+
 
 /* Pushes a scratch table kept in the registry under key for reuse. It is
 ** taken out while in use, so a nested or failed use never sees a dirty
@@ -497,7 +639,7 @@ static int takememo (lua_State *L, const void *key) {
   }
   else {
     lua_pop(L, 1);
-    lua_createtable(L, 8, 8);
+    lua_createtable(L, 8, 0);
   }
   return lua_gettop(L);
 }
@@ -515,52 +657,6 @@ static void givememo (lua_State *L, const void *key, int idx) {
   lua_rawsetp(L, LUA_REGISTRYINDEX, key);
 }
 
-/* Packs n values from index first. Raises with the path of a value that
-** cannot cross, having released all it had taken. */
-gr_pack *gr_pack_values (lua_State *L, int first, int n, const char *root,
-                         int rootbase) {
-  packctx cx;
-  gr_pack **box;
-  int top = lua_gettop(L), i;
-  first = lua_absindex(L, first);
-  luaL_checkstack(L, 16, "too many values to copy");
-  box = (gr_pack **)lua_newuserdatauv(L, sizeof(gr_pack *), 0);
-  *box = NULL;
-  if (luaL_newmetatable(L, "goroutines.pack")) {
-    lua_pushcfunction(L, packbox_gc);
-    lua_setfield(L, -2, "__gc");
-  }
-  lua_setmetatable(L, -2);
-  *box = (gr_pack *)calloc(1, sizeof(gr_pack));
-  if (*box == NULL) luaL_error(L, "not enough memory");
-  memset(&cx, 0, offsetof(packctx, seg));
-  cx.L = L;
-  cx.p = *box;
-  cx.root = root;
-  cx.rootbase = rootbase;
-  cx.memo = takememo(L, &memokey);
-  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &cfunckey) != LUA_TTABLE) {
-    lua_pop(L, 1);
-    buildcfuncs(L);
-  }
-  cx.cfuncs = lua_gettop(L);
-  lua_rawgetp(L, LUA_REGISTRYINDEX, &envkey);
-  cx.envs = lua_gettop(L);
-  for (i = 0; i < n; i++) {
-    cx.valueno = i;
-    packvalue(&cx, first + i);
-  }
-  cx.p->nvalues = n;
-  givememo(L, &memokey, cx.memo);
-  /* Nothing can fail any more: the channels packed become shared. */
-  for (i = 0; i < cx.p->nhandles; i++)
-    if (cx.p->h[i].kind == GR_HCHAN)
-      gr_chan_share(L, (gr_chan *)cx.p->h[i].obj);
-  *box = NULL;                   /* the pack is the caller's now */
-  lua_settop(L, top);
-  return cx.p;
-}
-
 
 /* --- unpacking ---------------------------------------------------------------- */
 
@@ -568,10 +664,20 @@ typedef struct unpackctx {
   lua_State *L;
   gr_pack *p;
   size_t pos;
-  int objs;             /* stack index: index -> object */
+  int objs;             /* stack index: index -> object, or 0 without refs */
   int nobj;
-  int env;              /* stack index of the table bound to _ENV */
+  int env;              /* stack index of the table bound to _ENV (nil until
+                           a function needs it: then the globals) */
 } unpackctx;
+
+/* Registers the object at the top as the next one (for back references). */
+static void remember (unpackctx *ux) {
+  ux->nobj++;
+  if (ux->objs) {
+    lua_pushvalue(ux->L, -1);
+    lua_rawseti(ux->L, ux->objs, ux->nobj);
+  }
+}
 
 static int gettag (unpackctx *ux) {
   return ux->p->data[ux->pos++];
@@ -639,13 +745,16 @@ static void unpackfunc (unpackctx *ux) {
   if (lua_load(L, chunkreader, &c, "=(copied function)", "b") != LUA_OK)
     lua_error(L);  /* the bytecode came from this same Lua: unreachable */
   f = lua_gettop(L);
-  lua_pushvalue(L, f);
-  lua_rawseti(L, ux->objs, ++ux->nobj);
+  remember(ux);
   nups = getu32(ux);
   for (i = 1; i <= nups; i++) {
     int tag = ux->p->data[ux->pos];
     if (tag == T_ENV) {
       ux->pos++;
+      if (lua_isnil(L, ux->env)) {
+        lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_GLOBALS);
+        lua_replace(L, ux->env);
+      }
       lua_pushvalue(L, ux->env);
       lua_setupvalue(L, f, (int)i);
     }
@@ -698,8 +807,7 @@ static void unpackvalue (unpackctx *ux) {
       int t;
       lua_createtable(L, (int)narr, (int)nhash);
       t = lua_gettop(L);
-      lua_pushvalue(L, t);
-      lua_rawseti(L, ux->objs, ++ux->nobj);
+      remember(ux);
       while (ux->p->data[ux->pos] != T_END) {
         unpackvalue(ux);
         unpackvalue(ux);
@@ -750,15 +858,13 @@ int gr_pack_push (lua_State *L, gr_pack *p, int envidx) {
   ux.p = p;
   ux.pos = 0;
   ux.nobj = 0;
-  ux.objs = takememo(L, &objskey);
-  if (envidx) ux.env = envidx;
-  else {
-    lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_GLOBALS);
-    ux.env = lua_gettop(L);
-  }
+  ux.objs = p->hasrefs ? takememo(L, &objskey) : 0;
+  if (envidx) lua_pushvalue(L, envidx);
+  else lua_pushnil(L);
+  ux.env = lua_gettop(L);
   base = lua_gettop(L);
   for (i = 0; i < n; i++) unpackvalue(&ux);
-  givememo(L, &objskey, ux.objs);
+  if (ux.objs) givememo(L, &objskey, ux.objs);
   /* Move the values down over the scratch slots. */
   for (i = 0; i < base - top; i++) lua_remove(L, top + 1);
   gr_pack_free(p);

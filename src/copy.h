@@ -51,6 +51,7 @@ int gr_pack_push (lua_State *L, gr_pack *p, int envidx);
 void gr_pack_free (gr_pack *p);
 size_t gr_pack_size (const gr_pack *p);
 void gr_copy_markenv (lua_State *L, int idx);
+void gr_copy_threadexit (void);
 void gr_copy_open (lua_State *L);
 
 #endif

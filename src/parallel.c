@@ -243,7 +243,7 @@ static int lworkerloop (lua_State *L) {
     if (atomic_load(&W->retire) && S->all == NULL &&
         !atomic_load(&S->rpending) && !gr_timer_pending(S))
       break;   /* retired, and nothing of its own is left */
-    gr_sched_sleep(S, NULL);
+    gr_sched_sleep(S, NULL, 1);
     atomic_store(&W->kicked, 0);
   }
   return 0;

@@ -229,11 +229,11 @@ static int canwake (gr_state *S) {
 }
 
 /* Sleeps in S's loop until a timer expires or another thread kicks S;
-** before sleeping, spins a little on the run queue when that may pay
+** with spin, first spins a little on the run queue when that may pay
 ** (gr_pool_spin). me is an in-place blocker whose wake also ends it. */
-void gr_sched_sleep (gr_state *S, gr_g *me) {
+void gr_sched_sleep (gr_state *S, gr_g *me, int spin) {
   int timers = gr_timer_pending(S);
-  if (S->pool && gr_pool_spin(S, me)) return;
+  if (spin && S->pool && gr_pool_spin(S, me)) return;
   atomic_store(&S->idle, timers ? GR_IDLE_TIMERS : GR_IDLE_DONE);
   if (!atomic_load(&S->rpending) && !(me && atomic_load(&me->woken)) &&
       !(S->pool && (gr_pool_hasjobs(S) || gr_pool_stopping(S->pool)))) {
@@ -284,13 +284,16 @@ int gr_sched_wait (lua_State *L, gr_state *S, gr_g *me, int runonly) {
     if (runonly) return 0;
     if (atomic_load_explicit(&me->woken, memory_order_acquire))
       return 0;
+    /* Spin first: a wake from another thread often comes within
+    ** microseconds, and the deadlock check below takes the pool's lock. */
+    if (S->pool && gr_pool_spin(S, me)) continue;
     if (!canwake(S)) {
       /* Look again after canwake read the other threads' states: a wake
       ** published before they went idle is visible now. */
       if (atomic_load(&S->rpending) || atomic_load(&me->woken)) continue;
       return GR_EDEADLOCK;
     }
-    gr_sched_sleep(S, me);
+    gr_sched_sleep(S, me, 0);
   }
 }
 

@@ -147,7 +147,7 @@ int gr_sched_wait (lua_State *L, gr_state *S, gr_g *me, int runonly);
 void gr_sched_raise (lua_State *L, gr_state *S, int err);
 gr_g *gr_sched_spawn (lua_State *L, gr_state *S, int nargs, lua_Integer id);
 int gr_sched_runonce (lua_State *L, gr_state *S);
-void gr_sched_sleep (gr_state *S, gr_g *me);
+void gr_sched_sleep (gr_state *S, gr_g *me, int spin);
 void gr_sched_kick (gr_state *S);
 int gr_sched_interrupt (gr_state *S, lua_Hook hook);
 lua_Integer gr_sched_newid (void);
