@@ -78,7 +78,7 @@ build/tsan/lua: spec/host.c
 	  $(shell pkg-config --libs lua5.4 2>/dev/null || echo -llua5.4) -lm
 
 valgrind: $(SO)
-	@$(RUNENV) LUA="valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite $(LUA)" \
+	@$(RUNENV) SPEC_TIME_SCALE=10 LUA="valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite $(LUA)" \
 	 BUSTED=$(BUSTED) sh spec/run.sh $(SPECS)
 
 gcstress: $(SO)
