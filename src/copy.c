@@ -71,7 +71,7 @@ typedef struct builder {
 static _Thread_local builder builders[MAXBUILDERS];
 static _Thread_local int nbuilders;
 
-static const char objskey = 0, cfunckey = 0, envkey = 0;
+static const char objskey = 0, cfunckey = 0, envkey = 0, dumpkey = 0;
 
 
 /* --- buffers --------------------------------------------------------------- */
@@ -333,9 +333,36 @@ static void packlfunc (packctx *cx, int idx) {
   lenat = cx->p->len;
   putu32(L, cx->p, 0);
   start = cx->p->len;
+  /* The bytecode of a function never changes: it is dumped once and
+  ** kept in a weak table (spawning the same function again is common). */
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &dumpkey) != LUA_TTABLE) {
+    lua_pop(L, 1);
+    lua_newtable(L);
+    lua_createtable(L, 0, 1);
+    lua_pushliteral(L, "k");
+    lua_setfield(L, -2, "__mode");
+    lua_setmetatable(L, -2);
+    lua_pushvalue(L, -1);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &dumpkey);
+  }
   lua_pushvalue(L, idx);
-  lua_dump(L, writer, cx->p, 0);
-  lua_pop(L, 1);
+  if (lua_rawget(L, -2) == LUA_TSTRING) {
+    size_t n;
+    const char *code = lua_tolstring(L, -1, &n);
+    put(L, cx->p, code, n);
+    lua_pop(L, 2);
+  }
+  else {
+    lua_pop(L, 1);
+    lua_pushvalue(L, idx);
+    lua_dump(L, writer, cx->p, 0);
+    lua_pop(L, 1);
+    lua_pushvalue(L, idx);
+    lua_pushlstring(L, (const char *)cx->p->data + start,
+                    cx->p->len - start);
+    lua_rawset(L, -3);
+    lua_pop(L, 1);
+  }
   len = (uint32_t)(cx->p->len - start);
   memcpy(cx->p->data + lenat, &len, sizeof(len));
   lua_pushvalue(L, idx);
