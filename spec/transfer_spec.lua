@@ -500,3 +500,44 @@ describe("a channel's values", function()
     assert.is_false(rawequal(t, back))
   end)
 end)
+
+describe("what travels by name", function()
+  it("includes the Lua functions of loaded modules: coroutine.wrap as upvalue",
+     function()
+    -- The module replaces coroutine.wrap with a Lua function; a function
+    -- that holds it crosses and finds the receiver's own.
+    local wrap = coroutine.wrap
+    local got = call_there(function()
+      return wrap(function() return "wrapped there" end)()
+    end)
+    assert.are.equal("wrapped there", got[1])
+  end)
+
+  it("includes a module loaded after an earlier g.parallel", function()
+    local dir = os.tmpname()
+    os.remove(dir)
+    assert(os.execute("mkdir " .. dir))
+    local f = assert(io.open(dir .. "/late_mod.lua", "w"))
+    f:write("return { counter = 0 }\n")
+    f:close()
+    local out, err, code = h.run_script(([[
+      package.path = %q .. "/?.lua;" .. package.path
+      local g = require "goroutines"
+      g.gomaxprocs(1)
+      local ch = g.chan()
+      g.parallel(function(c) c:send(1) end, ch)
+      ch:recv()
+      local m = require "late_mod"
+      m.counter = 7
+      g.parallel(function(m, c)
+        c:send(m.counter .. " " .. tostring(rawequal(m, package.loaded.late_mod)))
+      end, m, ch)
+      print((ch:recv()))
+    ]]):format(dir))
+    os.remove(dir .. "/late_mod.lua")
+    os.remove(dir)
+    assert.are.equal("", err)
+    assert.are.equal(0, code)
+    assert.are.equal("0 true\n", out)
+  end)
+end)

@@ -72,6 +72,7 @@ static _Thread_local builder builders[MAXBUILDERS];
 static _Thread_local int nbuilders;
 
 static const char objskey = 0, cfunckey = 0, envkey = 0, dumpkey = 0;
+static const char loadedkey = 0;   /* package.loaded's size at the build */
 
 
 /* --- buffers --------------------------------------------------------------- */
@@ -134,6 +135,8 @@ static void packerror (packctx *cx, const char *what) {
   luaL_Buffer b;
   int i;
   luaL_buffinit(L, &b);
+  luaL_where(L, 1);   /* where g.parallel or the send was called */
+  luaL_addvalue(&b);
   if (cx->rootbase < 0) luaL_addstring(&b, cx->root);
   else if (cx->valueno < cx->rootbase) luaL_addstring(&b, "f");
   else {
@@ -327,6 +330,7 @@ static void packlfunc (packctx *cx, int idx) {
   uint32_t len;
   int i, nups = 0, fidx;
   lua_Debug ar;
+  if (packnamed(cx, idx)) return;   /* a loaded module's: by name */
   if (memoize(cx, idx)) return;
   fidx = cx->nobj;   /* this function's index, for joins to its upvalues */
   puttag(L, cx->p, T_LFUNC);
@@ -404,7 +408,8 @@ static void addcfuncs (lua_State *L, int map, int t, const char *prefix,
   while (lua_next(L, t)) {
     int k = lua_gettop(L) - 1, v = k + 1;
     if (lua_type(L, k) == LUA_TSTRING) {
-      if (lua_iscfunction(L, v)) {
+      if (lua_iscfunction(L, v) ||
+          (lua_isfunction(L, v) && strcmp(prefix, "_G") != 0)) {
         lua_pushvalue(L, v);
         if (lua_rawget(L, map) == LUA_TNIL) {   /* first name wins */
           lua_pushvalue(L, v);
@@ -432,7 +437,8 @@ static void addcfuncs (lua_State *L, int map, int t, const char *prefix,
 
 /* Builds, caches and pushes the map of what travels by name: every module
 ** table in package.loaded ("mod") and its sub-tables ("mod\1key"), and
-** their C functions ("mod\1key", "mod\1key\1key"). */
+** their functions ("mod\1key", "mod\1key\1key"); of _G, which is the
+** script's own, only the C functions (print, pairs...). */
 static void buildcfuncs (lua_State *L) {
   int map, loaded;
   lua_newtable(L);
@@ -454,6 +460,26 @@ static void buildcfuncs (lua_State *L) {
   lua_settop(L, map);
   lua_pushvalue(L, map);
   lua_rawsetp(L, LUA_REGISTRYINDEX, &cfunckey);
+}
+
+/* Whether modules were loaded since the name map was built: checked at
+** each g.parallel (not at each send, where it would cost too much). */
+static int loadedchanged (lua_State *L) {
+  lua_Integer n = 0, was;
+  luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+  lua_pushnil(L);
+  while (lua_next(L, -2)) {
+    lua_pop(L, 1);
+    n++;
+  }
+  lua_pop(L, 1);
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &loadedkey);
+  was = lua_tointeger(L, -1);
+  lua_pop(L, 1);
+  if (was == n) return 0;
+  lua_pushinteger(L, n);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &loadedkey);
+  return 1;
 }
 
 static void packcfunc (packctx *cx, int idx) {
@@ -623,7 +649,8 @@ gr_pack *gr_pack_values (lua_State *L, int first, int n, const char *root,
   cx.rootbase = rootbase;
   lua_pushnil(L);
   cx.spill = lua_gettop(L);
-  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &cfunckey) != LUA_TTABLE) {
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &cfunckey) != LUA_TTABLE ||
+      (rootbase >= 0 && loadedchanged(L))) {
     lua_pop(L, 1);
     buildcfuncs(L);
   }

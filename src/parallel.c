@@ -228,18 +228,18 @@ static int lworkerloop (lua_State *L) {
   gr_mutex_unlock(&P->lock);
   for (tick = 1; ; tick++) {
     gr_job *job;
+    int ran;
     if (atomic_load(&P->stopping)) break;
-    /* Queued jobs go first now and then, so that goroutines that compute
-    ** (and are preempted) do not hold new ones back forever (Go looks at
-    ** its global queue every 61 ticks). */
-    if (tick % 61 != 0 && gr_sched_runonce(L, S)) continue;
-    if (!atomic_load(&W->retire)) {
-      if ((job = takejob(P)) != NULL) {
-        startjob(L, S, job);
-        continue;
-      }
+    ran = tick % 61 != 0 ? gr_sched_runonce(L, S) : 0;
+    if (ran == 1) continue;
+    /* Nothing ran, a goroutine that computes was preempted, or it is the
+    ** 61st tick (as Go looks at its global queue): a queued job starts
+    ** now, so that goroutines that compute do not hold new ones back. */
+    if (!atomic_load(&W->retire) && (job = takejob(P)) != NULL) {
+      startjob(L, S, job);
+      continue;
     }
-    if (tick % 61 == 0 && gr_sched_runonce(L, S)) continue;
+    if (ran == 2 || (tick % 61 == 0 && gr_sched_runonce(L, S))) continue;
     if (atomic_load(&W->retire) && S->all == NULL &&
         !atomic_load(&S->rpending) && !gr_timer_pending(S))
       break;   /* retired, and nothing of its own is left */

@@ -193,8 +193,10 @@ static void setrunning (gr_state *S, lua_State *from, lua_State *to) {
   }
 }
 
-/* Resumes g once, from L (the thread running the scheduler). */
-static void run (lua_State *L, gr_state *S, gr_g *g) {
+/* Resumes g once, from L (the thread running the scheduler). Returns 1
+** if g is runnable again (it was preempted or gave way). */
+static int run (lua_State *L, gr_state *S, gr_g *g) {
+  int again = 0;
   gr_g *prev = S->current;
   /* Goroutine 1 cannot be preempted: it is not a coroutine. */
   lua_State *prevco = prev == S->g1 ? NULL : prev->co;
@@ -210,12 +212,15 @@ static void run (lua_State *L, gr_state *S, gr_g *g) {
   S->current = prev;
   if (status == LUA_YIELD) {
     lua_pop(g->co, nres);
-    if (!g->parked)  /* gosched, or a bare coroutine.yield */
+    if (!g->parked) {  /* preempted, gosched, or a bare coroutine.yield */
       runq_push(S, g);
+      again = 1;
+    }
   }
   else
     finish(L, S, g, status);
   if (S->gcstress) lua_gc(L, LUA_GCCOLLECT);
+  return again;
 }
 
 /* Whether anything but the blocked goroutines of S can still make
@@ -249,15 +254,15 @@ void gr_sched_sleep (gr_state *S, gr_g *me, int spin) {
 }
 
 /* One scheduling step of a worker: takes what other threads handed over,
-** fires expired timers, runs one goroutine. Returns 1 if it ran one. */
+** fires expired timers, runs one goroutine. Returns 0 if it ran none, 1
+** if it ran one, 2 if the one it ran is runnable again (preempted). */
 int gr_sched_runonce (lua_State *L, gr_state *S) {
   gr_g *g;
   if (atomic_load_explicit(&S->rpending, memory_order_acquire))
     drain_remote(S);
   gr_timer_fire(L, S);
   if ((g = runq_pop(S)) == NULL) return 0;
-  run(L, S, g);
-  return 1;
+  return 1 + run(L, S, g);
 }
 
 /* Runs the scheduler in place on L until me is woken (returns 0), until

@@ -32,16 +32,20 @@ local SUSPEND, resuming = core._suspend, core._resuming
 if not resuming[coroutine] then
   resuming[coroutine] = true   -- marks the coroutine library as patched
 
-  local function finish (co, ok, first, ...)
-    if ok and first == SUSPEND and select("#", ...) == 0 then
+  local function finish (co, ok, ...)
+    if ok and select("#", ...) == 1 and (...) == SUSPEND then
       co_yield(SUSPEND)              -- park the goroutine above us too
       return finish(co, co_resume(co))
     end
     resuming[co] = nil
-    return ok, first, ...
+    return ok, ...
   end
 
   coroutine.resume = function (co, ...)
+    if type(co) ~= "thread" then
+      error(("bad argument #1 to 'resume' (coroutine expected, got %s)")
+            :format(type(co)), 2)
+    end
     resuming[co] = co_running()
     return finish(co, co_resume(co, ...))
   end
@@ -56,6 +60,10 @@ if not resuming[coroutine] then
   end
 
   coroutine.wrap = function (f)
+    if type(f) ~= "function" then
+      error(("bad argument #1 to 'wrap' (function expected, got %s)")
+            :format(type(f)), 2)
+    end
     local co = co_create(f)
     return function (...)
       return unwrap(co, resume(co, ...))
