@@ -38,9 +38,11 @@ end
 
 -- Waits, for at most 5 s, until g.numgoroutine() has not changed for 50 ms:
 -- goroutines of earlier tests that were still ending have ended.
+-- Waits until the goroutines left by earlier specs stop coming and going
+-- (unchanged for 0.3 s; sanitizers slow their ends down).
 local function quiesce()
   local t0, last, since = g.time.now(), g.numgoroutine(), g.time.now()
-  while g.time.since(since) < 0.05 and g.time.since(t0) < 5 do
+  while g.time.since(since) < 0.3 and g.time.since(t0) < 10 do
     g.time.sleep(0.005)
     local n = g.numgoroutine()
     if n ~= last then last, since = n, g.time.now() end
