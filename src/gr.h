@@ -49,8 +49,16 @@ typedef struct gr_mutex {
 #endif
 } gr_mutex;
 
+/* Critical sections are a few dozen instructions: an adaptive mutex spins
+** a little before it sleeps in the kernel. */
 static inline void gr_mutex_init (gr_mutex *mu) {
-  pthread_mutex_init(&mu->m, NULL);
+  pthread_mutexattr_t attr;
+  pthread_mutexattr_init(&attr);
+#ifdef PTHREAD_MUTEX_ADAPTIVE_NP
+  pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_ADAPTIVE_NP);
+#endif
+  pthread_mutex_init(&mu->m, &attr);
+  pthread_mutexattr_destroy(&attr);
 #ifdef GR_DEBUG
   mu->held = 0;
 #endif
