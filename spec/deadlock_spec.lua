@@ -16,6 +16,24 @@ local function lists(err, id, reason, path, line)
 end
 
 describe("a deadlock", function()
+  it("lists a goroutine parked for a plain coroutine where it resumed it",
+     function()
+    local out, err, code, path = h.run_script(table.concat({
+      'local g = require "goroutines"',                            -- 1
+      'local ch = g.chan()',                                       -- 2
+      'g.go(function()',                                           -- 3
+      '  local gen = coroutine.wrap(function() ch:recv() end)',    -- 4
+      '  gen()',                                                   -- 5
+      'end)',                                                      -- 6
+      'g.chan():recv()',                                           -- 7
+    }, "\n"))
+    assert.are.equal("", out)
+    assert.are.equal(1, code)
+    assert.is_true(h.has(err, HEADER), err)
+    lists(err, 1, "chan receive", path, 7)
+    lists(err, 2, "chan receive", path, 5)
+  end)
+
   it("of main alone ends the program with the message and its location",
      function()
     local out, err, code, path = h.run_script(table.concat({

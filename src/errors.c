@@ -117,13 +117,21 @@ int gr_errors_raise (lua_State *L, gr_state *S) {
   return lua_error(L);
 }
 
-/* Appends "file:line" of the innermost Lua frame of co. */
+/* Whether a frame is in the module's own Lua code (its coroutine.resume,
+** where a goroutine parks for a plain coroutine that blocked). */
+static int ownframe (const lua_Debug *ar) {
+  size_t n = strlen(ar->short_src), k = sizeof("goroutines/init.lua") - 1;
+  return n >= k && strcmp(ar->short_src + n - k, "goroutines/init.lua") == 0;
+}
+
+/* Appends "file:line" of the innermost Lua frame of co outside the
+** module's own code. */
 static void addwhere (luaL_Buffer *b, lua_State *co) {
   lua_Debug ar;
   int level;
   for (level = 0; lua_getstack(co, level, &ar); level++) {
     lua_getinfo(co, "Sl", &ar);
-    if (ar.currentline > 0) {
+    if (ar.currentline > 0 && !ownframe(&ar)) {
       luaL_addstring(b, ar.short_src);
       luaL_addchar(b, ':');
       lua_pushinteger(b->L, ar.currentline);

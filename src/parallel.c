@@ -52,6 +52,7 @@ struct gr_worker {
   atomic_int retire;    /* take no more jobs; end when no goroutine left */
   atomic_int exited;    /* its thread is done (or about to be) */
   atomic_int kicked;    /* woken for a job, and not yet awake */
+  atomic_int quiet;     /* stopping: it runs no goroutine any more */
   gr_worker *next;      /* protected by P->lock */
 };
 
@@ -59,7 +60,8 @@ struct gr_pool {
   gr_state *host;       /* the state that owns the pool (immutable) */
   int ncpu;             /* cores libuv reports (immutable) */
   char *path, *cpath;   /* the host's package.path/cpath (immutable) */
-  atomic_int stopping;  /* the host is closing */
+  atomic_int stopping;  /* the host is closing: workers stop running */
+  atomic_int closenow;  /* every worker is quiet: they may close states */
   atomic_int nspinning; /* threads spinning for work */
   atomic_int nwspinning;  /* workers among them that take jobs */
   atomic_int nidle;     /* threads asleep in their loop */
@@ -261,6 +263,13 @@ static void workermain (void *arg) {
       fprintf(stderr, "goroutines: worker stopped: %s\n",
               lua_tostring(L, -1));
   }
+  /* At shutdown, no worker closes its state before every worker has
+  ** stopped running goroutines: one still running elsewhere may wake a
+  ** goroutine of this state, or send on a channel it waits on. */
+  if (atomic_load(&P->stopping)) {
+    atomic_store(&W->quiet, 1);
+    while (!atomic_load(&P->closenow)) uv_sleep(1);
+  }
   gr_mutex_lock(&P->lock);
   W->S = NULL;      /* nobody may touch the state from here on */
   gr_mutex_unlock(&P->lock);
@@ -326,8 +335,9 @@ static void stophook (lua_State *L, lua_Debug *ar) {
   luaL_error(L, "goroutines: stopped at shutdown");
 }
 
-/* At the host's close: stops every worker, even one in a tight loop, and
-** joins them; frees the jobs never started. */
+/* At the host's close: stops every worker, even one in a tight loop; once
+** none runs a goroutine any more, lets them close their states, and joins
+** them; frees the jobs never started. */
 void gr_pool_stop (gr_pool *P) {
   gr_worker *W;
   gr_job *job;
@@ -336,7 +346,7 @@ void gr_pool_stop (gr_pool *P) {
     int running = 0;
     gr_mutex_lock(&P->lock);
     for (W = P->workers; W != NULL; W = W->next) {
-      if (atomic_load(&W->exited)) continue;
+      if (atomic_load(&W->exited) || atomic_load(&W->quiet)) continue;
       running = 1;
       if (W->S) {
         gr_sched_interrupt(W->S, stophook);
@@ -347,6 +357,7 @@ void gr_pool_stop (gr_pool *P) {
     if (!running) break;
     uv_sleep(1);
   }
+  atomic_store(&P->closenow, 1);
   while ((W = P->workers) != NULL) {
     P->workers = W->next;
     uv_thread_join(&W->thread);

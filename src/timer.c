@@ -113,9 +113,9 @@ static void heapremove (gr_timerheap *h, gr_timer *t) {
   GR_ASSERT(i != NOHEAP && h->a[i] == t);
   t->idx = NOHEAP;
   if (--h->n == i) return;
-  place(h, h->a[h->n], i);
+  place(h, h->a[h->n], i);   /* the last entry fills the hole */
   siftdown(h, i);
-  siftup(h, h->a[i] == NULL ? i : h->a[i]->idx);
+  siftup(h, i);
 }
 
 
