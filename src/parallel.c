@@ -119,7 +119,15 @@ void gr_pool_idle (gr_state *S, int delta) {
 /* A worker that sleeps with nothing to wait for may complete a deadlock:
 ** kick the host so that it looks again. */
 void gr_pool_wentidle (gr_state *S) {
-  if (S->worker) gr_sched_kick(S->pool->host);
+  if (S->worker) {
+    gr_state *H = S->pool->host;
+    /* The host, about to sleep, publishes H->idle and then reads its own
+    ** rpending, not this worker's idle: set rpending first, so that either
+    ** the kick sees H->idle or the host sees rpending. A spurious rpending
+    ** costs the host one look at its remote queue. */
+    atomic_store(&H->rpending, 1);
+    gr_sched_kick(H);
+  }
 }
 
 /* Spins for up to SPIN_NS while that may pay; returns 1 when work came. */
