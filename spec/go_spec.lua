@@ -152,8 +152,8 @@ describe("scheduling", function()
     g.go(function()
       -- Busy loop with a 5 s safety limit: without preemption the other
       -- goroutine cannot run and stop stays false.
-      local t0 = g.time.now()
-      while not stop and g.time.now() - t0 < 5 do end
+      local t0, limit = g.time.now(), 5 * h.TIME_SCALE
+      while not stop and g.time.now() - t0 < limit do end
       saw_stop = stop
       wg:done()
     end)

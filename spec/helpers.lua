@@ -12,6 +12,7 @@ local LUA = os.getenv("LUA") or "lua5.4"
 -- Time limits are stretched under tools that slow every thread down
 -- (`make valgrind` sets SPEC_TIME_SCALE): a limit only catches hangs.
 local SCALE = tonumber(os.getenv("SPEC_TIME_SCALE")) or 1
+M.TIME_SCALE = SCALE
 
 -- Quotes s for /bin/sh.
 local function shquote(s)

@@ -352,7 +352,7 @@ describe("an uncaught error in a parallel goroutine", function()
 
   it("is printed at exit with status 1 when main never blocks again",
      function()
-    local out, err, code = h.run_script [[
+    local out, err, code = h.run_script(([[
       local g = require "goroutines"
       g.gomaxprocs(1)   -- one job: no second worker still starting at exit
       local ch = g.chan()
@@ -363,9 +363,9 @@ describe("an uncaught error in a parallel goroutine", function()
       end, ch)
       ch:recv()
       local t0 = g.time.now()
-      while g.time.now() - t0 < 0.5 do end   -- main computes, never blocks
+      while g.time.now() - t0 < 0.5 * %d do end   -- computes, never blocks
       print("end", id)
-    ]]
+    ]]):format(h.TIME_SCALE))
     assert.are.equal(1, code)
     local id = out:match("^end\t(%d+)\n$")
     assert.is_truthy(id, out)
