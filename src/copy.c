@@ -26,6 +26,7 @@
 #include "chan.h"
 #include "context.h"
 #include "copy.h"
+#include "state.h"
 #include "sync.h"
 
 #define MAXDEPTH 200    /* nesting of tables and functions in one value */
@@ -339,16 +340,7 @@ static void packlfunc (packctx *cx, int idx) {
   start = cx->p->len;
   /* The bytecode of a function never changes: it is dumped once and
   ** kept in a weak table (spawning the same function again is common). */
-  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &dumpkey) != LUA_TTABLE) {
-    lua_pop(L, 1);
-    lua_newtable(L);
-    lua_createtable(L, 0, 1);
-    lua_pushliteral(L, "k");
-    lua_setfield(L, -2, "__mode");
-    lua_setmetatable(L, -2);
-    lua_pushvalue(L, -1);
-    lua_rawsetp(L, LUA_REGISTRYINDEX, &dumpkey);
-  }
+  gr_state_weaktable(L, &dumpkey);
   lua_pushvalue(L, idx);
   if (lua_rawget(L, -2) == LUA_TSTRING) {
     size_t n;
@@ -929,16 +921,7 @@ int gr_pack_push (lua_State *L, gr_pack *p, int envidx) {
 ** function whose _ENV it is gets the receiver's _ENV when it crosses. */
 void gr_copy_markenv (lua_State *L, int idx) {
   idx = lua_absindex(L, idx);
-  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &envkey) != LUA_TTABLE) {
-    lua_pop(L, 1);
-    lua_newtable(L);
-    lua_createtable(L, 0, 1);
-    lua_pushliteral(L, "k");
-    lua_setfield(L, -2, "__mode");
-    lua_setmetatable(L, -2);
-    lua_pushvalue(L, -1);
-    lua_rawsetp(L, LUA_REGISTRYINDEX, &envkey);
-  }
+  gr_state_weaktable(L, &envkey);
   lua_pushvalue(L, idx);
   lua_pushboolean(L, 1);
   lua_rawset(L, -3);

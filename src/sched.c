@@ -651,15 +651,6 @@ void gr_sched_open (lua_State *L) {
   gr_state_setfuncs(L, funcs);
   lua_pushlightuserdata(L, (void *)&suspendtoken);
   lua_setfield(L, -2, "_suspend");
-  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &resumingkey) != LUA_TTABLE) {
-    lua_pop(L, 1);
-    lua_newtable(L);
-    lua_createtable(L, 0, 1);
-    lua_pushliteral(L, "k");
-    lua_setfield(L, -2, "__mode");
-    lua_setmetatable(L, -2);
-    lua_pushvalue(L, -1);
-    lua_rawsetp(L, LUA_REGISTRYINDEX, &resumingkey);
-  }
+  gr_state_weaktable(L, &resumingkey);
   lua_setfield(L, -2, "_resuming");
 }

@@ -125,6 +125,20 @@ gr_state *gr_state_get (lua_State *L) {
   return box->S;
 }
 
+/* Pushes the table with weak keys kept in the registry under key,
+** creating it on first use. */
+void gr_state_weaktable (lua_State *L, const void *key) {
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, key) == LUA_TTABLE) return;
+  lua_pop(L, 1);
+  lua_newtable(L);
+  lua_createtable(L, 0, 1);
+  lua_pushliteral(L, "k");
+  lua_setfield(L, -2, "__mode");
+  lua_setmetatable(L, -2);
+  lua_pushvalue(L, -1);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, key);
+}
+
 /* Registers l into the table at the top of L; every function gets the
 ** module's upvalues (GR_UV_*). */
 void gr_state_setfuncs (lua_State *L, const luaL_Reg *l) {

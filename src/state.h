@@ -9,5 +9,6 @@
 
 gr_state *gr_state_get (lua_State *L);
 void gr_state_setfuncs (lua_State *L, const luaL_Reg *l);
+void gr_state_weaktable (lua_State *L, const void *key);
 
 #endif

@@ -311,30 +311,16 @@ static void timerchan (lua_State *L, gr_timer *t) {
   t->c = c;   /* the creation ref becomes the timer's */
 }
 
-static int lafter (lua_State *L) {
-  gr_state *S = gr_getstate(L);
-  double d = luaL_checknumber(L, 1);
-  gr_timer *t = newtimer(L, S, GR_TSEND);
-  gr_chan *c = gr_chan_new(1);
-  if (c == NULL) {
-    free(t);
-    return luaL_error(L, "not enough memory");
-  }
-  t->c = c;
-  start(L, S, t, d);           /* frees t (and c) on failure */
-  gr_chan_pushud(L, c, GR_DIRRECV);
-  return 1;
-}
-
 static double checkperiod (lua_State *L, int arg) {
   double d = luaL_checknumber(L, arg);
   luaL_argcheck(L, d > 0, arg, "non-positive interval");
   return d;
 }
 
-static int ltick (lua_State *L) {
+/* Pushes the receive-only channel of a new timer without a handle, which
+** sends on it d seconds from now, and every period after (0: once). */
+static int pushtimerchan (lua_State *L, double d, double period) {
   gr_state *S = gr_getstate(L);
-  double d = checkperiod(L, 1);
   gr_timer *t = newtimer(L, S, GR_TSEND);
   gr_chan *c = gr_chan_new(1);
   if (c == NULL) {
@@ -342,10 +328,19 @@ static int ltick (lua_State *L) {
     return luaL_error(L, "not enough memory");
   }
   t->c = c;
-  t->period = tons(d);
-  start(L, S, t, d);
+  t->period = tons(period);
+  start(L, S, t, d);           /* frees t (and c) on failure */
   gr_chan_pushud(L, c, GR_DIRRECV);
   return 1;
+}
+
+static int lafter (lua_State *L) {
+  return pushtimerchan(L, luaL_checknumber(L, 1), 0);
+}
+
+static int ltick (lua_State *L) {
+  double d = checkperiod(L, 1);
+  return pushtimerchan(L, d, d);
 }
 
 static int lnow (lua_State *L) {
