@@ -2,7 +2,9 @@
 # bench/run.sh -- run the benchmark suite: each workload in Lua and in Go.
 #
 # Usage: sh bench/run.sh [workload ...]     (default: all of them)
-#   workloads: pingpong spawn sieve timers select
+#   workloads: pingpong spawn sieve timers select (one Lua thread: g.go)
+#              parallel_cpu xstate_ints xstate_tables parallel_spawn
+#              xstate_pingpong (g.parallel: worker states and threads)
 # Environment:
 #   LUA            Lua interpreter (default lua5.4); LUA_PATH and LUA_CPATH
 #                  must let it `require "goroutines"` (`make bench` sets them).
@@ -24,7 +26,7 @@ LUA=${LUA:-lua5.4}
 REPEAT=${BENCH_REPEAT:-5}
 TIMEOUT=${BENCH_TIMEOUT:-120}
 OUT=${BENCH_OUT:-$here/out}
-ALL="pingpong spawn sieve timers select"
+ALL="pingpong spawn sieve timers select parallel_cpu xstate_ints xstate_tables parallel_spawn xstate_pingpong"
 
 # Go builds offline in GOPATH mode; its cache and GOPATH live under $OUT so
 # that a fresh machine (or root without a usable $HOME) needs nothing else.
@@ -121,9 +123,10 @@ fi
 {
   echo "date:     $(date -u '+%Y-%m-%d %H:%M UTC')"
   echo "machine:  $(nproc) cores, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)"
-  echo "lua:      $lua_note (one thread: in-state goroutines)"
+  echo "lua:      $lua_note (g.go: one thread; g.parallel: worker threads)"
   echo "go:       $go_note (GOMAXPROCS default: all cores)"
   echo "repeats:  $REPEAT (median shown)"
+  echo "load:     $(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null) (1, 5, 15 min, at the start; other work skews the figures)"
   echo
 } | tee "$OUT/summary.txt"
 
@@ -160,11 +163,11 @@ awk -v order="$workloads" '
     return (x >= 100 || x == int(x)) ? sprintf("%.0f", x) : sprintf("%.3g", x)
   }
   function row(w, m, l, g) {
-    printf "%-9s %-28s %12s %12s %8s\n", w, m, fmt(l), fmt(g),
+    printf "%-15s %-30s %12s %12s %8s\n", w, m, fmt(l), fmt(g),
            (l != "" && g != "" && g != 0) ? sprintf("%.2f", l / g) : "-"
   }
   END {
-    printf "%-9s %-28s %12s %12s %8s\n", "workload", "metric", "Lua", "Go", "Lua/Go"
+    printf "%-15s %-30s %12s %12s %8s\n", "workload", "metric", "Lua", "Go", "Lua/Go"
     nw = split(order, ws, " ")
     for (k = 1; k <= nw; k++) {
       for (i = 1; i <= nk; i++) {
@@ -182,7 +185,7 @@ awk -v order="$workloads" '
     if (!(small in seen) || !(big in seen)) return
     l1 = median("lua", small); l2 = median("lua", big)
     g1 = median("go", small); g2 = median("go", big)
-    printf "%-9s %-28s %12s %12s %8s\n", "spawn", "time ratio 1M/100k",
+    printf "%-15s %-30s %12s %12s %8s\n", "spawn", "time ratio 1M/100k",
            (l1 != "" && l2 != "") ? sprintf("%.2f", l2 / l1) : "-",
            (g1 != "" && g2 != "") ? sprintf("%.2f", g2 / g1) : "-", "-"
   }' "$results" | tee -a "$OUT/summary.txt"
