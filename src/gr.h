@@ -16,6 +16,7 @@
 #define GR_H
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -40,36 +41,44 @@ typedef struct gr_timer gr_timer;   /* timer (timer.c) */
 #define GR_ASSERT(c)  ((void)0)
 #endif
 
-/* A mutex that knows, in debug builds, which thread holds it. */
+/* The lock of channels, sync objects, run queues and the pool: critical
+** sections are a few dozen instructions, so a spinlock beats a mutex that
+** sleeps and wakes through the kernel when two threads meet (a waiter
+** whose holder was descheduled yields its core after a few spins). Debug
+** builds know which thread holds it. */
 typedef struct gr_mutex {
-  pthread_mutex_t m;
+  atomic_int locked;
 #ifdef GR_DEBUG
   pthread_t owner;   /* valid while held != 0 */
   int held;
 #endif
 } gr_mutex;
 
-/* Critical sections are a few dozen instructions: an adaptive mutex spins
-** a little before it sleeps in the kernel. */
-static inline void gr_mutex_init (gr_mutex *mu) {
-  pthread_mutexattr_t attr;
-  pthread_mutexattr_init(&attr);
-#ifdef PTHREAD_MUTEX_ADAPTIVE_NP
-  pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_ADAPTIVE_NP);
+#if defined(__x86_64__) || defined(__i386__)
+#define GR_PAUSE()  __builtin_ia32_pause()
+#else
+#define GR_PAUSE()  ((void)0)
 #endif
-  pthread_mutex_init(&mu->m, &attr);
-  pthread_mutexattr_destroy(&attr);
+
+static inline void gr_mutex_init (gr_mutex *mu) {
+  atomic_init(&mu->locked, 0);
 #ifdef GR_DEBUG
   mu->held = 0;
 #endif
 }
 
 static inline void gr_mutex_destroy (gr_mutex *mu) {
-  pthread_mutex_destroy(&mu->m);
+  (void)mu;
 }
 
 static inline void gr_mutex_lock (gr_mutex *mu) {
-  pthread_mutex_lock(&mu->m);
+  unsigned spins = 0;
+  while (atomic_exchange_explicit(&mu->locked, 1, memory_order_acquire)) {
+    while (atomic_load_explicit(&mu->locked, memory_order_relaxed)) {
+      if (++spins < 100) GR_PAUSE();
+      else sched_yield();
+    }
+  }
 #ifdef GR_DEBUG
   mu->owner = pthread_self();
   mu->held = 1;
@@ -81,7 +90,7 @@ static inline void gr_mutex_unlock (gr_mutex *mu) {
   assert(mu->held && pthread_equal(mu->owner, pthread_self()));
   mu->held = 0;
 #endif
-  pthread_mutex_unlock(&mu->m);
+  atomic_store_explicit(&mu->locked, 0, memory_order_release);
 }
 
 #ifdef GR_DEBUG
