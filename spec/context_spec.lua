@@ -3,14 +3,7 @@
 local g = require "goroutines"
 local h = require "spec.helpers"
 
--- Receives from ch or fails after secs.
-local function recv_within(ch, secs)
-  local t = g.time.timer(secs)
-  local i, v, ok = g.select { ch:on_recv(), t.c:on_recv() }
-  t:stop()
-  assert(i == 1, "nothing received within " .. secs .. " s")
-  return v, ok
-end
+local recv_within = h.recv_within
 
 -- Whether ctx:done() is closed now (a receive completes at once).
 local function isdone(ctx)

@@ -51,6 +51,18 @@ function M.run_script(src, limit)
   return stdout, stderr, code, script
 end
 
+-- Receives from ch, failing the test instead of hanging when nothing comes
+-- within secs seconds; stops its timer, so that no timer stays pending
+-- for later specs.
+function M.recv_within(ch, secs)
+  local g = require "goroutines"
+  local t = g.time.timer(secs)
+  local i, v, ok = g.select { ch:on_recv(), t.c:on_recv() }
+  t:stop()
+  assert(i == 1, "nothing received within " .. secs .. " s")
+  return v, ok
+end
+
 -- True when string s contains plain text sub.
 function M.has(s, sub)
   return type(s) == "string" and string.find(s, sub, 1, true) ~= nil

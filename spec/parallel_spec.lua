@@ -17,15 +17,7 @@ local _ENV = _G
 
 local HEADER = "all goroutines are asleep - deadlock!\n\n"
 
--- Receives from ch, failing the test instead of hanging when nothing comes
--- within secs seconds.
-local function recv_within(ch, secs)
-  local t = g.time.timer(secs)
-  local i, v, ok = g.select { ch:on_recv(), t.c:on_recv() }
-  t:stop()   -- leaves no pending timer behind for later tests
-  assert(i == 1, "nothing received within " .. secs .. " s")
-  return v, ok
-end
+local recv_within = h.recv_within
 
 -- Waits, for at most 5 s, until g.numgoroutine() == n; returns the count.
 local function settle(n)

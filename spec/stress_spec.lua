@@ -5,6 +5,7 @@
 -- is bounded. Sizes are modest: the file also runs under ThreadSanitizer.
 
 local g = require "goroutines"
+local h = require "spec.helpers"
 
 -- Busted runs this file with an environment table of its own. A function
 -- whose _ENV is not the globals table takes that table along, copied, when
@@ -14,15 +15,7 @@ local _ENV = _G
 
 local LIMIT = 60   -- seconds any single wait may take before the test fails
 
--- Receives from ch, failing the test instead of hanging when nothing comes
--- within secs seconds.
-local function recv_within(ch, secs)
-  local t = g.time.timer(secs)
-  local i, v, ok = g.select { ch:on_recv(), t.c:on_recv() }
-  t:stop()   -- leaves no pending timer behind for later tests
-  assert(i == 1, "nothing received within " .. secs .. " s")
-  return v, ok
-end
+local recv_within = h.recv_within
 
 -- Checks that counts (value -> times seen) holds every value 1..n once.
 local function exactly_once(counts, n)

@@ -14,15 +14,7 @@ local _ENV = _G
 
 local CANNOT = " cannot be copied to another state"
 
--- Receives from ch, failing the test instead of hanging when nothing comes
--- within secs seconds.
-local function recv_within(ch, secs)
-  local t = g.time.timer(secs)
-  local i, v, ok = g.select { ch:on_recv(), t.c:on_recv() }
-  t:stop()   -- leaves no pending timer behind for later tests
-  assert(i == 1, "nothing received within " .. secs .. " s")
-  return v, ok
-end
+local recv_within = h.recv_within
 
 -- Sends v to a new parallel goroutine, which sends back what it received:
 -- v crosses twice, over channels.
