@@ -72,6 +72,7 @@ lua_Integer gr_chan_live (void) {
 ** a sender to ready once the lock is dropped, or NULL. */
 int gr_chan_recvlocked (gr_chan *c, gr_value *v, gr_waiter **wake) {
   gr_waiter *w;
+  GR_ASSERT(!atomic_load(&c->shared) || gr_mutex_held(&c->lock));
   *wake = NULL;
   if ((w = gr_waitq_pop(&c->sendq)) != NULL) {
     if (c->cap == 0)
@@ -102,6 +103,7 @@ int gr_chan_recvlocked (gr_chan *c, gr_value *v, gr_waiter **wake) {
 ** would block. *wake is a receiver to ready after unlocking, or NULL. */
 int gr_chan_sendlocked (gr_chan *c, gr_value *v, gr_waiter **wake) {
   gr_waiter *w;
+  GR_ASSERT(!atomic_load(&c->shared) || gr_mutex_held(&c->lock));
   *wake = NULL;
   if (c->closed) return -1;
   if ((w = gr_waitq_pop(&c->recvq)) != NULL) {

@@ -585,10 +585,6 @@ void gr_pack_free (gr_pack *p) {
   free(p);
 }
 
-size_t gr_pack_size (const gr_pack *p) {
-  return p->len;
-}
-
 /* Takes a builder for a pack whose gr_pack_values frame is at `frame`.
 ** A builder whose frame is not above this one on the C stack belongs to a
 ** pack that an error unwound: its refs are dropped and it is reused. */

@@ -49,9 +49,7 @@ gr_pack *gr_pack_values (lua_State *L, int first, int n, const char *root,
 ** and frees p. Returns how many values it pushed. */
 int gr_pack_push (lua_State *L, gr_pack *p, int envidx);
 void gr_pack_free (gr_pack *p);
-size_t gr_pack_size (const gr_pack *p);
 void gr_copy_markenv (lua_State *L, int idx);
 void gr_copy_threadexit (void);
-void gr_copy_open (lua_State *L);
 
 #endif

@@ -95,7 +95,6 @@ struct gr_state {
   gr_g *all;            /* every live goroutine except g1 */
   uint64_t rng;         /* xorshift state for select */
   struct gr_timerheap *timers;  /* timer.c */
-  int closing;          /* the state is being closed */
   struct gr_errmsg *errlocal, *errlocaltail;  /* uncaught errors waiting
                            to be raised in goroutine 1 */
   int gcstress;         /* full collection at every scheduling point */

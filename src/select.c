@@ -198,9 +198,10 @@ static void discardsends (lua_State *L, scase *cs, int n, int except) {
 /* --- parking -------------------------------------------------------------- */
 
 /* Drops the waiters of a parked select: removes those still queued,
-** discards unsent values except the winner's, releases the channel refs
-** and frees the block. L is NULL at state close. */
-static void freeblock (lua_State *L, gr_g *g, int keep) {
+** discards the values they still hold (the caller has taken the winner's),
+** releases the channel refs and frees the block. L is NULL at state
+** close. */
+static void freeblock (lua_State *L, gr_g *g) {
   gr_selblock *b = g->sel;
   int i;
   lockall(b->lockorder, b->nlock);
@@ -213,7 +214,7 @@ static void freeblock (lua_State *L, gr_g *g, int keep) {
   }
   unlockall(b->lockorder, b->nlock);
   for (i = 0; i < b->n; i++) {
-    if (i != keep) gr_value_discard(L, &b->w[i].val);
+    gr_value_discard(L, &b->w[i].val);
     gr_chan_release(L, (gr_chan *)b->w[i].obj);
   }
   free(b);
@@ -222,7 +223,7 @@ static void freeblock (lua_State *L, gr_g *g, int keep) {
 }
 
 static void cancel (gr_g *g) {
-  if (g->sel) freeblock(NULL, g, -1);
+  if (g->sel) freeblock(NULL, g);
 }
 
 static int noselect_k (lua_State *L, int status, lua_KContext ctx) {
@@ -243,7 +244,7 @@ static int select_k (lua_State *L, int status, lua_KContext ctx) {
   if (status < 0) {
     int expected = 0;
     if (atomic_compare_exchange_strong(&g->seldone, &expected, 1)) {
-      freeblock(L, g, -1);   /* no waker can complete it any more */
+      freeblock(L, g);   /* no waker can complete it any more */
       gr_sched_raise(L, S, status);
     }
     /* A waker on another thread won: let its wake land, then complete. */
@@ -257,7 +258,7 @@ static int select_k (lua_State *L, int status, lua_KContext ctx) {
   ok = win->success;
   v = win->val;
   gr_value_setnil(&win->val);
-  freeblock(L, g, -1);
+  freeblock(L, g);
   if (dir == GR_DIRSEND && !ok) {
     gr_value_discard(L, &v);
     return luaL_error(L, "send on closed channel");

@@ -35,7 +35,6 @@ static void onasync (uv_async_t *handle) {
 
 static void closestate (gr_state *S) {
   int nerr;
-  S->closing = 1;
   if (S->pool && S->worker == NULL) {   /* a host: its workers go first */
     gr_pool_stop(S->pool);
     S->pool = NULL;

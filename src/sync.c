@@ -61,6 +61,7 @@ static void wakelist (gr_state *S, gr_waiter *w) {
 /* Takes every waiter of o into a list. Requires o->lock. */
 static gr_waiter *takeall (gr_sync *o) {
   gr_waiter *w, *list = NULL, **tail = &list;
+  GR_ASSERT(gr_mutex_held(&o->lock));
   while ((w = gr_waitq_pop(&o->waiters)) != NULL) {
     w->success = 1;
     *tail = w;
