@@ -321,3 +321,129 @@ describe("bad arguments", function()
              function() wg:add("x") end)
   end)
 end)
+
+describe("a goroutine that raises", function()
+  it("runs its to-be-closed variables as itself, and they may block "
+     .. "(Go's defer)", function()
+    local out, err, code = h.run_script [[
+      local g = require "goroutines"
+      local results = g.chan()
+      local id = g.go(function()
+        local _ <close> = setmetatable({}, { __close = function(_, e)
+          results:send(("%s in %d"):format(e and "failed" or "ok", g.id()))
+        end })
+        error("boom", 0)
+      end)
+      print("sleep", pcall(g.time.sleep, 0.02))  -- the close waits meanwhile
+      print("got", results:recv())
+      local ok, e = pcall(g.time.sleep, 0.01)
+      print("then", ok, e:match("^goroutine %d+: boom") == "goroutine "
+            .. id .. ": boom")
+    ]]
+    assert.are.equal("sleep\ttrue\ngot\tfailed in 2\ttrue\nthen\tfalse\ttrue\n",
+                     out, err)
+    assert.are.equal(0, code, err)
+  end)
+
+  it("reports an error object whose __tostring raises as its type",
+     function()
+    local before = g.numgoroutine()
+    local id = g.go(function()
+      error(setmetatable({}, { __tostring = function() error("inner") end }))
+    end)
+    local e = h.raises("goroutine " .. id
+                       .. ": (error object is a table value)", h.recv_never)
+    assert.is_false(h.has(e, "inner"), e)
+    assert.are.equal(before, g.numgoroutine())
+    -- Main's scheduler is intact: the next wait works as usual.
+    local ch = g.chan()
+    g.go(function() ch:send("still fine") end)
+    assert.are.equal("still fine", ch:recv())
+  end)
+
+  it("reports an error object with a __tostring that blocks as its type",
+     function()
+    local never = g.chan()
+    local id = g.go(function()
+      error(setmetatable({}, { __tostring = function()
+        never:recv()
+        return "unreachable"
+      end }))
+    end)
+    h.raises("goroutine " .. id .. ": (error object is a table value)",
+             h.recv_never)
+  end)
+
+  it("reports an error object's __tostring text", function()
+    local id = g.go(function()
+      error(setmetatable({}, { __tostring = function() return "custom" end }))
+    end)
+    h.raises("goroutine " .. id .. ": custom\nstack traceback:",
+             h.recv_never)
+  end)
+
+  it("in a worker, with a __tostring that raises, leaves the worker "
+     .. "running", function()
+    local out, err, code = h.run_script [[
+      local g = require "goroutines"
+      g.gomaxprocs(1)
+      g.parallel(function()
+        error(setmetatable({}, { __tostring = function() error("inner") end }))
+      end)
+      local ok, e = pcall(g.time.sleep, 0.5)
+      print(ok, (e:gsub("\n.*", "")))
+      local ch = g.chan()
+      g.parallel(function(c) c:send("worker alive") end, ch)
+      print(ch:recv())
+    ]]
+    assert.is_true(h.has(out, "false\tgoroutine 2: (error object is a "
+                         .. "table value)\n"), out .. err)
+    assert.is_true(h.has(out, "worker alive\ttrue\n"), out .. err)
+    assert.are.equal(0, code, err)
+  end)
+end)
+
+describe("a finalizer that blocks", function()
+  -- Under GOROUTINES_GCSTRESS the scheduler collects after each run of a
+  -- goroutine, on main's thread, while main waits in place: the finalizers
+  -- run there, inside the scheduler.
+  local script = [[
+    local g = require "goroutines"
+    local b, a = g.chan(), g.chan()
+    local seen = {}
+    local mt = { __gc = function()
+      local ok, e = pcall(b.recv, b)
+      seen[#seen + 1] = ok and "received" or e
+    end }
+    g.go(function()
+      for _ = 1, 3 do
+        for _ = 1, 50 do setmetatable({}, mt) end
+        g.gosched()
+      end
+      a:send("done")
+    end)
+    print(a:recv())
+    collectgarbage()
+    local bad = 0
+    for _, e in ipairs(seen) do
+      if not e:find("cannot block here", 1, true) then
+        bad = bad + 1
+        print(e)
+      end
+    end
+    print(#seen > 0, bad)
+  ]]
+
+  it("gets 'cannot block here' when the scheduler runs it", function()
+    local out, err, code = h.run_script(script, 60,
+                                        { GOROUTINES_GCSTRESS = "1" })
+    assert.are.equal("done\ttrue\ntrue\t0\n", out, err)
+    assert.are.equal(0, code, err)
+  end)
+
+  it("gets 'cannot block here' when main's own code runs it", function()
+    local out, err, code = h.run_script(script)
+    assert.are.equal("done\ttrue\ntrue\t0\n", out, err)
+    assert.are.equal(0, code, err)
+  end)
+end)

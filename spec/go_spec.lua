@@ -281,3 +281,84 @@ describe("coroutine.resume and coroutine.wrap, as the module replaces them", fun
     assert.is_true(h.has(e2, "bad argument #1 to 'wrap' (function expected"), e2)
   end)
 end)
+
+describe("g.go with hostile input", function()
+  it("rejects a table whose __call is not a function", function()
+    h.raises({ "bad argument #1", "(function expected, got table)" },
+             g.go, setmetatable({}, { __call = 1 }))
+    local ran = false
+    g.go(setmetatable({}, { __call = function() ran = true end }))
+    g.gosched()
+    assert.is_true(ran)
+  end)
+
+  it("passes thousands of arguments", function()
+    local out, err, code = h.run_script [[
+      local g = require "goroutines"
+      local args = {}
+      for i = 1, 5000 do args[i] = i end
+      local done = g.chan(1)
+      g.go(function(...)
+        done:send(select("#", ...) + select(5000, ...))
+      end, table.unpack(args))
+      print(done:recv())
+    ]]
+    assert.are.equal("10000\ttrue\n", out, err)
+    assert.are.equal(0, code, err)
+  end)
+end)
+
+describe("preemption", function()
+  it("leaves a goroutine's own debug hook in place when it preempts "
+     .. "another", function()
+    -- A sets a count hook, then spends about 70 ms inside one C call (a
+    -- select over a million disabled cases) and parks there: the monitor
+    -- hooks A meanwhile. B then computes and is preempted. A's own hook
+    -- must be A's again when it runs on.
+    local out, err, code = h.run_script [[
+      local g = require "goroutines"
+      local ch = g.chan()
+      local cases = {}
+      for i = 1, 1000000 do cases[i] = false end
+      cases[#cases + 1] = ch:on_recv()
+      local hits, done = 0, g.chan()
+      local function count() hits = hits + 1 end
+      g.go(function()
+        debug.sethook(count, "", 1000)
+        g.select(cases)
+        local h0 = hits
+        for _ = 1, 1e6 do end
+        done:send({ debug.gethook() == count, hits - h0 })
+      end)
+      g.go(function()
+        local t = os.clock()
+        while os.clock() - t < 0.05 do end
+        ch:send(1)
+      end)
+      local r = done:recv()
+      print(r[1], r[2] > 500)
+    ]]
+    assert.are.equal("true\ttrue\n", out, err)
+    assert.are.equal(0, code, err)
+  end)
+end)
+
+describe("a goroutine in nested coroutines", function()
+  it("blocks inside coroutine.wrap nested 120 deep", function()
+    local out, err, code = h.run_script [[
+      local g = require "goroutines"
+      local ch = g.chan()
+      local function nest(n)
+        if n == 0 then return ch:recv() end
+        return coroutine.wrap(function() return nest(n - 1) end)()
+      end
+      local done = g.chan(1)
+      g.go(function() done:send(nest(120)) end)
+      g.time.sleep(0.01)
+      ch:send("deep")
+      print(done:recv())
+    ]]
+    assert.are.equal("deep\ttrue\n", out, err)
+    assert.are.equal(0, code, err)
+  end)
+end)

@@ -29,17 +29,24 @@ end
 -- Writes src to a temporary file and runs it with the suite's interpreter.
 -- Returns stdout, stderr, exit code (128+n when killed by signal n, 124 when
 -- it ran longer than `limit` seconds, default 60) and the script's path, as
--- it appears in chunk names and tracebacks.  The script file is removed
--- afterwards.
-function M.run_script(src, limit)
+-- it appears in chunk names and tracebacks.  `env`, a table of names to
+-- values, adds variables to the child's environment.  The script file is
+-- removed afterwards.
+function M.run_script(src, limit, env)
   local script = os.tmpname()
   local out, err = os.tmpname(), os.tmpname()
   local f = assert(io.open(script, "w"))
   f:write(src)
   f:close()
+  local vars = {}
+  for name, value in pairs(env or {}) do
+    assert(name:match("^[%a_][%w_]*$"), "bad variable name " .. name)
+    vars[#vars + 1] = name .. "=" .. shquote(tostring(value)) .. " "
+  end
+  table.sort(vars)
   local cmd = string.format(
-    "LUA_PATH=%s LUA_CPATH=%s timeout -k 5 %d %s %s >%s 2>%s",
-    shquote(package.path), shquote(package.cpath),
+    "%sLUA_PATH=%s LUA_CPATH=%s timeout -k 5 %d %s %s >%s 2>%s",
+    table.concat(vars), shquote(package.path), shquote(package.cpath),
     math.ceil((limit or 60) * SCALE), LUA,
     shquote(script), shquote(out), shquote(err))
   local _, how, code = os.execute(cmd)

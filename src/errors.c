@@ -18,15 +18,6 @@
 #include "parallel.h"
 #include "sched.h"
 
-static gr_errmsg *newmsg (const char *s, size_t len) {
-  gr_errmsg *e = (gr_errmsg *)malloc(sizeof(*e) + len + 1);
-  if (e == NULL) return NULL;
-  e->next = NULL;
-  e->len = len;
-  memcpy(e->msg, s, len + 1);
-  return e;
-}
-
 /* Queues e for goroutine 1 of the host state. */
 static void deliver (gr_state *S, gr_errmsg *e) {
   if (S->worker) {
@@ -76,34 +67,15 @@ void gr_errors_addmsg (gr_state *S, lua_Integer id, const char *msg,
   deliver(S, e);
 }
 
-/* Records the error of g, which ended with status (its error object on
-** top of g->co). Runs on the owner thread; L runs the scheduler. */
+/* Records an error that escaped the body of g (the body records the
+** errors of g's function; only one in recording them comes here, such as
+** a memory error). Makes no Lua allocation: L runs the scheduler. */
 void gr_errors_add (lua_State *L, gr_state *S, gr_g *g, int status) {
-  const char *msg;
-  size_t len;
-  gr_errmsg *e;
-  int top = lua_gettop(L);
-  lua_xmove(g->co, L, 1);
+  const char *msg = NULL;
+  (void)L;
   if (status == LUA_ERRMEM) msg = "not enough memory";
-  else if (lua_type(L, -1) == LUA_TSTRING || lua_type(L, -1) == LUA_TNUMBER)
-    msg = lua_tostring(L, -1);
-  else if (luaL_callmeta(L, -1, "__tostring") && lua_isstring(L, -1))
-    msg = lua_tostring(L, -1);
-  else
-    msg = lua_pushfstring(L, "(error object is a %s value)",
-                          luaL_typename(L, top + 1));
-  luaL_traceback(L, g->co, msg, 0);
-  msg = lua_pushfstring(L, "goroutine %I: %s", (LUAI_UACINT)g->id,
-                        lua_tostring(L, -1));
-  len = lua_rawlen(L, -1);
-  e = newmsg(msg, len);
-  lua_settop(L, top);
-  if (e == NULL) {  /* cannot keep it: never lose it silently */
-    fprintf(stderr, "goroutine %lld: error lost for lack of memory\n",
-            (long long)g->id);
-    return;
-  }
-  deliver(S, e);
+  else if (lua_type(g->co, -1) == LUA_TSTRING) msg = lua_tostring(g->co, -1);
+  gr_errors_addmsg(S, g->id, msg, NULL);
 }
 
 /* Raises the oldest waiting error in L. Never returns. */

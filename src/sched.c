@@ -18,11 +18,12 @@
 ** state each MONITOR_TICK; when one has been running the same goroutine
 ** for PREEMPT_AFTER, it installs a count hook on that coroutine
 ** (lua_sethook may be called from another thread). The hook restores the
-** hook it replaced and yields; the scheduler queues the goroutine at the
-** tail. S->running is the handshake: the owner moves it by CAS from the
-** value it knows, and the monitor hooks a coroutine only after a CAS from
-** that coroutine to GR_BUSY, so it never touches a coroutine that is not
-** being resumed at that moment.
+** hook it replaced (saved in the goroutine's record) and yields; the
+** scheduler queues the goroutine at the tail. S->running is the
+** handshake: the owner moves it by CAS from the goroutine it knows, and
+** the monitor hooks a goroutine only after a CAS from that goroutine to
+** GR_BUSY, so it never touches a coroutine that is not being resumed at
+** that moment.
 */
 #include <sched.h>
 #include <stdlib.h>
@@ -34,6 +35,9 @@
 #include "parallel.h"
 #include "state.h"
 #include "timer.h"
+
+/* How the body's own frame ends a traceback. */
+#define BODYFRAME "\n\t[C]: in ?"
 
 const char *const gr_waitreasons[] = {
   "running", "chan receive", "chan send", "select", "select (no cases)",
@@ -167,11 +171,13 @@ void gr_sched_ready (gr_state *cur, gr_g *g) {
 
 /* --- running goroutines ----------------------------------------------- */
 
-/* Releases a goroutine that returned or raised. */
+/* Releases a goroutine whose coroutine ended. Its body (gobody) has
+** recorded an error of its function already; status is not LUA_OK only
+** when an error escaped the body itself (no memory to record one). */
 static void finish (lua_State *L, gr_state *S, gr_g *g, int status) {
   if (status != LUA_OK) {
     gr_errors_add(L, S, g, status);
-    lua_resetthread(g->co);  /* closes its pending to-be-closed variables */
+    lua_resetthread(g->co);  /* closes what is still to be closed */
   }
   if (g->allprev) g->allprev->allnext = g->allnext;
   else S->all = g->allnext;
@@ -181,11 +187,11 @@ static void finish (lua_State *L, gr_state *S, gr_g *g, int status) {
   atomic_fetch_sub_explicit(&numg, 1, memory_order_relaxed);
 }
 
-#define GR_BUSY ((lua_State *)1)
+#define GR_BUSY ((gr_g *)1)
 
 /* Moves S->running from `from` to `to`, waiting out the monitor. */
-static void setrunning (gr_state *S, lua_State *from, lua_State *to) {
-  lua_State *expected = from;
+static void setrunning (gr_state *S, gr_g *from, gr_g *to) {
+  gr_g *expected = from;
   while (!atomic_compare_exchange_weak_explicit(&S->running, &expected, to,
              memory_order_acq_rel, memory_order_relaxed)) {
     GR_ASSERT(expected == GR_BUSY || expected == from);
@@ -199,16 +205,16 @@ static int run (lua_State *L, gr_state *S, gr_g *g) {
   int again = 0;
   gr_g *prev = S->current;
   /* Goroutine 1 cannot be preempted: it is not a coroutine. */
-  lua_State *prevco = prev == S->g1 ? NULL : prev->co;
+  gr_g *prevrun = prev == S->g1 ? NULL : prev;
   int nres, status, nargs = g->nargs;
   S->current = g;
   g->parked = 0;
   g->reason = GR_WNONE;
   g->nargs = 0;
   atomic_fetch_add_explicit(&S->runseq, 1, memory_order_relaxed);
-  setrunning(S, prevco, g->co);
+  setrunning(S, prevrun, g);
   status = lua_resume(g->co, L, nargs, &nres);
-  setrunning(S, g->co, prevco);
+  setrunning(S, g, prevrun);
   S->current = prev;
   if (status == LUA_YIELD) {
     lua_pop(g->co, nres);
@@ -316,7 +322,9 @@ static const char suspendtoken = 0;  /* what a suspending coroutine yields */
 
 /* Whether every thread from L up to goroutine g's coroutine was resumed
 ** by the module's coroutine.resume and can yield, so that a yield of the
-** suspend token travels up to g. */
+** suspend token travels up to g. The chain has no cycle (a coroutine
+** cannot resume one that is running); its length is bounded by Lua's
+** limit of nested C calls, the cap only guards against a broken table. */
 static int cansuspend (lua_State *L, gr_g *g) {
   int ok = 0, depth;
   lua_State *t = L;
@@ -324,7 +332,7 @@ static int cansuspend (lua_State *L, gr_g *g) {
     lua_pop(L, 1);
     return 0;
   }
-  for (depth = 0; depth < 100; depth++) {
+  for (depth = 0; depth < 100000; depth++) {
     if (!lua_isyieldable(t)) break;
     if (t == g->co) {
       ok = 1;
@@ -341,17 +349,26 @@ static int cansuspend (lua_State *L, gr_g *g) {
   return ok;
 }
 
+/* Whether L runs a finalizer: Lua refuses every lua_gc option there. */
+static int infinalizer (lua_State *L) {
+  return lua_gc(L, LUA_GCISRUNNING) == -1;
+}
+
 /* How the code running on L may block, decided before any lock is taken:
 ** a goroutine yields to the scheduler; a plain coroutine resumed, through
 ** coroutine.resume or wrap, by a goroutine suspends up to it; goroutine 1
-** and other coroutines run the scheduler in place; a goroutine inside a C
-** call that cannot yield (a table.sort comparator) cannot block at all. */
+** and other coroutines run the scheduler in place. It cannot block at
+** all inside a C call that cannot yield (a table.sort comparator), in a
+** finalizer (it may run anywhere, even inside the scheduler), or where
+** the goroutine already waits in place further down the C stack (a
+** finalizer or metamethod run by the scheduler on its behalf). */
 int gr_sched_blockmode (lua_State *L, gr_state *S) {
   gr_g *g = S->current;
   if (L == g->co && g != S->g1)
     return lua_isyieldable(L) ? GR_BLOCK_YIELD : GR_BLOCK_NO;
   if (L != g->co && g != S->g1 && cansuspend(L, g))
     return GR_BLOCK_SUSPEND;
+  if (g->inplace || infinalizer(L)) return GR_BLOCK_NO;
   return GR_BLOCK_INPLACE;
 }
 
@@ -404,6 +421,84 @@ lua_Integer gr_sched_newid (void) {
   return atomic_fetch_add_explicit(&nextid, 1, memory_order_relaxed);
 }
 
+/* The message handler of a goroutine's function: keeps the traceback of
+** the place the error was raised in, for the report, and returns the
+** error object unchanged (to-be-closed variables receive it as it was
+** raised). Runs on the coroutine that raised. */
+static int gotrace (lua_State *L) {
+  lua_settop(L, 1);
+  luaL_traceback(L, L, NULL, 1);
+  /* Kept under the coroutine's address, taken out by recorderror. */
+  lua_rawsetp(L, LUA_REGISTRYINDEX, L);
+  return 1;
+}
+
+static int tostringk (lua_State *L) {
+  luaL_tolstring(L, 1, NULL);
+  return 1;
+}
+
+/* The text of the error object at the top: strings and numbers as they
+** are; other values through their __tostring, called in protected mode
+** (it may raise, or try to block), else "(error object is a T value)". */
+static const char *errortext (lua_State *L) {
+  int e = lua_gettop(L), t = lua_type(L, e);
+  if (t == LUA_TSTRING || t == LUA_TNUMBER) {
+    lua_pushvalue(L, e);
+    return lua_tostring(L, -1);
+  }
+  if (luaL_getmetafield(L, e, "__tostring") != LUA_TNIL) {
+    lua_pop(L, 1);
+    lua_pushcfunction(L, tostringk);
+    lua_pushvalue(L, e);
+    if (lua_pcall(L, 1, 1, 0) == LUA_OK) return lua_tostring(L, -1);
+  }
+  return lua_pushfstring(L, "(error object is a %s value)",
+                         luaL_typename(L, e));
+}
+
+/* Records the error at the top of g's coroutine L as g's uncaught error:
+** "goroutine N: msg" and the traceback the message handler kept. */
+static void recorderror (lua_State *L, gr_state *S, gr_g *g) {
+  const char *msg = errortext(L), *tb = "";
+  size_t len;
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, L) != LUA_TSTRING)
+    lua_pop(L, 1);   /* none: a memory error does not call the handler */
+  else {
+    lua_pushnil(L);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, L);
+    tb = lua_tolstring(L, -1, &len);
+    /* The last frame is the body's own C function: not the user's. */
+    if (len >= sizeof(BODYFRAME) - 1 &&
+        strcmp(tb + len - (sizeof(BODYFRAME) - 1), BODYFRAME) == 0)
+      tb = lua_pushlstring(L, tb, len - (sizeof(BODYFRAME) - 1));
+    tb = lua_pushfstring(L, "\n%s", tb);
+  }
+  gr_errors_addmsg(S, g->id, msg, tb);
+}
+
+static int gobody_k (lua_State *L, int status, lua_KContext ctx) {
+  gr_state *S = (gr_state *)ctx;
+  if (status != LUA_OK && status != LUA_YIELD)
+    recorderror(L, S, S->current);
+  return 0;
+}
+
+/* The function of every goroutine's coroutine: calls the goroutine's
+** function (index 2, its arguments above it) in protected mode with a
+** continuation. So an error unwinds inside the coroutine, where its
+** to-be-closed variables run as the goroutine and may block, as Go's
+** deferred calls do, and the goroutine records its own error. Index 1
+** holds S. */
+static int gobody (lua_State *L) {
+  gr_state *S = (gr_state *)lua_touserdata(L, 1);
+  int status;
+  lua_pushcfunction(L, gotrace);
+  lua_replace(L, 1);
+  status = lua_pcallk(L, lua_gettop(L) - 2, 0, 1, (lua_KContext)S, gobody_k);
+  return gobody_k(L, status, (lua_KContext)S);
+}
+
 /* Creates a goroutine running the function below the nargs values at the
 ** top of L, with those values as arguments, and queues it. Pops them. id
 ** is 0 for a new goroutine, or the id (already counted live) that
@@ -413,16 +508,20 @@ gr_g *gr_sched_spawn (lua_State *L, gr_state *S, int nargs, lua_Integer id) {
   lua_State *co = lua_newthread(L);
   int ref = luaL_ref(L, LUA_REGISTRYINDEX);  /* unref'd in finish() */
   g = (gr_g *)calloc(1, sizeof(*g));
-  if (g == NULL) {
+  if (g == NULL || !lua_checkstack(co, nargs + 3)) {
+    const char *why = g ? "too many arguments" : "not enough memory";
+    free(g);
     luaL_unref(L, LUA_REGISTRYINDEX, ref);
-    luaL_error(L, "not enough memory");
+    luaL_error(L, "%s", why);
   }
+  lua_pushcfunction(co, gobody);
+  lua_pushlightuserdata(co, S);
   lua_xmove(L, co, nargs + 1);
   g->id = id ? id : gr_sched_newid();
   g->co = co;
   g->ref = ref;
   g->S = S;
-  g->nargs = nargs;
+  g->nargs = nargs + 2;
   g->allnext = S->all;
   if (S->all) S->all->allprev = g;
   S->all = g;
@@ -460,13 +559,18 @@ static gr_state *monstates;          /* protected by monlock */
 static int monrunning;               /* protected by monlock */
 static pthread_t monthread;
 
-/* The one-shot hook: restores the hook it replaced, then yields the
-** goroutine if it can (a goroutine inside a C call runs on, and the
-** monitor tries again later). */
+/* The one-shot hook: restores the hook it replaced on this goroutine,
+** then yields the goroutine if it can (a goroutine inside a C call runs
+** on, and the monitor tries again later). The saved hook is the
+** goroutine's own: a goroutine hooked while inside a long C call that
+** then parks keeps it while others are hooked. */
 static void preempthook (lua_State *L, lua_Debug *ar) {
-  gr_state *S = gr_state_get(L);
+  gr_g *g = gr_state_get(L)->current;
   pthread_mutex_lock(&monlock);
-  lua_sethook(L, S->savedhook, S->savedmask, S->savedcount);
+  if (g->co == L)
+    lua_sethook(L, g->savedhook, g->savedmask, g->savedcount);
+  else
+    lua_sethook(L, NULL, 0, 0);
   pthread_mutex_unlock(&monlock);
   if (ar->event == LUA_HOOKCOUNT && lua_isyieldable(L))
     lua_yield(L, 0);
@@ -476,24 +580,24 @@ static void preempthook (lua_State *L, lua_Debug *ar) {
 ** PREEMPT_AFTER. */
 static void watch (gr_state *S, uint64_t now) {
   unsigned seq = atomic_load_explicit(&S->runseq, memory_order_relaxed);
-  lua_State *co;
+  gr_g *g;
   if (seq != S->monseq) {
     S->monseq = seq;
     S->monsince = now;
     return;
   }
-  co = atomic_load_explicit(&S->running, memory_order_acquire);
-  if (co == NULL || co == GR_BUSY || now - S->monsince < PREEMPT_AFTER)
+  g = atomic_load_explicit(&S->running, memory_order_acquire);
+  if (g == NULL || g == GR_BUSY || now - S->monsince < PREEMPT_AFTER)
     return;
-  if (!atomic_compare_exchange_strong(&S->running, &co, GR_BUSY))
+  if (!atomic_compare_exchange_strong(&S->running, &g, GR_BUSY))
     return;
-  if (lua_gethook(co) != preempthook) {
-    S->savedhook = lua_gethook(co);
-    S->savedmask = lua_gethookmask(co);
-    S->savedcount = lua_gethookcount(co);
-    lua_sethook(co, preempthook, LUA_MASKCOUNT, 1);
+  if (lua_gethook(g->co) != preempthook) {
+    g->savedhook = lua_gethook(g->co);
+    g->savedmask = lua_gethookmask(g->co);
+    g->savedcount = lua_gethookcount(g->co);
+    lua_sethook(g->co, preempthook, LUA_MASKCOUNT, 1);
   }
-  atomic_store_explicit(&S->running, co, memory_order_release);
+  atomic_store_explicit(&S->running, g, memory_order_release);
   S->monsince = now;
 }
 
@@ -522,12 +626,12 @@ static void *monitor (void *arg) {
 /* Installs hook on the goroutine S is running, if any; returns 1 if it
 ** did. Any thread may call it (the monitor's handshake). */
 int gr_sched_interrupt (gr_state *S, lua_Hook hook) {
-  lua_State *co = atomic_load(&S->running);
-  if (co == NULL || co == GR_BUSY ||
-      !atomic_compare_exchange_strong(&S->running, &co, GR_BUSY))
+  gr_g *g = atomic_load(&S->running);
+  if (g == NULL || g == GR_BUSY ||
+      !atomic_compare_exchange_strong(&S->running, &g, GR_BUSY))
     return 0;
-  lua_sethook(co, hook, LUA_MASKCOUNT, 100);
-  atomic_store(&S->running, co);
+  lua_sethook(g->co, hook, LUA_MASKCOUNT, 100);
+  atomic_store(&S->running, g);
   return 1;
 }
 
@@ -597,14 +701,19 @@ void gr_sched_closeall (gr_state *S) {
 
 /* --- Lua functions ------------------------------------------------------ */
 
+/* Raises a type error unless the value at idx can be called: a function,
+** or a value whose __call is a function. */
+void gr_sched_checkcallable (lua_State *L, int idx) {
+  if (lua_type(L, idx) == LUA_TFUNCTION) return;
+  if (luaL_getmetafield(L, idx, "__call") != LUA_TFUNCTION)
+    luaL_typeerror(L, idx, "function");
+  lua_pop(L, 1);
+}
+
 static int lgo (lua_State *L) {
   gr_state *S = gr_getstate(L);
   gr_g *g;
-  if (lua_type(L, 1) != LUA_TFUNCTION) {
-    if (luaL_getmetafield(L, 1, "__call") == LUA_TNIL)
-      return luaL_typeerror(L, 1, "function");
-    lua_pop(L, 1);
-  }
+  gr_sched_checkcallable(L, 1);
   g = gr_sched_spawn(L, S, lua_gettop(L) - 1, 0);
   lua_pushinteger(L, g->id);
   return 1;

@@ -83,6 +83,9 @@ struct gr_g {
   atomic_int woken;     /* in-place blocker: set once by its waker */
   atomic_int seldone;   /* select: the waker that CASes 0->1 completes it */
   int selwin;           /* select: index of the case that completed */
+  /* protected by monlock: */
+  lua_Hook savedhook;   /* the hook that preemption replaced on co, */
+  int savedmask, savedcount;  /* restored when the preemption hook fires */
 };
 
 /* The scheduler of one Lua state. */
@@ -102,13 +105,12 @@ struct gr_state {
   uv_async_t async;     /* doorbell rung by remote wakers */
   uv_timer_t uvtimer;   /* armed at the earliest of S->timers */
   /* preemption (the monitor thread of sched.c): */
-  _Atomic(lua_State *) running;  /* coroutine being resumed; NULL between
-                           resumes; GR_BUSY while the monitor hooks it */
+  _Atomic(gr_g *) running;  /* goroutine being resumed; NULL between
+                           resumes and for goroutine 1; GR_BUSY while the
+                           monitor hooks it */
   atomic_uint runseq;   /* bumped by every resume */
   unsigned monseq;      /* monitor only: runseq when last seen changing */
   uint64_t monsince;    /* monitor only: when runseq last changed */
-  lua_Hook savedhook;   /* protected by monlock: the hook the preemption */
-  int savedmask, savedcount;  /* hook replaced, restored when it fires */
   gr_state *monnext, *monprev;  /* protected by monlock: watched states */
   /* parallel goroutines (parallel.c): */
   struct gr_pool *pool; /* the worker pool this state spawns into, or NULL
@@ -149,6 +151,7 @@ int gr_sched_runonce (lua_State *L, gr_state *S);
 void gr_sched_sleep (gr_state *S, gr_g *me, int spin);
 void gr_sched_kick (gr_state *S);
 int gr_sched_interrupt (gr_state *S, lua_Hook hook);
+void gr_sched_checkcallable (lua_State *L, int idx);
 lua_Integer gr_sched_newid (void);
 void gr_sched_addlive (int delta);
 lua_Integer gr_sched_numgoroutine (void);
