@@ -32,7 +32,7 @@ ASAN_RT = $(shell $(CC) -print-file-name=libasan.so):$(shell $(CC) -print-file-n
 
 DEPS := lua5.4 liblua5.4-dev libuv1-dev lua-busted luarocks pkg-config gcc make
 
-.PHONY: all deps test demo asan tsan valgrind gcstress bench clean
+.PHONY: all deps test demo asan tsan valgrind gcstress fuzz bench clean
 
 all: $(SO)
 
@@ -76,6 +76,17 @@ build/tsan/lua: spec/host.c
 	@mkdir -p $(dir $@)
 	$(CC) -O1 -g -fsanitize=thread $(LUA_INC) -o $@ spec/host.c \
 	  $(shell pkg-config --libs lua5.4 2>/dev/null || echo -llua5.4) -lm
+
+# The seeded random tests under ASan+UBSan, with fresh seeds, for
+# FUZZ_SECONDS (default 120).
+fuzz:
+	@$(MAKE) --no-print-directory BUILD=build/asan \
+	  CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
+	  LDFLAGS="-fsanitize=address,undefined" build/asan/goroutines/core.so
+	@LUA_PATH="$(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;;" \
+	 LUA_CPATH="$(CURDIR)/build/asan/?.so;;" \
+	 LUA="env LD_PRELOAD=$(ASAN_RT) ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 $(LUA)" \
+	 sh spec/fuzz.sh
 
 valgrind: $(SO)
 	@$(RUNENV) SPEC_TIME_SCALE=10 LUA="valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite $(LUA)" \
