@@ -32,7 +32,7 @@ ASAN_RT = $(shell $(CC) -print-file-name=libasan.so):$(shell $(CC) -print-file-n
 
 DEPS := lua5.4 liblua5.4-dev libuv1-dev lua-busted luarocks pkg-config gcc make
 
-.PHONY: all deps test demo asan tsan valgrind gcstress fuzz bench clean
+.PHONY: all deps test demo asan tsan valgrind gcstress fuzz oom bench clean
 
 all: $(SO)
 
@@ -87,6 +87,19 @@ fuzz:
 	 LUA_CPATH="$(CURDIR)/build/asan/?.so;;" \
 	 LUA="env LD_PRELOAD=$(ASAN_RT) ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 $(LUA)" \
 	 sh spec/fuzz.sh
+
+# The allocation-failure sweep: the runtime built with spec/oomshim.h, run
+# by spec/oomhost, whose allocator fails the Nth allocation (spec/oom.sh).
+oom: build/oom/oomhost
+	@$(MAKE) --no-print-directory BUILD=build/oom \
+	  CFLAGS="-O1 -g -include $(CURDIR)/spec/oomshim.h" build/oom/goroutines/core.so
+	@LUA_PATH="$(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;;" \
+	 LUA_CPATH="$(CURDIR)/build/oom/?.so;;" sh spec/oom.sh
+
+build/oom/oomhost: spec/oomhost.c
+	@mkdir -p $(dir $@)
+	$(CC) -O1 -g -rdynamic $(LUA_INC) -o $@ spec/oomhost.c \
+	  $(shell pkg-config --libs lua5.4 2>/dev/null || echo -llua5.4) -lm
 
 valgrind: $(SO)
 	@$(RUNENV) SPEC_TIME_SCALE=10 LUA="valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite $(LUA)" \
