@@ -437,6 +437,22 @@ describe("a handle finalized by hand", function()
     assert.are.equal(1, (tostring(av):find("goroutines.chan: ", 1, true)))
   end)
 
+  it("makes select cases made before raise, without touching the channel",
+     function()
+    local out, err, code = h.run_script([[
+      local g = require "goroutines"
+      local ch = g.chan(1)
+      local r, s = ch:on_recv(), ch:on_send({})
+      getmetatable(ch).__gc(ch)
+      collectgarbage()
+      print(pcall(g.select, { r, default = true }))
+      print(pcall(g.select, { false, s, default = true }))
+    ]], 30)
+    assert.are.equal(0, code, err)
+    local want = "false\tattempt to use a finalized goroutines.chan\n"
+    assert.are.equal(want .. want, out)
+  end)
+
   it("__gc and __tostring reject what is not a channel", function()
     local out, err, code = h.run_script([[
       local g = require "goroutines"
