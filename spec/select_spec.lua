@@ -575,6 +575,28 @@ describe("values captured by a select", function()
 end)
 
 describe("a blocked select", function()
+  -- Go's TestPseudoRandomSend: the receiver comes after the select has
+  -- blocked, so the order of its waiters decides. Binomial(100, 1/2):
+  -- sd 5, the band is 8 sd.
+  it("enqueues its cases in random order (Go's TestPseudoRandomSend)",
+     function()
+    local c, done = g.chan(), g.chan()
+    local seen = { [0] = 0, [1] = 0 }
+    g.go(function()
+      for _ = 1, 100 do
+        g.gosched()   -- let the select block first
+        local v = c:recv()
+        seen[v] = seen[v] + 1
+      end
+      done:send(true)
+    end)
+    for _ = 1, 100 do g.select { c:on_send(1), c:on_send(0) } end
+    done:recv()
+    assert.is_true(seen[0] >= 10 and seen[1] >= 10,
+                   ("sent 0 %d times, 1 %d times"):format(seen[0], seen[1]))
+  end)
+
+
   it("keeps its cases when the list changes while it waits", function()
     local out, err, code = h.run_script([[
       local g = require "goroutines"

@@ -321,15 +321,17 @@ static int select_k (lua_State *L, int status, lua_KContext ctx) {
                  (int)ctx);
 }
 
-/* Pass 2: enqueues a waiter per enabled case and parks. Requires every
+/* Pass 2: enqueues a waiter per enabled case, in the random poll order
+** (so that, as with Go's, a select blocked on one channel twice is not
+** always completed through the same case), and parks. Requires every
 ** channel locked; drops the locks. box is the stack index of the scratch
 ** box (0: none). */
-static int park (lua_State *L, gr_state *S, scase *cs, int n,
+static int park (lua_State *L, gr_state *S, scase *cs, int n, int *poll,
                  int nactive, gr_chan **order, int nlock, int mode,
                  int box) {
   gr_g *g = S->current;
   gr_selblock *b;
-  int i, j = 0;
+  int j;
   b = (gr_selblock *)malloc(sizeof(*b) + nactive * sizeof(gr_waiter) +
                             nlock * sizeof(gr_chan *));
   if (b == NULL) {
@@ -345,10 +347,9 @@ static int park (lua_State *L, gr_state *S, scase *cs, int n,
   g->selwin = 0;
   g->sel = b;
   gr_sched_prepark(g, mode, GR_WSELECT, cancel);
-  for (i = 0; i < n; i++) {
-    gr_waiter *w;
-    if (cs[i].c == NULL) continue;
-    w = &b->w[j++];
+  for (j = 0; j < nactive; j++) {
+    int i = poll[j];
+    gr_waiter *w = &b->w[j];
     w->g = g;
     w->obj = cs[i].c;
     w->isselect = 1;
@@ -518,7 +519,7 @@ static int lselect (lua_State *L) {
     }
   }
   if (chosen < 0 && !hasdefault && mode != GR_BLOCK_NO)
-    return park(L, S, cs, n, nactive, order, nlock, mode, box);
+    return park(L, S, cs, n, poll, nactive, order, nlock, mode, box);
   unlockall(order, nlock);
   if (wake) gr_sched_ready(S, wake->g);
   discardall(L, cs, n);
