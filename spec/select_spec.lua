@@ -616,6 +616,28 @@ end)
 
 
 describe("hostile case lists", function()
+  it("reject a handler whose __call is not a function", function()
+    local ch = g.chan(1)
+    local bad = setmetatable({}, { __call = 1 })
+    h.raises("function expected", ch.on_recv, ch, bad)
+    h.raises("function expected", ch.on_send, ch, 1, bad)
+  end)
+
+  it("accept callable tables as handlers and as default", function()
+    local ch = g.chan(1)
+    local function callable(r) return setmetatable({}, { __call = r }) end
+    ch:send("v")
+    assert.are.equal("called v", g.select {
+      ch:on_recv(callable(function(_, v) return "called " .. v end)),
+    })
+    assert.are.equal("default", g.select {
+      ch:on_recv(),
+      default = callable(function() return "default" end),
+    })
+    h.raises("default must be a function or true", g.select,
+             { default = setmetatable({}, { __call = 1 }) })
+  end)
+
   it("read default once, through the list's metatable", function()
     local calls = 0
     local list = setmetatable({ g.chan():on_recv() }, {

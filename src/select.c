@@ -87,12 +87,18 @@ static void newcase (lua_State *L, int dir, int handler, int value) {
   lua_setmetatable(L, -2);
 }
 
+/* True for a function, or a value whose __call is a function (a __call of
+** another type would fail only once the case is chosen). */
+static int iscallable (lua_State *L, int idx) {
+  int t;
+  if (lua_type(L, idx) == LUA_TFUNCTION) return 1;
+  t = luaL_getmetafield(L, idx, "__call");
+  if (t != LUA_TNIL) lua_pop(L, 1);
+  return t == LUA_TFUNCTION;
+}
+
 static void checkhandler (lua_State *L, int idx) {
-  if (lua_type(L, idx) != LUA_TFUNCTION) {
-    if (luaL_getmetafield(L, idx, "__call") == LUA_TNIL)
-      luaL_typeerror(L, idx, "function");
-    lua_pop(L, 1);
-  }
+  if (!iscallable(L, idx)) luaL_typeerror(L, idx, "function");
 }
 
 /* ch:on_recv([handler]) */
@@ -474,7 +480,7 @@ static int lselect (lua_State *L) {
   lua_settop(L, 1);
   lua_getfield(L, 1, "default");
   hasdefault = !lua_isnil(L, 2);
-  if (hasdefault && lua_type(L, 2) != LUA_TFUNCTION &&
+  if (hasdefault && !iscallable(L, 2) &&
       !(lua_type(L, 2) == LUA_TBOOLEAN && lua_toboolean(L, 2)))
     luaL_argerror(L, 1, "default must be a function or true");
   n = (int)lua_rawlen(L, 1);
