@@ -596,7 +596,6 @@ describe("a blocked select", function()
                    ("sent 0 %d times, 1 %d times"):format(seen[0], seen[1]))
   end)
 
-
   it("keeps its cases when the list changes while it waits", function()
     local out, err, code = h.run_script([[
       local g = require "goroutines"
@@ -613,7 +612,6 @@ describe("a blocked select", function()
     assert.are.equal("handled x\n", out)
   end)
 end)
-
 
 describe("hostile case lists", function()
   it("reject a handler whose __call is not a function", function()
@@ -650,5 +648,22 @@ describe("hostile case lists", function()
     })
     assert.are.equal("d", g.select(list))
     assert.are.equal(1, calls)
+  end)
+
+  it("with more than 65536 entries are refused", function()
+    local list = {}
+    for i = 1, 65537 do list[i] = false end
+    h.raises("too many cases", g.select, list)
+  end)
+
+  it("with many distinct channels are locked in linear-log time",
+     function()
+    local chans, list = {}, {}
+    local n = 60000
+    for i = 1, n do chans[i] = g.chan() end
+    for i = 1, n do list[i] = chans[n + 1 - i]:on_recv() end
+    list.default = true
+    local t = h.timed(g.select, list)
+    assert.is_true(t < 1 * h.TIME_SCALE, "select took " .. t .. " s")
   end)
 end)

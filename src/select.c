@@ -27,6 +27,7 @@
 #include "state.h"
 
 #define STACKCASES 16   /* cases handled without a heap allocation */
+#define MAXCASES 65536  /* cases in one select, as Go's reflect.Select */
 #define SELBOXMT "goroutines.selbox"
 #define CASE0 3         /* stack index of the first case (see lselect) */
 
@@ -175,10 +176,25 @@ static void unlockall (gr_chan **order, int n) {
   for (i = n - 1; i >= 0; i--) gr_chan_unlock(order[i]);
 }
 
+static int cmpchan (const void *a, const void *b) {
+  uintptr_t x = (uintptr_t)*(gr_chan *const *)a;
+  uintptr_t y = (uintptr_t)*(gr_chan *const *)b;
+  return (x > y) - (x < y);
+}
+
 /* Fills order with the distinct channels of cs, in ascending address
-** order; returns their count. */
+** order; returns their count. Insertion for few cases, qsort for many
+** (a long case list must not cost quadratic time). */
 static int sortlocks (scase *cs, int n, gr_chan **order) {
   int i, j, m = 0;
+  if (n > STACKCASES) {
+    for (i = 0; i < n; i++)
+      if (cs[i].c != NULL) order[m++] = cs[i].c;
+    qsort(order, (size_t)m, sizeof(gr_chan *), cmpchan);
+    for (i = j = 0; i < m; i++)
+      if (j == 0 || order[j - 1] != order[i]) order[j++] = order[i];
+    return j;
+  }
   for (i = 0; i < n; i++) {
     gr_chan *c = cs[i].c;
     if (c == NULL) continue;
@@ -483,6 +499,8 @@ static int lselect (lua_State *L) {
   if (hasdefault && !iscallable(L, 2) &&
       !(lua_type(L, 2) == LUA_TBOOLEAN && lua_toboolean(L, 2)))
     luaL_argerror(L, 1, "default must be a function or true");
+  luaL_argcheck(L, lua_rawlen(L, 1) <= MAXCASES, 1,
+                "too many cases (more than 65536)");
   n = (int)lua_rawlen(L, 1);
   nactive = pushcases(L, n, &nsend, &needbox);
   if (n > STACKCASES || needbox) {
