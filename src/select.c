@@ -7,14 +7,23 @@
 ** a handler-less receive case is cached in the handle's user value, so a
 ** loop that only receives allocates nothing but its case list.
 **
+** Values: the select first copies its case objects to the Lua stack (so
+**   that nothing that runs meanwhile can change them), then captures
+**   every value to send (scalars inline, others in a to-be-closed scratch
+**   box, so that a raise leaks nothing). A value is captured as a plain
+**   Lua value (GR_VREF) only if its channel is unshared once every value
+**   of the select has been captured: packing one may share another's
+**   channel. Until it reaches a channel or a waiter, a value belongs to
+**   its scase.
 ** Protocol: every channel of the select is locked once, in ascending
 **   address order (duplicates once), and unlocked in reverse. Pass 1 polls
 **   the cases in a uniformly random order and completes the first ready
-**   one. Otherwise pass 2 enqueues one waiter per case, all pointing to
-**   the goroutine, and parks; a waker completes a waiter only after
-**   winning the CAS 0->1 on g->seldone (gr_waitq_pop), so the goroutine is
-**   woken exactly once. Pass 3, in the continuation, locks the channels
-**   again and removes the waiters that are still queued.
+**   one. Otherwise pass 2 enqueues one waiter per case, in that random
+**   order, all pointing to the goroutine, and parks; a waker completes a
+**   waiter only after winning the CAS 0->1 on g->seldone (gr_waitq_pop),
+**   so the goroutine is woken exactly once. Pass 3, in the continuation,
+**   locks the channels again and removes the waiters that are still
+**   queued.
 ** Lock order: chan locks in address order; nothing else is taken under
 **   them; waking happens after they are all dropped.
 */
@@ -454,12 +463,13 @@ static void readcases (lua_State *L, scase *cs, int n, int base) {
 }
 
 /* Captures the values to send into cs (in the box when one is not a
-** scalar: a raise leaks nothing). A value is anchored in the registry while its channel is
-** unshared, packed once it is shared; packing a channel handle shares
-** that channel, maybe one of this select whose value was already
-** anchored: such values are packed in turn, until none is left (each
-** round packs at least one). Allocating may run finalizers, and one may
-** finalize a handle by hand: the channels are read again at the end. */
+** scalar: a raise leaks nothing). A value is anchored in the registry
+** while its channel is unshared, packed once it is shared; packing a
+** channel handle shares that channel, maybe one of this select whose
+** value was already anchored: such values are packed in turn, until none
+** is left (each round packs at least one). Allocating may run
+** finalizers, and one may finalize a handle by hand: the channels are
+** read again at the end. */
 static void capture (lua_State *L, scase *cs, int n, int base) {
   int i, changed;
   for (i = 0; i < n; i++) {
