@@ -510,7 +510,7 @@ static int lselect (lua_State *L) {
       !(lua_type(L, 2) == LUA_TBOOLEAN && lua_toboolean(L, 2)))
     luaL_argerror(L, 1, "default must be a function or true");
   luaL_argcheck(L, lua_rawlen(L, 1) <= MAXCASES, 1,
-                "too many cases (more than 65536)");
+                "more than 65536 cases");
   n = (int)lua_rawlen(L, 1);
   nactive = pushcases(L, n, &nsend, &needbox);
   if (n > STACKCASES || needbox) {
