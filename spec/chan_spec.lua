@@ -395,3 +395,98 @@ describe("views", function()
     assert.are.same({ 1, 2, 3 }, got)
   end)
 end)
+
+describe("a handle finalized by hand", function()
+  local FINAL = "attempt to use a finalized goroutines.chan"
+
+  -- Each method, called from this file, raises with the caller's position.
+  it("raises a clear error from every method", function()
+    local ch = g.chan(1)
+    getmetatable(ch).__gc(ch)
+    getmetatable(ch).__gc(ch)   -- idempotent
+    local calls = {
+      send = function() ch:send(1) end,
+      recv = function() ch:recv() end,
+      close = function() ch:close() end,
+      range = function() for _ in ch:range() do end end,
+      len = function() return ch:len() end,
+      ["#"] = function() return #ch end,
+      cap = function() return ch:cap() end,
+      sender = function() return ch:sender() end,
+      receiver = function() return ch:receiver() end,
+      on_recv = function() return ch:on_recv() end,
+      on_send = function() return ch:on_send(1) end,
+    }
+    for name, f in pairs(calls) do
+      local err = h.error_of(f)
+      assert.is_truthy(h.has(err, FINAL), name .. ": " .. tostring(err))
+      assert.is_truthy(h.has(err, "chan_spec.lua:"),
+                       name .. " without position: " .. err)
+    end
+  end)
+
+  it("prints as finalized and equals no other handle", function()
+    local a, b = g.chan(), g.chan()
+    local av = a:sender()
+    getmetatable(a).__gc(a)
+    getmetatable(b).__gc(b)
+    assert.are.equal("goroutines.chan (finalized)", tostring(a))
+    assert.is_false(a == b)
+    assert.is_false(a == av)
+    assert.is_true(a == a)
+    assert.are.equal(1, (tostring(av):find("goroutines.chan: ", 1, true)))
+  end)
+
+  it("makes select cases made before raise, without touching the channel",
+     function()
+    local out, err, code = h.run_script([[
+      local g = require "goroutines"
+      local ch = g.chan(1)
+      local r, s = ch:on_recv(), ch:on_send({})
+      getmetatable(ch).__gc(ch)
+      collectgarbage()
+      print(pcall(g.select, { r, default = true }))
+      print(pcall(g.select, { false, s, default = true }))
+    ]], 30)
+    assert.are.equal(0, code, err)
+    local want = "false\tattempt to use a finalized goroutines.chan\n"
+    assert.are.equal(want .. want, out)
+  end)
+
+  it("__gc and __tostring reject what is not a channel", function()
+    local out, err, code = h.run_script([[
+      local g = require "goroutines"
+      local mt = getmetatable(g.chan())
+      for _, v in ipairs { "nil", "{}", "io.stdout", "g.chan():on_recv()",
+                           "g.sync.mutex()" } do
+        local x = load("local g = ... return " .. v)(g)
+        print(select(2, pcall(mt.__gc, x)))
+        print(select(2, pcall(mt.__tostring, x)))
+      end
+    ]], 30)
+    assert.are.equal(0, code, err)
+    local lines = {}
+    for l in out:gmatch("[^\n]+") do lines[#lines + 1] = l end
+    assert.are.equal(10, #lines, out)
+    for _, l in ipairs(lines) do
+      assert.is_truthy(l:find("^bad argument #1 to '%?' %(goroutines.chan "
+                              .. "expected, got "), l)
+    end
+  end)
+end)
+
+describe("values packed in a buffer", function()
+  it("are all received after another state closes the channel", function()
+    local ch, ready = g.chan(4), g.chan()
+    g.parallel(function(ch, ready)
+      for i = 1, 4 do ch:send({ i, name = "v" .. i }) end
+      ch:close()
+      ready:send(true)
+    end, ch, ready)
+    assert.is_true((h.recv_within(ready, 10)))
+    local got = {}
+    for v in ch:range() do got[#got + 1] = v.name .. "=" .. v[1] end
+    assert.are.same({ "v1=1", "v2=2", "v3=3", "v4=4" }, got)
+    assert.are.same({ n = 2, nil, false }, table.pack(ch:recv()))
+  end)
+end)

@@ -490,3 +490,180 @@ describe("Go's select tests", function()
     assert.are.equal(0, failures)
   end)
 end)
+
+describe("values captured by a select", function()
+  -- Case 2's value is the handle of c: packing it shares c, whose case 1
+  -- value was captured first, as a plain value of this state.
+  local stale = [[
+    local g = require "goroutines"
+    local c2, res = g.chan(), g.chan()
+    g.parallel(function(c2, res)
+      g.go(function()
+        for _ = 1, 20 do g.time.sleep(0.005) collectgarbage() end
+      end)
+      g.time.sleep(0.05)              -- case 2 is not ready at first
+      local c = c2:recv()
+      local v = c:recv()
+      g.time.sleep(0.05)
+      res:send(type(v) .. " " .. tostring(type(v) == "table" and v.tag))
+    end, c2, res)
+    local c = g.chan(1)
+    print(g.select { c:on_send({ tag = "hello" }), c2:on_send(c) })
+    c2:send(c)
+    print(res:recv())
+  ]]
+
+  it("are copied when another case of the select shares their channel",
+     function()
+    local out, err, code = h.run_script(stale, 30)
+    assert.are.equal(0, code, err)
+    assert.are.equal("1\ntable hello\ttrue\n", out)
+  end)
+
+  -- Case 3 shares c2 (its value's channel), so case 2's value (c's
+  -- handle) must be packed, which shares c, so case 1's value must be
+  -- packed too. The select is repeated until both case 1 and case 2 have
+  -- been taken, and a worker receives what they sent.
+  it("are copied however long the chain of shared handles", function()
+    local out, err, code = h.run_script([[
+      local g = require "goroutines"
+      local c3, pipe, res = g.chan(1000), g.chan(), g.chan()
+      g.parallel(function(pipe, res)
+        for ch in pipe:range() do
+          local v = ch:recv()
+          if type(v) == "userdata" then v = v:cap() end
+          res:send(type(v) == "table" and v.tag or v)
+        end
+      end, pipe, res, c3)   -- c3 is shared
+      local got = {}
+      for _ = 1, 300 do
+        local c, c2 = g.chan(5), g.chan(1)
+        local i = g.select { c:on_send({ tag = "deep" }), c2:on_send(c),
+                             c3:on_send(c2) }
+        if i < 3 and not got[i] then
+          pipe:send(i == 1 and c or c2)
+          got[i] = res:recv()
+        end
+      end
+      pipe:close()
+      print(got[1], got[2])
+    ]], 30)
+    assert.are.equal(0, code, err)
+    assert.are.equal("deep\t5\n", out)
+  end)
+
+  it("are released when a later value cannot cross", function()
+    local shared = g.chan(1)
+    g.parallel(function() end, shared)
+    local weak = setmetatable({}, { __mode = "v" })
+    h.collect()
+    local chans0 = g._stats().chans
+    do
+      local t = {}
+      weak[1] = t
+      h.raises("a coroutine cannot be copied", g.select, {
+        g.chan(1):on_send(t),                 -- anchored in the registry
+        shared:on_send({ g.chan() }),         -- packed, holds a channel
+        shared:on_send(coroutine.create(print)),
+      })
+    end
+    h.collect()
+    assert.is_nil(weak[1], "the anchored value was leaked")
+    assert.are.equal(chans0, g._stats().chans, "the packed value leaked")
+    assert.are.equal(0, #shared)
+  end)
+end)
+
+describe("a blocked select", function()
+  -- Go's TestPseudoRandomSend: the receiver comes after the select has
+  -- blocked, so the order of its waiters decides. Binomial(100, 1/2):
+  -- sd 5, the band is 8 sd.
+  it("enqueues its cases in random order (Go's TestPseudoRandomSend)",
+     function()
+    local c, done = g.chan(), g.chan()
+    local seen = { [0] = 0, [1] = 0 }
+    g.go(function()
+      for _ = 1, 100 do
+        g.gosched()   -- let the select block first
+        local v = c:recv()
+        seen[v] = seen[v] + 1
+      end
+      done:send(true)
+    end)
+    for _ = 1, 100 do g.select { c:on_send(1), c:on_send(0) } end
+    done:recv()
+    assert.is_true(seen[0] >= 10 and seen[1] >= 10,
+                   ("sent 0 %d times, 1 %d times"):format(seen[0], seen[1]))
+  end)
+
+  it("keeps its cases when the list changes while it waits", function()
+    local out, err, code = h.run_script([[
+      local g = require "goroutines"
+      local a = g.chan()
+      local list = { a:on_recv(function(v) return "handled " .. v end) }
+      g.go(function()
+        list[1] = 42
+        list[2] = "junk"
+        a:send("x")
+      end)
+      print(g.select(list))
+    ]], 30)
+    assert.are.equal(0, code, err)
+    assert.are.equal("handled x\n", out)
+  end)
+end)
+
+describe("hostile case lists", function()
+  it("reject a handler whose __call is not a function", function()
+    local ch = g.chan(1)
+    local bad = setmetatable({}, { __call = 1 })
+    h.raises("function expected", ch.on_recv, ch, bad)
+    h.raises("function expected", ch.on_send, ch, 1, bad)
+  end)
+
+  it("accept callable tables as handlers and as default", function()
+    local ch = g.chan(1)
+    local function callable(r) return setmetatable({}, { __call = r }) end
+    ch:send("v")
+    assert.are.equal("called v", g.select {
+      ch:on_recv(callable(function(_, v) return "called " .. v end)),
+    })
+    assert.are.equal("default", g.select {
+      ch:on_recv(),
+      default = callable(function() return "default" end),
+    })
+    h.raises("default must be a function or true", g.select,
+             { default = setmetatable({}, { __call = 1 }) })
+  end)
+
+  it("read default once, through the list's metatable", function()
+    local calls = 0
+    local list = setmetatable({ g.chan():on_recv() }, {
+      __index = function(_, k)
+        if k == "default" then
+          calls = calls + 1
+          return function() return "d" end
+        end
+      end,
+    })
+    assert.are.equal("d", g.select(list))
+    assert.are.equal(1, calls)
+  end)
+
+  it("with more than 65536 entries are refused", function()
+    local list = {}
+    for i = 1, 65537 do list[i] = false end
+    h.raises("more than 65536 cases", g.select, list)
+  end)
+
+  it("with many distinct channels are locked in linear-log time",
+     function()
+    local chans, list = {}, {}
+    local n = 60000
+    for i = 1, n do chans[i] = g.chan() end
+    for i = 1, n do list[i] = chans[n + 1 - i]:on_recv() end
+    list.default = true
+    local t = h.timed(g.select, list)
+    assert.is_true(t < 1 * h.TIME_SCALE, "select took " .. t .. " s")
+  end)
+end)

@@ -158,16 +158,29 @@ void gr_chan_pushud (lua_State *L, gr_chan *c, int dir) {
   u->c = c;
 }
 
-/* Returns the handle at idx or raises a type error. */
-gr_chanud *gr_chan_checkud (lua_State *L, int idx) {
+/* Raises the error for a handle whose __gc was called by hand. */
+int gr_chan_finalized (lua_State *L) {
+  return luaL_error(L, "attempt to use a finalized goroutines.chan");
+}
+
+/* Returns the handle at idx if it is one (finalized or not), else NULL. */
+static gr_chanud *testud (lua_State *L, int idx) {
   gr_chanud *u = (gr_chanud *)lua_touserdata(L, idx);
   if (u != NULL && lua_getmetatable(L, idx)) {
     int same = lua_rawequal(L, -1, GR_UV_CHANMT);
     lua_pop(L, 1);
-    if (same && u->c != NULL) return u;
+    if (same) return u;
   }
-  luaL_typeerror(L, idx, "goroutines.chan");
   return NULL;
+}
+
+/* Returns the handle at idx or raises: a type error, or the error of a
+** finalized handle. */
+gr_chanud *gr_chan_checkud (lua_State *L, int idx) {
+  gr_chanud *u = testud(L, idx);
+  if (u == NULL) luaL_typeerror(L, idx, "goroutines.chan");
+  if (u->c == NULL) gr_chan_finalized(L);
+  return u;
 }
 
 static const char *direrror (int dir) {
@@ -321,6 +334,11 @@ static int lchan_send (lua_State *L) {
   gr_value v;
   int r, mode;
   gr_value_capture(L, 2, isshared(c), &v);  /* may raise: before the lock */
+  if (((gr_chanud *)lua_touserdata(L, 1))->c == NULL) {
+    /* A finalizer that ran during the capture finalized the handle. */
+    gr_value_discard(L, &v);
+    return gr_chan_finalized(L);
+  }
   mode = gr_sched_blockmode(L, S);
   gr_chan_lock(c);
   r = gr_chan_sendlocked(c, &v, &wake);
@@ -444,11 +462,19 @@ static int lchan_cap (lua_State *L) {
 }
 
 static int view (lua_State *L, int dir, const char *what) {
-  gr_chanud *u = gr_chan_checkud(L, 1);
+  gr_chanud *u = gr_chan_checkud(L, 1), *nu;
   if (!(u->dir & dir))
     return luaL_error(L, "cannot make a %s view of a %s channel", what,
                       u->dir == GR_DIRSEND ? "send-only" : "receive-only");
-  gr_chan_pushud(L, u->c, dir);
+  nu = (gr_chanud *)lua_newuserdatauv(L, sizeof(*nu), 1);
+  nu->c = NULL;
+  nu->dir = dir;
+  lua_pushvalue(L, GR_UV_CHANMT);
+  lua_setmetatable(L, -2);
+  /* The allocation may have run a finalizer that finalized u. */
+  if (u->c == NULL) return gr_chan_finalized(L);
+  gr_chan_retain(u->c);   /* the view's ref, dropped by its __gc */
+  nu->c = u->c;
   return 1;
 }
 
@@ -461,7 +487,8 @@ static int lchan_receiver (lua_State *L) {
 }
 
 static int lchan_gc (lua_State *L) {
-  gr_chanud *u = (gr_chanud *)lua_touserdata(L, 1);
+  gr_chanud *u = testud(L, 1);
+  if (u == NULL) return luaL_typeerror(L, 1, "goroutines.chan");
   if (u->c) {   /* idempotent */
     gr_chan *c = u->c;
     u->c = NULL;
@@ -471,8 +498,10 @@ static int lchan_gc (lua_State *L) {
 }
 
 static int lchan_tostring (lua_State *L) {
-  gr_chanud *u = gr_chan_checkud(L, 1);
-  lua_pushfstring(L, "goroutines.chan: %p", (void *)u->c);
+  gr_chanud *u = testud(L, 1);
+  if (u == NULL) return luaL_typeerror(L, 1, "goroutines.chan");
+  if (u->c == NULL) lua_pushliteral(L, "goroutines.chan (finalized)");
+  else lua_pushfstring(L, "goroutines.chan: %p", (void *)u->c);
   return 1;
 }
 
@@ -484,7 +513,7 @@ static int lchan_eq (lua_State *L) {
   int eq = 0;
   if (a && b && lua_getmetatable(L, 1) && lua_getmetatable(L, 2))
     eq = lua_rawequal(L, -1, -2) && lua_rawequal(L, -1, GR_UV_CHANMT) &&
-         a->c == b->c;
+         a->c != NULL && a->c == b->c;
   lua_pushboolean(L, eq);
   return 1;
 }

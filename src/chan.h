@@ -52,6 +52,7 @@ void gr_chan_retain (gr_chan *c);
 void gr_chan_release (lua_State *L, gr_chan *c);
 void gr_chan_pushud (lua_State *L, gr_chan *c, int dir);
 gr_chanud *gr_chan_checkud (lua_State *L, int idx);
+int gr_chan_finalized (lua_State *L);
 gr_chan *gr_chan_checkdir (lua_State *L, int idx, int dir);
 void gr_chan_checkshare (lua_State *L, gr_chan *c);
 void gr_chan_share (lua_State *L, gr_chan *c);

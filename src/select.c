@@ -7,14 +7,23 @@
 ** a handler-less receive case is cached in the handle's user value, so a
 ** loop that only receives allocates nothing but its case list.
 **
+** Values: the select first copies its case objects to the Lua stack (so
+**   that nothing that runs meanwhile can change them), then captures
+**   every value to send (scalars inline, others in a to-be-closed scratch
+**   box, so that a raise leaks nothing). A value is captured as a plain
+**   Lua value (GR_VREF) only if its channel is unshared once every value
+**   of the select has been captured: packing one may share another's
+**   channel. Until it reaches a channel or a waiter, a value belongs to
+**   its scase.
 ** Protocol: every channel of the select is locked once, in ascending
 **   address order (duplicates once), and unlocked in reverse. Pass 1 polls
 **   the cases in a uniformly random order and completes the first ready
-**   one. Otherwise pass 2 enqueues one waiter per case, all pointing to
-**   the goroutine, and parks; a waker completes a waiter only after
-**   winning the CAS 0->1 on g->seldone (gr_waitq_pop), so the goroutine is
-**   woken exactly once. Pass 3, in the continuation, locks the channels
-**   again and removes the waiters that are still queued.
+**   one. Otherwise pass 2 enqueues one waiter per case, in that random
+**   order, all pointing to the goroutine, and parks; a waker completes a
+**   waiter only after winning the CAS 0->1 on g->seldone (gr_waitq_pop),
+**   so the goroutine is woken exactly once. Pass 3, in the continuation,
+**   locks the channels again and removes the waiters that are still
+**   queued.
 ** Lock order: chan locks in address order; nothing else is taken under
 **   them; waking happens after they are all dropped.
 */
@@ -27,6 +36,9 @@
 #include "state.h"
 
 #define STACKCASES 16   /* cases handled without a heap allocation */
+#define MAXCASES 65536  /* cases in one select, as Go's reflect.Select */
+#define SELBOXMT "goroutines.selbox"
+#define CASE0 3         /* stack index of the first case (see lselect) */
 
 /* Waiters of a parked select: one per enabled case. */
 typedef struct gr_selblock {
@@ -36,9 +48,9 @@ typedef struct gr_selblock {
   gr_waiter w[];
 } gr_selblock;
 
-/* A case object. */
+/* A case object. Its channel is that of the handle in user value 1,
+** read at each select, so that a handle finalized by hand is noticed. */
 typedef struct gr_case {
-  gr_chan *c;           /* the channel of user value 1 */
   int dir;              /* GR_DIRRECV or GR_DIRSEND */
   int hashandler;       /* user value 2 is its handler */
 } gr_case;
@@ -47,8 +59,21 @@ typedef struct gr_case {
 typedef struct scase {
   gr_chan *c;           /* NULL for a disabled case */
   int dir;              /* GR_DIRRECV or GR_DIRSEND */
-  gr_value val;         /* value to send */
+  gr_value val;         /* value to send: owned here until it is handed
+                           to the channel or to a waiter (then nil) */
 } scase;
+
+/* Scratch memory of a select that captures values to send or has more
+** than STACKCASES cases, in a to-be-closed userdata (lauxlib's UBox):
+** its __close and __gc discard the values still held, so that a raise
+** anywhere between capture and hand-over (a value that cannot cross,
+** memory) leaks no registry ref and no pack. */
+typedef struct selbox {
+  int n;                /* cases whose val is valid */
+  scase *cs;            /* n cases */
+  gr_chan **order;      /* n slots for the lock order */
+  int *poll;            /* n slots for the poll order */
+} selbox;
 
 
 /* --- case constructors ---------------------------------------------------- */
@@ -56,7 +81,6 @@ typedef struct scase {
 /* Pushes a case of the handle at index 1. */
 static void newcase (lua_State *L, int dir, int handler, int value) {
   gr_case *k = (gr_case *)lua_newuserdatauv(L, sizeof(gr_case), 3);
-  k->c = ((gr_chanud *)lua_touserdata(L, 1))->c;
   k->dir = dir;
   k->hashandler = handler != 0;
   lua_pushvalue(L, 1);
@@ -73,12 +97,18 @@ static void newcase (lua_State *L, int dir, int handler, int value) {
   lua_setmetatable(L, -2);
 }
 
+/* True for a function, or a value whose __call is a function (a __call of
+** another type would fail only once the case is chosen). */
+static int iscallable (lua_State *L, int idx) {
+  int t;
+  if (lua_type(L, idx) == LUA_TFUNCTION) return 1;
+  t = luaL_getmetafield(L, idx, "__call");
+  if (t != LUA_TNIL) lua_pop(L, 1);
+  return t == LUA_TFUNCTION;
+}
+
 static void checkhandler (lua_State *L, int idx) {
-  if (lua_type(L, idx) != LUA_TFUNCTION) {
-    if (luaL_getmetafield(L, idx, "__call") == LUA_TNIL)
-      luaL_typeerror(L, idx, "function");
-    lua_pop(L, 1);
-  }
+  if (!iscallable(L, idx)) luaL_typeerror(L, idx, "function");
 }
 
 /* ch:on_recv([handler]) */
@@ -108,6 +138,41 @@ int gr_select_onsend (lua_State *L) {
 }
 
 
+/* --- scratch box ---------------------------------------------------------- */
+
+static int selbox_close (lua_State *L) {
+  selbox *b = (selbox *)luaL_checkudata(L, 1, SELBOXMT);
+  int i;
+  for (i = 0; i < b->n; i++)   /* idempotent: discard leaves nil */
+    gr_value_discard(L, &b->cs[i].val);
+  return 0;
+}
+
+/* Pushes a box for n cases, marked to be closed, and returns it. */
+static selbox *newbox (lua_State *L, int n) {
+  size_t sz = sizeof(selbox) + (size_t)n * (sizeof(scase) +
+              sizeof(gr_chan *) + sizeof(int));
+  selbox *b = (selbox *)lua_newuserdatauv(L, sz, 0);
+  int i;
+  b->cs = (scase *)(b + 1);
+  b->order = (gr_chan **)(b->cs + n);
+  b->poll = (int *)(b->order + n);
+  for (i = 0; i < n; i++) {
+    b->cs[i].c = NULL;
+    gr_value_setnil(&b->cs[i].val);
+  }
+  b->n = n;
+  luaL_setmetatable(L, SELBOXMT);
+  lua_toclose(L, -1);
+  return b;
+}
+
+static void discardall (lua_State *L, scase *cs, int n) {
+  int i;
+  for (i = 0; i < n; i++) gr_value_discard(L, &cs[i].val);
+}
+
+
 /* --- locking ---------------------------------------------------------------- */
 
 static void lockall (gr_chan **order, int n) {
@@ -120,10 +185,25 @@ static void unlockall (gr_chan **order, int n) {
   for (i = n - 1; i >= 0; i--) gr_chan_unlock(order[i]);
 }
 
+static int cmpchan (const void *a, const void *b) {
+  uintptr_t x = (uintptr_t)*(gr_chan *const *)a;
+  uintptr_t y = (uintptr_t)*(gr_chan *const *)b;
+  return (x > y) - (x < y);
+}
+
 /* Fills order with the distinct channels of cs, in ascending address
-** order; returns their count. */
+** order; returns their count. Insertion for few cases, qsort for many
+** (a long case list must not cost quadratic time). */
 static int sortlocks (scase *cs, int n, gr_chan **order) {
   int i, j, m = 0;
+  if (n > STACKCASES) {
+    for (i = 0; i < n; i++)
+      if (cs[i].c != NULL) order[m++] = cs[i].c;
+    qsort(order, (size_t)m, sizeof(gr_chan *), cmpchan);
+    for (i = j = 0; i < m; i++)
+      if (j == 0 || order[j - 1] != order[i]) order[j++] = order[i];
+    return j;
+  }
   for (i = 0; i < n; i++) {
     gr_chan *c = cs[i].c;
     if (c == NULL) continue;
@@ -144,54 +224,58 @@ static int sortlocks (scase *cs, int n, gr_chan **order) {
 
 static int handler_k (lua_State *L, int status, lua_KContext ctx) {
   (void)status; (void)ctx;
-  return lua_gettop(L) - 1;
+  return lua_gettop(L);
 }
 
-/* Calls the function at the top with nargs arguments above it and returns
-** all its results (the stack holds only the case list below them). */
+/* Calls the function at index 1 with the nargs arguments above it (the
+** whole stack) and returns all its results. */
 static int callhandler (lua_State *L, int nargs) {
   lua_callk(L, nargs, LUA_MULTRET, 0, handler_k);
   return handler_k(L, LUA_OK, 0);
 }
 
-/* Delivers the outcome of case i: its handler's results, or i (and v, ok
-** for a receive). v is consumed. */
-static int deliver (lua_State *L, int i, int dir, gr_value *v, int ok) {
-  gr_case *k;
-  lua_settop(L, 1);
-  lua_rawgeti(L, 1, i);
-  k = (gr_case *)lua_touserdata(L, -1);
+/* Closes the scratch box at index box (0: none). lua_closeslot, not
+** lua_settop: Lua 5.4.4's lua_settop keeps a stack pointer across the
+** __close call, which may move the stack. */
+static void closebox (lua_State *L, int box) {
+  if (box) lua_closeslot(L, box);
+}
+
+/* Delivers the outcome of case i, whose case object is at stack index
+** slot: its handler's results, or i (and v, ok for a receive). v is
+** consumed. Closes the scratch box first. */
+static int deliver (lua_State *L, int slot, int i, int dir, gr_value *v,
+                    int ok, int box) {
+  gr_case *k = (gr_case *)lua_touserdata(L, slot);
+  closebox(L, box);
   if (!k->hashandler) {
-    lua_pop(L, 1);
+    lua_settop(L, 0);
     lua_pushinteger(L, i);
     if (dir == GR_DIRSEND) return 1;
     gr_value_push(L, v);
     lua_pushboolean(L, ok);
     return 3;
   }
-  lua_getiuservalue(L, -1, 2);
-  lua_remove(L, -2);
+  lua_getiuservalue(L, slot, 2);
+  lua_replace(L, 1);
+  lua_settop(L, 1);
   if (dir == GR_DIRSEND) return callhandler(L, 0);
   gr_value_push(L, v);
   lua_pushboolean(L, ok);
   return callhandler(L, 2);
 }
 
-static int rundefault (lua_State *L) {
-  lua_settop(L, 1);
-  lua_getfield(L, 1, "default");
-  if (lua_toboolean(L, -1) && lua_type(L, -1) == LUA_TBOOLEAN) {
+/* Runs the default at index 2. Closes the scratch box first. */
+static int rundefault (lua_State *L, int box) {
+  closebox(L, box);
+  if (lua_type(L, 2) == LUA_TBOOLEAN) {
+    lua_settop(L, 0);
     lua_pushliteral(L, "default");
     return 1;
   }
+  lua_settop(L, 2);
+  lua_remove(L, 1);
   return callhandler(L, 0);
-}
-
-static void discardsends (lua_State *L, scase *cs, int n, int except) {
-  int i;
-  for (i = 0; i < n; i++)
-    if (i != except && cs[i].c && cs[i].dir == GR_DIRSEND)
-      gr_value_discard(L, &cs[i].val);
 }
 
 
@@ -233,6 +317,8 @@ static int noselect_k (lua_State *L, int status, lua_KContext ctx) {
   return 0;
 }
 
+/* The continuation of a parked select; ctx is the stack index of the
+** scratch box (0: none). */
 static int select_k (lua_State *L, int status, lua_KContext ctx) {
   gr_state *S = gr_getstate(L);
   gr_g *g = S->current;
@@ -240,7 +326,6 @@ static int select_k (lua_State *L, int status, lua_KContext ctx) {
   gr_waiter *win = NULL;
   gr_value v;
   int i, dir, ok;
-  (void)ctx;
   if (status < 0) {
     int expected = 0;
     if (atomic_compare_exchange_strong(&g->seldone, &expected, 1)) {
@@ -263,21 +348,26 @@ static int select_k (lua_State *L, int status, lua_KContext ctx) {
     gr_value_discard(L, &v);
     return luaL_error(L, "send on closed channel");
   }
-  return deliver(L, g->selwin, dir, &v, ok);
+  return deliver(L, CASE0 + g->selwin - 1, g->selwin, dir, &v, ok,
+                 (int)ctx);
 }
 
-/* Pass 2: enqueues a waiter per enabled case and parks. Requires every
-** channel locked; drops the locks. */
-static int park (lua_State *L, gr_state *S, scase *cs, int n,
-                 gr_chan **order, int nlock, int nactive, int mode) {
+/* Pass 2: enqueues a waiter per enabled case, in the random poll order
+** (so that, as with Go's, a select blocked on one channel twice is not
+** always completed through the same case), and parks. Requires every
+** channel locked; drops the locks. box is the stack index of the scratch
+** box (0: none). */
+static int park (lua_State *L, gr_state *S, scase *cs, int n, int *poll,
+                 int nactive, gr_chan **order, int nlock, int mode,
+                 int box) {
   gr_g *g = S->current;
   gr_selblock *b;
-  int i, j = 0;
+  int j;
   b = (gr_selblock *)malloc(sizeof(*b) + nactive * sizeof(gr_waiter) +
                             nlock * sizeof(gr_chan *));
   if (b == NULL) {
     unlockall(order, nlock);
-    discardsends(L, cs, n, -1);
+    discardall(L, cs, n);
     return luaL_error(L, "not enough memory");
   }
   b->n = nactive;
@@ -288,10 +378,9 @@ static int park (lua_State *L, gr_state *S, scase *cs, int n,
   g->selwin = 0;
   g->sel = b;
   gr_sched_prepark(g, mode, GR_WSELECT, cancel);
-  for (i = 0; i < n; i++) {
-    gr_waiter *w;
-    if (cs[i].c == NULL) continue;
-    w = &b->w[j++];
+  for (j = 0; j < nactive; j++) {
+    int i = poll[j];
+    gr_waiter *w = &b->w[j];
     w->g = g;
     w->obj = cs[i].c;
     w->isselect = 1;
@@ -299,7 +388,8 @@ static int park (lua_State *L, gr_state *S, scase *cs, int n,
     w->dir = cs[i].dir;
     w->success = 0;
     if (cs[i].dir == GR_DIRSEND) {
-      w->val = cs[i].val;
+      w->val = cs[i].val;       /* the waiter owns it now */
+      gr_value_setnil(&cs[i].val);
       gr_waitq_push(&cs[i].c->sendq, w);
     }
     else {
@@ -309,70 +399,132 @@ static int park (lua_State *L, gr_state *S, scase *cs, int n,
     gr_chan_retain(cs[i].c);  /* the waiter's ref, dropped in freeblock */
   }
   unlockall(order, nlock);
-  return gr_sched_park(L, S, g, 0, select_k);
+  return gr_sched_park(L, S, g, box, select_k);
 }
 
-/* Reads the case list at index 1 into cs; returns the enabled count. */
-static int parse (lua_State *L, scase *cs, int n) {
+
+/* --- parsing -------------------------------------------------------------- */
+
+static int isshared (gr_chan *c) {
+  return atomic_load_explicit(&c->shared, memory_order_acquire);
+}
+
+/* The channel of the case object at idx; raises if its handle has been
+** finalized (by a hand call of __gc). */
+static gr_chan *casechan (lua_State *L, int idx) {
+  gr_chanud *u;
+  lua_getiuservalue(L, idx, 1);
+  u = (gr_chanud *)lua_touserdata(L, -1);
+  lua_pop(L, 1);
+  if (u->c == NULL) gr_chan_finalized(L);
+  return u->c;
+}
+
+/* Pushes the n entries of the case list at index 1, from stack index
+** base on, checking that each is a case or false: the select works on
+** these copies, so that code that changes the list meanwhile (a
+** finalizer, another goroutine while it waits) cannot change its cases.
+** Returns the enabled count; *nsend counts the send cases, *needbox
+** those whose value must be anchored or packed. */
+static int pushcases (lua_State *L, int n, int *nsend, int *needbox) {
   int i, nactive = 0;
-  gr_case *k;
+  luaL_checkstack(L, n + LUA_MINSTACK, "too many select cases");
   for (i = 0; i < n; i++) {
     int t = lua_rawgeti(L, 1, i + 1);
-    cs[i].c = NULL;
-    gr_value_setnil(&cs[i].val);
-    if (t == LUA_TBOOLEAN && !lua_toboolean(L, -1)) {
-      lua_pop(L, 1);
-      continue;
-    }
+    if (t == LUA_TBOOLEAN && !lua_toboolean(L, -1)) continue;
     if (t != LUA_TUSERDATA || !lua_getmetatable(L, -1) ||
         !lua_rawequal(L, -1, GR_UV_CASEMT))
       luaL_argerror(L, 1, lua_pushfstring(L, "case %d is not a select case",
                                           i + 1));
-    k = (gr_case *)lua_touserdata(L, -2);
-    cs[i].c = k->c;
-    cs[i].dir = k->dir;
-    lua_pop(L, 2);
+    lua_pop(L, 1);
+    if (((gr_case *)lua_touserdata(L, -1))->dir == GR_DIRSEND) {
+      t = lua_getiuservalue(L, -1, 3);
+      if (t == LUA_TLIGHTUSERDATA || t > LUA_TNUMBER) (*needbox)++;
+      (*nsend)++;
+      lua_pop(L, 1);
+    }
     nactive++;
-  }
-  /* Capture the values to send once every case is known to be valid. */
-  for (i = 0; i < n; i++) {
-    if (cs[i].c == NULL || cs[i].dir != GR_DIRSEND) continue;
-    lua_rawgeti(L, 1, i + 1);
-    lua_getiuservalue(L, -1, 3);
-    gr_value_capture(L, -1, atomic_load(&cs[i].c->shared), &cs[i].val);
-    lua_pop(L, 2);
   }
   return nactive;
 }
 
+/* Reads the channels of the n cases from stack index base into cs. */
+static void readcases (lua_State *L, scase *cs, int n, int base) {
+  int i;
+  for (i = 0; i < n; i++) {
+    gr_value_setnil(&cs[i].val);
+    if (lua_type(L, base + i) != LUA_TUSERDATA) {
+      cs[i].c = NULL;
+      continue;
+    }
+    cs[i].dir = ((gr_case *)lua_touserdata(L, base + i))->dir;
+    cs[i].c = casechan(L, base + i);
+  }
+}
+
+/* Captures the values to send into cs (in the box when one is not a
+** scalar: a raise leaks nothing). A value is anchored in the registry
+** while its channel is unshared, packed once it is shared; packing a
+** channel handle shares that channel, maybe one of this select whose
+** value was already anchored: such values are packed in turn, until none
+** is left (each round packs at least one). Allocating may run
+** finalizers, and one may finalize a handle by hand: the channels are
+** read again at the end. */
+static void capture (lua_State *L, scase *cs, int n, int base) {
+  int i, changed;
+  for (i = 0; i < n; i++) {
+    if (cs[i].c == NULL || cs[i].dir != GR_DIRSEND) continue;
+    lua_getiuservalue(L, base + i, 3);
+    gr_value_capture(L, -1, isshared(casechan(L, base + i)), &cs[i].val);
+    lua_pop(L, 1);
+  }
+  do {
+    changed = 0;
+    for (i = 0; i < n; i++)
+      if (cs[i].val.type == GR_VREF && isshared(casechan(L, base + i))) {
+        gr_value_share(L, &cs[i].val, "value");
+        changed = 1;
+      }
+  } while (changed);
+  for (i = 0; i < n; i++)
+    if (cs[i].c != NULL) cs[i].c = casechan(L, base + i);
+}
+
+/* g.select(cases). Stack: 1 the case list, 2 its default, 3.. the n
+** entries of the list, then the scratch box if any. */
 static int lselect (lua_State *L) {
   gr_state *S = gr_getstate(L);
   scase stackcs[STACKCASES], *cs = stackcs;
   gr_chan *stackorder[STACKCASES], **order = stackorder;
   int pollstack[STACKCASES], *poll = pollstack;
   int n, i, nactive, nlock, hasdefault, mode, chosen = -1, r = 0;
+  int nsend = 0, needbox = 0, box = 0;
+  const int base = CASE0;
   gr_waiter *wake = NULL;
   gr_value v;
   luaL_checktype(L, 1, LUA_TTABLE);
   lua_settop(L, 1);
-  n = (int)lua_rawlen(L, 1);
   lua_getfield(L, 1, "default");
-  hasdefault = !lua_isnil(L, -1);
-  if (hasdefault && lua_type(L, -1) != LUA_TFUNCTION &&
-      !(lua_type(L, -1) == LUA_TBOOLEAN && lua_toboolean(L, -1)))
+  hasdefault = !lua_isnil(L, 2);
+  if (hasdefault && !iscallable(L, 2) &&
+      !(lua_type(L, 2) == LUA_TBOOLEAN && lua_toboolean(L, 2)))
     luaL_argerror(L, 1, "default must be a function or true");
-  lua_pop(L, 1);
-  if (n > STACKCASES) {  /* scratch space on the Lua stack, freed by GC */
-    char *p = (char *)lua_newuserdatauv(L, n * (sizeof(scase) +
-                                    sizeof(gr_chan *) + sizeof(int)), 0);
-    cs = (scase *)p;
-    order = (gr_chan **)(cs + n);
-    poll = (int *)(order + n);
+  luaL_argcheck(L, lua_rawlen(L, 1) <= MAXCASES, 1,
+                "more than 65536 cases");
+  n = (int)lua_rawlen(L, 1);
+  nactive = pushcases(L, n, &nsend, &needbox);
+  if (n > STACKCASES || needbox) {
+    selbox *b = newbox(L, n);
+    box = lua_gettop(L);
+    cs = b->cs;
+    order = b->order;
+    poll = b->poll;
   }
-  nactive = parse(L, cs, n);
+  readcases(L, cs, n, base);
+  if (nsend > 0) capture(L, cs, n, base);
   mode = gr_sched_blockmode(L, S);
   if (nactive == 0) {
-    if (hasdefault) return rundefault(L);
+    if (hasdefault) return rundefault(L, box);
     if (mode == GR_BLOCK_NO)
       return gr_sched_cannotblock(L, GR_WSELECTNOCASES);
     gr_sched_prepark(S->current, mode, GR_WSELECTNOCASES, NULL);
@@ -395,26 +547,25 @@ static int lselect (lua_State *L) {
                               : gr_chan_sendlocked(sc->c, &sc->val, &wake);
     if (r != 0) {
       chosen = poll[i];
+      if (r == 1 && sc->dir == GR_DIRSEND)
+        gr_value_setnil(&sc->val);   /* the channel or receiver owns it */
       break;
     }
   }
   if (chosen < 0 && !hasdefault && mode != GR_BLOCK_NO)
-    return park(L, S, cs, n, order, nlock, nactive, mode);
+    return park(L, S, cs, n, poll, nactive, order, nlock, mode, box);
   unlockall(order, nlock);
   if (wake) gr_sched_ready(S, wake->g);
-  discardsends(L, cs, n, chosen);
+  discardall(L, cs, n);
   if (chosen < 0) {
-    if (hasdefault) return rundefault(L);
+    if (hasdefault) return rundefault(L, box);
     return gr_sched_cannotblock(L, GR_WSELECT);
   }
   if (cs[chosen].dir == GR_DIRSEND) {
-    if (r < 0) {
-      gr_value_discard(L, &cs[chosen].val);
-      return luaL_error(L, "send on closed channel");
-    }
-    return deliver(L, chosen + 1, GR_DIRSEND, NULL, 1);
+    if (r < 0) return luaL_error(L, "send on closed channel");
+    return deliver(L, base + chosen, chosen + 1, GR_DIRSEND, NULL, 1, box);
   }
-  return deliver(L, chosen + 1, GR_DIRRECV, &v, r == 1);
+  return deliver(L, base + chosen, chosen + 1, GR_DIRRECV, &v, r == 1, box);
 }
 
 static const luaL_Reg funcs[] = {
@@ -422,6 +573,14 @@ static const luaL_Reg funcs[] = {
   {NULL, NULL}
 };
 
+static const luaL_Reg boxmeta[] = {
+  {"__close", selbox_close},
+  {"__gc", selbox_close},
+  {NULL, NULL}
+};
+
 void gr_select_open (lua_State *L) {
   gr_state_setfuncs(L, funcs);
+  if (luaL_newmetatable(L, SELBOXMT)) luaL_setfuncs(L, boxmeta, 0);
+  lua_pop(L, 1);
 }
