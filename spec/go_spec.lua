@@ -311,32 +311,37 @@ end)
 describe("preemption", function()
   it("leaves a goroutine's own debug hook in place when it preempts "
      .. "another", function()
-    -- A sets a count hook, then spends about 70 ms inside one C call (a
-    -- select over a million disabled cases) and parks there: the monitor
-    -- hooks A meanwhile. B then computes and is preempted. A's own hook
-    -- must be A's again when it runs on.
+    -- A sets a count hook, then spends tens of milliseconds inside one C
+    -- call (packing a large table for a shared channel) and parks there:
+    -- the monitor hooks A meanwhile. B then computes and is preempted. A's
+    -- own hook must be A's again when it runs on.
     local out, err, code = h.run_script [[
       local g = require "goroutines"
       local ch = g.chan()
-      local cases = {}
-      for i = 1, 1000000 do cases[i] = false end
-      cases[#cases + 1] = ch:on_recv()
+      g.parallel(function(c)
+        require("goroutines").time.sleep(0.4)
+        c:recv()
+      end, ch)
+      local big = {}
+      for i = 1, 500000 do big[i] = i end
       local hits, done = 0, g.chan()
       local function count() hits = hits + 1 end
       g.go(function()
         debug.sethook(count, "", 1000)
-        g.select(cases)
+        local t = os.clock()
+        ch:send(big)
+        local packed = os.clock() - t
         local h0 = hits
         for _ = 1, 1e6 do end
-        done:send({ debug.gethook() == count, hits - h0 })
+        done:send({ debug.gethook() == count, hits - h0, packed })
       end)
       g.go(function()
         local t = os.clock()
         while os.clock() - t < 0.05 do end
-        ch:send(1)
       end)
       local r = done:recv()
       print(r[1], r[2] > 500)
+      io.stderr:write("packing took ", r[3], " s\n")
     ]]
     assert.are.equal("true\ttrue\n", out, err)
     assert.are.equal(0, code, err)
