@@ -115,3 +115,132 @@ describe("g.context.with_timeout and with_deadline", function()
     cancel()
   end)
 end)
+
+-- The race of a cancel with children freed on another thread: a worker
+-- makes 2000 children of p per round, keeps some (by handle, by done
+-- channel only, through a grandchild, with cancels of its own) and drops
+-- the rest, which it frees while main cancels p.
+local RACE = [[
+local g = require "goroutines"
+g.gomaxprocs(2)
+local ROUNDS = 60
+local parents, made, canceled, report = g.chan(), g.chan(), g.chan(), g.chan()
+g.parallel(function(parents, made, canceled, report)
+  local g = require "goroutines"
+  for p in parents:range() do
+    local ctxs, dones, cancels = {}, {}, {}
+    for i = 1, 2000 do
+      local c, cancel = g.context.with_cancel(p)
+      local m = i % 8
+      if m == 0 then ctxs[#ctxs + 1] = c
+      elseif m == 1 then dones[#dones + 1] = c:done()
+      elseif m == 2 then ctxs[#ctxs + 1] = c; cancels[#cancels + 1] = cancel
+      elseif m == 3 then ctxs[#ctxs + 1] = g.context.with_cancel(c)
+      end
+    end
+    made:send(true)
+    collectgarbage()            -- frees the dropped ones, racing the cancel
+    for _, cancel in ipairs(cancels) do cancel() end
+    canceled:recv()
+    local lost = 0
+    for _, c in ipairs(ctxs) do
+      if c:err() ~= "context canceled" then lost = lost + 1 end
+    end
+    for _, d in ipairs(dones) do
+      if g.select { d:on_recv(), default = true } == "default" then
+        lost = lost + 1
+      end
+    end
+    report:send(lost)
+  end
+end, parents, made, canceled, report)
+local lost = 0
+for _ = 1, ROUNDS do
+  local p, cancel = g.context.with_cancel(g.context.background())
+  parents:send(p)
+  made:recv()
+  cancel()
+  canceled:send(true)
+  lost = lost + report:recv()
+end
+parents:close()
+print("rounds " .. ROUNDS .. ", lost " .. lost)
+]]
+
+-- Live channels: every context owns one (its done channel), so this
+-- counts the contexts not yet freed, in every state.
+local function chans()
+  h.collect()
+  return g._stats().chans
+end
+
+describe("context trees across states", function()
+  it("cancels every observable child while its siblings are freed",
+     function()
+    local out, err, code = h.run_script(RACE, 60)
+    assert.are.equal(0, code, err)
+    assert.are.equal("rounds 60, lost 0\n", out)
+  end)
+
+  it("cancels a child observable only through its done channel", function()
+    local p, cancel = g.context.with_cancel(g.context.background())
+    local done = g.context.with_cancel(p):done()
+    local waiting = g.context.with_cancel(p):done()
+    local woke = g.chan(1)
+    g.go(function() woke:send({ waiting:recv() }) end)
+    g.gosched()
+    h.collect()   -- the contexts' handles are gone, their channels not
+    cancel()
+    assert.are.same({ nil, false }, { recv_within(done, 1) })
+    assert.are.same({ nil, false }, recv_within(woke, 1))
+  end)
+
+  it("cancels a grandchild whose parent has no handle left", function()
+    local p, cancel = g.context.with_cancel(g.context.background())
+    local grandchild = g.context.with_cancel(g.context.with_cancel(p))
+    h.collect()
+    cancel()
+    assert.are.equal("context canceled", grandchild:err())
+  end)
+
+  it("frees children dropped without cancel; the parent lives on",
+     function()
+    local p, cancel = g.context.with_cancel(g.context.background())
+    local before = chans()
+    for i = 1, 20000 do
+      g.context.with_cancel(p)
+      if i % 1000 == 0 then collectgarbage() end
+    end
+    local after = chans()
+    assert.is_true(after - before <= 10, "contexts kept: " .. after - before)
+    cancel()
+  end)
+
+  it("frees dropped children whose done channels were dropped later",
+     function()
+    local p, cancel = g.context.with_cancel(g.context.background())
+    local before = chans()
+    local recent = {}
+    for i = 1, 20000 do
+      recent[i % 10] = g.context.with_cancel(p):done()
+      if i % 100 == 0 then collectgarbage() end
+    end
+    local held = chans() - before
+    assert.is_true(held <= 200, "contexts kept: " .. held)
+    recent = nil
+    -- The ten still held are canceled with p, then freed.
+    cancel()
+    assert.is_true(chans() - before <= 0, "left: " .. chans() - before)
+  end)
+
+  it("cancels a deep chain without recursion, and frees it", function()
+    local before = chans()
+    local root, cancel = g.context.with_cancel(g.context.background())
+    local c = root
+    for _ = 1, 100000 do c = g.context.with_cancel(c) end
+    cancel()
+    assert.are.equal("context canceled", c:err())
+    c, root, cancel = nil, nil, nil
+    assert.are.equal(before, chans())
+  end)
+end)
