@@ -244,3 +244,73 @@ describe("context trees across states", function()
     assert.are.equal(before, chans())
   end)
 end)
+
+describe("context handles", function()
+  it("raise after a manual __gc instead of crashing", function()
+    local out, err, code = h.run_script([[
+      local g = require "goroutines"
+      local function try(f, ...)
+        local ok, e = pcall(f, ...)
+        print(ok, e)
+      end
+      local ctx, cancel = g.context.with_cancel(g.context.background())
+      local mt, cmt = getmetatable(ctx), getmetatable(cancel)
+      mt.__gc(ctx); mt.__gc(ctx)            -- idempotent
+      cmt.__gc(cancel)
+      try(ctx.err, ctx)
+      try(ctx.done, ctx)
+      try(g.context.with_cancel, ctx)
+      try(g.context.with_timeout, ctx, 1)
+      try(cancel)
+      print(tostring(ctx), tostring(cancel))
+      try(mt.__gc, nil)
+      try(cmt.__gc, ctx)
+      try(mt.__tostring, nil)
+      print("end")
+    ]], 20)
+    assert.are.equal(0, code, err)
+    local lines = {}
+    for l in out:gmatch("[^\n]+") do lines[#lines + 1] = l end
+    for i = 1, 4 do
+      assert.is_true(h.has(lines[i], "false\t") and h.has(lines[i],
+        "attempt to use a finalized goroutines.context"), lines[i])
+    end
+    assert.is_true(h.has(lines[5],
+      "attempt to use a finalized goroutines.cancelfunc"), lines[5])
+    assert.are.equal("goroutines.context: finalized\t"
+                     .. "goroutines.cancelfunc: finalized", lines[6])
+    assert.is_true(h.has(lines[7], "bad argument #1") and
+                   h.has(lines[7], "goroutines.context expected, got nil"),
+                   lines[7])
+    assert.is_true(h.has(lines[8], "goroutines.cancelfunc expected, got "
+                                   .. "goroutines.context"), lines[8])
+    assert.is_true(h.has(lines[9], "bad argument #1"), lines[9])
+    assert.are.equal("end", lines[10])
+  end)
+
+  it("name the same C object for a context and its cancel function",
+     function()
+    local ctx, cancel = g.context.with_cancel(g.context.background())
+    local name, addr = tostring(ctx):match("^(goroutines%.context): (.+)$")
+    assert.are.equal("goroutines.context", name)
+    assert.are.equal("goroutines.cancelfunc: " .. addr, tostring(cancel))
+  end)
+
+  it("reject a cancel function called with another self", function()
+    local ctx, cancel = g.context.with_cancel(g.context.background())
+    local err = h.raises("bad argument #1", getmetatable(cancel).__call, ctx)
+    assert.is_true(h.has(err, "goroutines.cancelfunc expected"), err)
+    assert.is_nil(ctx:err())
+    cancel()
+  end)
+
+  it("cancel from a finalizer wakes the goroutines on done", function()
+    local ctx, cancel = g.context.with_cancel(g.context.background())
+    local woke = g.chan(1)
+    g.go(function() ctx:done():recv(); woke:send(ctx:err()) end)
+    g.gosched()
+    setmetatable({}, { __gc = function() cancel() end })
+    h.collect()
+    assert.are.equal("context canceled", recv_within(woke, 1))
+  end)
+end)

@@ -287,8 +287,16 @@ void gr_context_drop (void *c) {
   release((gr_ctx *)c);
 }
 
+/* Returns the context of the live handle of kind mt at idx; raises for
+** another value or a handle already finalized. */
+static gr_ctx *checkud (lua_State *L, int idx, const char *mt) {
+  gr_ctxud *u = (gr_ctxud *)luaL_checkudata(L, idx, mt);
+  if (u->c == NULL) luaL_error(L, "attempt to use a finalized %s", mt);
+  return u->c;
+}
+
 static gr_ctx *check (lua_State *L, int idx) {
-  return ((gr_ctxud *)luaL_checkudata(L, idx, CTXMT))->c;
+  return checkud(L, idx, CTXMT);
 }
 
 static const char *geterr (gr_ctx *c) {
@@ -378,27 +386,35 @@ static int lerr (lua_State *L) {
 
 /* cancel(): cancels the context; later calls do nothing */
 static int lcancel (lua_State *L) {
-  gr_ctxud *u = (gr_ctxud *)luaL_checkudata(L, 1, CANCELMT);
-  cancel(gr_getstate(L), u->c, CANCELED);
+  cancel(gr_getstate(L), checkud(L, 1, CANCELMT), CANCELED);
   return 0;
 }
 
-static int lctx_gc (lua_State *L) {
-  gr_ctxud *u = (gr_ctxud *)lua_touserdata(L, 1);
-  if (u->c) {   /* idempotent */
-    release(u->c);
+/* __gc of both kinds: drops the handle's ref; idempotent. */
+static int gc (lua_State *L, const char *mt) {
+  gr_ctxud *u = (gr_ctxud *)luaL_checkudata(L, 1, mt);
+  if (u->c) {
+    gr_ctx *c = u->c;
     u->c = NULL;
+    release(c);
   }
   return 0;
 }
 
-static int lctx_tostring (lua_State *L) {
-  lua_getmetatable(L, 1);
-  lua_getfield(L, -1, "__name");
-  lua_pushfstring(L, "%s: %p", lua_tostring(L, -1),
-                  (void *)((gr_ctxud *)lua_touserdata(L, 1))->c);
+static int lctx_gc (lua_State *L) { return gc(L, CTXMT); }
+static int lcancel_gc (lua_State *L) { return gc(L, CANCELMT); }
+
+/* "goroutines.context: 0x...", the address of the C object (the same for
+** a context and its cancel function, in every state). */
+static int tostr (lua_State *L, const char *mt) {
+  gr_ctxud *u = (gr_ctxud *)luaL_checkudata(L, 1, mt);
+  if (u->c) lua_pushfstring(L, "%s: %p", mt, (void *)u->c);
+  else lua_pushfstring(L, "%s: finalized", mt);
   return 1;
 }
+
+static int lctx_tostring (lua_State *L) { return tostr(L, CTXMT); }
+static int lcancel_tostring (lua_State *L) { return tostr(L, CANCELMT); }
 
 static const luaL_Reg ctxmethods[] = {
   {"done", ldone}, {"err", lerr}, {NULL, NULL}
@@ -423,7 +439,7 @@ void gr_context_open (lua_State *L) {
   lua_pop(L, 1);
   luaL_newmetatable(L, CANCELMT);
   gr_state_setfuncs(L, (const luaL_Reg[]){
-    {"__gc", lctx_gc}, {"__tostring", lctx_tostring},
+    {"__gc", lcancel_gc}, {"__tostring", lcancel_tostring},
     {"__call", lcancel}, {NULL, NULL}});
   lua_pop(L, 1);
   lua_newtable(L);
