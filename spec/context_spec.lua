@@ -209,6 +209,7 @@ describe("context trees across states", function()
     local before = chans()
     for i = 1, 20000 do
       g.context.with_cancel(p)
+      g.context.with_timeout(p, math.huge)
       if i % 1000 == 0 then collectgarbage() end
     end
     local after = chans()
@@ -312,5 +313,56 @@ describe("context handles", function()
     setmetatable({}, { __gc = function() cancel() end })
     h.collect()
     assert.are.equal("context canceled", recv_within(woke, 1))
+  end)
+end)
+
+describe("with_timeout and with_deadline arguments", function()
+  local bg = g.context.background()
+
+  it("reject NaN and what is not a number", function()
+    h.raises({ "bad argument #2", "duration is NaN" },
+             g.context.with_timeout, bg, 0 / 0)
+    h.raises({ "bad argument #2", "deadline is NaN" },
+             g.context.with_deadline, bg, 0 / 0)
+    h.raises({ "bad argument #2", "number expected, got string" },
+             g.context.with_deadline, bg, "soon")
+    h.raises({ "bad argument #2", "number expected, got no value" },
+             g.context.with_timeout, bg)
+    h.raises({ "bad argument #2", "number expected, got table" },
+             g.context.with_deadline, bg, {})
+  end)
+
+  it("expire at once for a negative duration or a past deadline",
+     function()
+    assert.are.equal("context deadline exceeded",
+                     g.context.with_timeout(bg, -1):err())
+    assert.are.equal("context deadline exceeded",
+                     g.context.with_timeout(bg, -math.huge):err())
+    assert.are.equal("context deadline exceeded",
+                     g.context.with_deadline(bg, -math.huge):err())
+  end)
+
+  it("never expire for an infinite duration, and hold no timer",
+     function()
+    local out, err, code = h.run_script([[
+      local g = require "goroutines"
+      local ctx = g.context.with_timeout(g.context.background(), math.huge)
+      local ctx2 = g.context.with_deadline(g.context.background(), math.huge)
+      print(ctx:err(), ctx2:err())
+      ctx:done():recv()   -- nothing can ever cancel it
+    ]], 10)
+    assert.are.equal(1, code, err)
+    assert.are.equal("nil\tnil\n", out)
+    assert.is_true(h.has(err, "all goroutines are asleep - deadlock!"), err)
+  end)
+
+  it("a child of a canceled parent gets the parent's error, not a timer",
+     function()
+    local p, cancel = g.context.with_cancel(bg)
+    cancel()
+    local c = g.context.with_timeout(p, 0.01)
+    assert.are.equal("context canceled", c:err())
+    g.time.sleep(0.03)
+    assert.are.equal("context canceled", c:err())
   end)
 end)

@@ -37,6 +37,7 @@
 **   a channel lock; channels are closed and contexts released only after
 **   it is dropped. Nothing under a mu can raise or run a finalizer.
 */
+#include <math.h>
 #include <stdlib.h>
 
 #include "chan.h"
@@ -333,6 +334,10 @@ static void ondeadline (gr_state *S, void *arg) {
   release(c);   /* the timer's ref */
 }
 
+/* Deadlines past what timer.c can arm (about 31 years: it clamps them)
+** are never reached: such a context gets no timer. */
+#define NEVER 1e9
+
 /* with_deadline for a deadline d seconds from now. */
 static int withdeadline (lua_State *L, double d) {
   gr_state *S = gr_getstate(L);
@@ -340,7 +345,7 @@ static int withdeadline (lua_State *L, double d) {
   lua_settop(L, 1);
   c = newpair(L, S);
   if (d <= 0) cancel(S, c, DEADLINE);
-  else {
+  else if (d < NEVER && geterr(c) == NULL) {   /* err: the parent's, at once */
     retain(c);   /* the timer's ref, dropped by ondeadline */
     gr_timer_call(L, S, d, ondeadline, c);
   }
@@ -360,14 +365,19 @@ static int lwithcancel (lua_State *L) {
 }
 
 static int lwithtimeout (lua_State *L) {
+  double d;
   check(L, 1);
-  return withdeadline(L, luaL_checknumber(L, 2));
+  d = luaL_checknumber(L, 2);
+  luaL_argcheck(L, !isnan(d), 2, "duration is NaN");
+  return withdeadline(L, d);
 }
 
 static int lwithdeadline (lua_State *L) {
+  double at;
   check(L, 1);
-  return withdeadline(L, luaL_checknumber(L, 2) -
-                         (double)uv_hrtime() / 1e9);
+  at = luaL_checknumber(L, 2);
+  luaL_argcheck(L, !isnan(at), 2, "deadline is NaN");
+  return withdeadline(L, at - (double)uv_hrtime() / 1e9);
 }
 
 /* ctx:done() -> receive-only channel, closed when ctx is canceled */
