@@ -237,3 +237,60 @@ describe("sync.once", function()
     assert.are.equal(2, released)
   end)
 end)
+
+describe("sync handles", function()
+  it("raise after a manual __gc instead of crashing", function()
+    local out, err, code = h.run_script([[
+      local g = require "goroutines"
+      local function try(f, ...) print(pcall(f, ...)) end
+      local wg, mu, once = g.sync.waitgroup(), g.sync.mutex(), g.sync.once()
+      for _, o in ipairs { wg, mu, once } do
+        getmetatable(o).__gc(o)
+        getmetatable(o).__gc(o)          -- idempotent
+      end
+      try(wg.add, wg, 1); try(wg.done, wg); try(wg.wait, wg)
+      try(mu.lock, mu); try(mu.unlock, mu)
+      try(once.call, once, print)
+      print(tostring(wg), tostring(mu), tostring(once))
+      for _, o in ipairs { wg, mu, once } do
+        try(getmetatable(o).__gc, nil)
+      end
+      try(getmetatable(wg).__gc, mu)
+      try(getmetatable(mu).__tostring)
+      print("end")
+    ]], 20)
+    assert.are.equal(0, code, err)
+    local lines = {}
+    for l in out:gmatch("[^\n]+") do lines[#lines + 1] = l end
+    local kinds = { "waitgroup", "waitgroup", "waitgroup", "mutex", "mutex",
+                    "once" }
+    for i, kind in ipairs(kinds) do
+      assert.is_true(h.has(lines[i], "false\t") and h.has(lines[i],
+        "attempt to use a finalized goroutines." .. kind), lines[i])
+    end
+    assert.are.equal("goroutines.waitgroup: finalized\t"
+                     .. "goroutines.mutex: finalized\t"
+                     .. "goroutines.once: finalized", lines[7])
+    for i, kind in ipairs { "waitgroup", "mutex", "once" } do
+      local l = lines[7 + i]
+      assert.is_true(h.has(l, "false\tbad argument #1") and
+                     h.has(l, "goroutines." .. kind .. " expected, got nil"),
+                     l)
+    end
+    assert.is_true(h.has(lines[11], "goroutines.waitgroup expected, got "
+                                    .. "goroutines.mutex"), lines[11])
+    assert.is_true(h.has(lines[12], "bad argument #1"), lines[12])
+    assert.are.equal("end", lines[13])
+  end)
+
+  it("name the C object, the same in every state", function()
+    local mu = g.sync.mutex()
+    local name = g.chan(1)
+    -- (tostring passed along: this file's _ENV is busted's, not _G)
+    g.parallel(function(mu, name, str) name:send(str(mu)) end, mu, name,
+               tostring)
+    local s = h.recv_within(name, 5)
+    assert.is_truthy(s:match("^goroutines%.mutex: "))
+    assert.are.equal(tostring(mu), s)
+  end)
+end)

@@ -33,7 +33,7 @@ typedef struct gr_sync {
 } gr_sync;
 
 typedef struct gr_syncud {
-  gr_sync *o;           /* holds one ref, dropped by __gc */
+  gr_sync *o;           /* holds one ref, dropped by __gc; NULL after */
 } gr_syncud;
 
 static void release (gr_sync *o) {
@@ -43,8 +43,12 @@ static void release (gr_sync *o) {
   }
 }
 
+/* Returns the object of the live handle of kind at index 1; raises for
+** another value or a handle already finalized. */
 static gr_sync *check (lua_State *L, int kind) {
   gr_syncud *u = (gr_syncud *)luaL_checkudata(L, 1, mtnames[kind]);
+  if (u->o == NULL)
+    luaL_error(L, "attempt to use a finalized %s", mtnames[kind]);
   return u->o;
 }
 
@@ -293,21 +297,32 @@ static int lwaitgroup (lua_State *L) { return newobj(L, WAITGROUP); }
 static int lmutex (lua_State *L) { return newobj(L, MUTEX); }
 static int lonce (lua_State *L) { return newobj(L, ONCE); }
 
-static int lsync_gc (lua_State *L) {
-  gr_syncud *u = (gr_syncud *)lua_touserdata(L, 1);
-  if (u->o) {   /* idempotent */
-    release(u->o);
+/* __gc of every kind: drops the handle's ref; idempotent. */
+static int gc (lua_State *L, int kind) {
+  gr_syncud *u = (gr_syncud *)luaL_checkudata(L, 1, mtnames[kind]);
+  if (u->o) {
+    gr_sync *o = u->o;
     u->o = NULL;
+    release(o);
   }
   return 0;
 }
 
-static int lsync_tostring (lua_State *L) {
-  lua_getmetatable(L, 1);
-  lua_getfield(L, -1, "__name");
-  lua_pushfstring(L, "%s: %p", lua_tostring(L, -1), lua_touserdata(L, 1));
+/* "goroutines.mutex: 0x...", the address of the C object (the same in
+** every state that holds a handle of it). */
+static int tostr (lua_State *L, int kind) {
+  gr_syncud *u = (gr_syncud *)luaL_checkudata(L, 1, mtnames[kind]);
+  if (u->o) lua_pushfstring(L, "%s: %p", mtnames[kind], (void *)u->o);
+  else lua_pushfstring(L, "%s: finalized", mtnames[kind]);
   return 1;
 }
+
+static int lwg_gc (lua_State *L) { return gc(L, WAITGROUP); }
+static int lmu_gc (lua_State *L) { return gc(L, MUTEX); }
+static int lonce_gc (lua_State *L) { return gc(L, ONCE); }
+static int lwg_tostring (lua_State *L) { return tostr(L, WAITGROUP); }
+static int lmu_tostring (lua_State *L) { return tostr(L, MUTEX); }
+static int lonce_tostring (lua_State *L) { return tostr(L, ONCE); }
 
 static const luaL_Reg wgmethods[] = {
   {"add", lwg_add}, {"done", lwg_done}, {"wait", lwg_wait}, {NULL, NULL}
@@ -325,8 +340,10 @@ static const luaL_Reg funcs[] = {
   {NULL, NULL}
 };
 
-static const luaL_Reg metamethods[] = {
-  {"__gc", lsync_gc}, {"__tostring", lsync_tostring}, {NULL, NULL}
+static const luaL_Reg metamethods[][3] = {
+  {{"__gc", lwg_gc}, {"__tostring", lwg_tostring}, {NULL, NULL}},
+  {{"__gc", lmu_gc}, {"__tostring", lmu_tostring}, {NULL, NULL}},
+  {{"__gc", lonce_gc}, {"__tostring", lonce_tostring}, {NULL, NULL}}
 };
 
 /* Registers g.sync in the module table at the top of L. */
@@ -334,7 +351,7 @@ void gr_sync_open (lua_State *L) {
   int kind;
   for (kind = WAITGROUP; kind <= ONCE; kind++) {
     luaL_newmetatable(L, mtnames[kind]);
-    gr_state_setfuncs(L, metamethods);
+    gr_state_setfuncs(L, metamethods[kind]);
     lua_newtable(L);
     gr_state_setfuncs(L, methods[kind]);
     lua_setfield(L, -2, "__index");
