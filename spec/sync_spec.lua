@@ -74,6 +74,26 @@ describe("sync.waitgroup", function()
     wg:add(1)
     h.raises("sync: negative WaitGroup counter", wg.add, wg, -2)
   end)
+
+  it("raises on overflow and leaves the counter as it was", function()
+    local wg = g.sync.waitgroup()
+    wg:add(math.maxinteger)
+    h.raises("sync: WaitGroup counter overflow", wg.add, wg, math.maxinteger)
+    h.raises("sync: WaitGroup counter overflow", wg.add, wg, 1)
+    h.raises("sync: negative WaitGroup counter", wg.add, wg,
+             math.mininteger)
+    wg:add(-math.maxinteger + 1)
+    local released = false
+    g.go(function() wg:wait(); released = true end)
+    g.gosched()
+    assert.is_false(released)   -- one is left
+    wg:done()
+    g.gosched()
+    assert.is_true(released)
+    h.raises("sync: negative WaitGroup counter", wg.add, wg,
+             math.mininteger)
+    wg:wait()                   -- still 0
+  end)
 end)
 
 describe("sync.mutex", function()

@@ -144,10 +144,17 @@ static int cannotblock (lua_State *L, gr_sync *o, int reason) {
 
 /* --- waitgroup ------------------------------------------------------------ */
 
+/* Adds delta to the counter, which stays in [0, LUA_MAXINTEGER]: a sum
+** out of that range raises and changes nothing. As o->n >= 0, only a
+** positive delta can overflow, and o->n + delta with delta < 0 cannot. */
 static int add (lua_State *L, gr_sync *o, lua_Integer delta) {
   gr_waiter *wake = NULL;
   gr_mutex_lock(&o->lock);
-  if (o->n + delta < 0) {
+  if (delta > 0 && o->n > LUA_MAXINTEGER - delta) {
+    gr_mutex_unlock(&o->lock);
+    return luaL_error(L, "sync: WaitGroup counter overflow");
+  }
+  if (delta < 0 && o->n + delta < 0) {
     gr_mutex_unlock(&o->lock);
     return luaL_error(L, "sync: negative WaitGroup counter");
   }
