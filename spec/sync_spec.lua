@@ -236,6 +236,20 @@ describe("sync.once", function()
     assert.is_false(ran)
   end)
 
+  it("rejects what cannot be called, and stays unused", function()
+    local o = g.sync.once()
+    h.raises({ "bad argument #2", "function expected, got number" },
+             o.call, o, 42)
+    h.raises({ "bad argument #2", "function expected, got no value" },
+             o.call, o)
+    h.raises({ "bad argument #2", "function expected, got table" },
+             o.call, o, {})
+    local ran = 0
+    o:call(setmetatable({}, { __call = function() ran = ran + 1 end }))
+    o:call(function() ran = ran + 10 end)
+    assert.are.equal(1, ran)
+  end)
+
   it("releases concurrent callers when f raised", function()
     local o = g.sync.once()
     local released = 0

@@ -236,11 +236,20 @@ static int once_k (lua_State *L, int status, lua_KContext ctx) {
   return 0;
 }
 
+/* Raises unless the value at idx can be called (a function, or a value
+** with __call): checked before the once is marked as running, so a bad
+** argument does not use it up. */
+static void checkcallable (lua_State *L, int idx) {
+  if (lua_type(L, idx) == LUA_TFUNCTION) return;
+  if (luaL_getmetafield(L, idx, "__call") != LUA_TNIL) lua_pop(L, 1);
+  else luaL_typeerror(L, idx, "function");
+}
+
 static int lonce_call (lua_State *L) {
   gr_state *S = gr_getstate(L);
   gr_sync *o = check(L, ONCE);
   int mode;
-  luaL_checkany(L, 2);
+  checkcallable(L, 2);
   mode = gr_sched_blockmode(L, S);
   gr_mutex_lock(&o->lock);
   if (o->n == 2) {
