@@ -250,6 +250,33 @@ describe("sync.once", function()
     assert.are.equal(1, ran)
   end)
 
+  it("survives f finalizing the once it runs for", function()
+    local out, err, code = h.run_script([[
+      local g = require "goroutines"
+      local o = g.sync.once()
+      o:call(function() getmetatable(o).__gc(o); collectgarbage() end)
+      print(pcall(o.call, o, print))
+      local o2 = g.sync.once()
+      local released = g.chan(1)
+      g.go(function() o2:call(print); released:send("released") end)
+      print(pcall(o2.call, o2, function()
+        g.gosched()                     -- the goroutine waits on o2
+        getmetatable(o2).__gc(o2)
+        collectgarbage()
+        error("f failed")
+      end))
+      print(released:recv())
+    ]], 10)
+    assert.are.equal(0, code, err)
+    local lines = {}
+    for l in out:gmatch("[^\n]+") do lines[#lines + 1] = l end
+    assert.is_true(h.has(lines[1],
+      "false\tattempt to use a finalized goroutines.once"), lines[1])
+    assert.is_true(h.has(lines[2], "false\t") and
+                   h.has(lines[2], "f failed"), lines[2])
+    assert.are.equal("released\ttrue", lines[3])
+  end)
+
   it("releases concurrent callers when f raised", function()
     local o = g.sync.once()
     local released = 0

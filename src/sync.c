@@ -245,25 +245,41 @@ static void checkcallable (lua_State *L, int idx) {
   else luaL_typeerror(L, idx, "function");
 }
 
+/* Pushes a second handle of o, out of the user's reach, so that o
+** outlives f even if f finalizes the handle it was called through. */
+static void pin (lua_State *L, gr_sync *o) {
+  gr_syncud *u = (gr_syncud *)lua_newuserdatauv(L, sizeof(*u), 0);
+  u->o = NULL;
+  luaL_setmetatable(L, mtnames[ONCE]);
+  atomic_fetch_add_explicit(&o->refs, 1, memory_order_relaxed);
+  u->o = o;
+}
+
 static int lonce_call (lua_State *L) {
   gr_state *S = gr_getstate(L);
   gr_sync *o = check(L, ONCE);
   int mode;
   checkcallable(L, 2);
+  lua_settop(L, 2);
   mode = gr_sched_blockmode(L, S);
-  gr_mutex_lock(&o->lock);
-  if (o->n == 2) {
+  for (;;) {
+    gr_mutex_lock(&o->lock);
+    if (o->n == 2) {
+      gr_mutex_unlock(&o->lock);
+      return 0;
+    }
+    if (o->n == 1) {
+      if (mode == GR_BLOCK_NO) return cannotblock(L, o, GR_WONCE);
+      return park(L, S, o, mode, GR_WONCE);
+    }
+    if (lua_gettop(L) == 3) break;   /* pinned: run f */
     gr_mutex_unlock(&o->lock);
-    return 0;
-  }
-  if (o->n == 1) {
-    if (mode == GR_BLOCK_NO) return cannotblock(L, o, GR_WONCE);
-    return park(L, S, o, mode, GR_WONCE);
+    pin(L, o);   /* may raise: without the lock, then look again */
   }
   o->n = 1;
   gr_mutex_unlock(&o->lock);
-  lua_settop(L, 2);
-  /* The handle at index 1 keeps o alive until once_k runs. */
+  lua_pushvalue(L, 2);
+  /* The pinned handle at index 3 keeps o alive until once_k runs. */
   return once_k(L, lua_pcallk(L, 0, 0, 0, (lua_KContext)o, once_k),
                 (lua_KContext)o);
 }
