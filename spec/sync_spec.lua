@@ -180,6 +180,30 @@ describe("sync.mutex", function()
     assert.are.same({ 1, 2, 3, 4, 5 }, order)
   end)
 
+  it("may be unlocked by another goroutine or state, as in Go", function()
+    local out, err, code = h.run_script([[
+      local g = require "goroutines"
+      local m, done = g.sync.mutex(), g.chan()
+      m:lock()
+      g.parallel(function(m, done) m:unlock(); done:send("unlocked") end,
+                 m, done)
+      print(done:recv())
+      m:lock()                          -- free again: at once
+      g.parallel(function(m)           -- main waits, a worker unlocks
+        require("goroutines").time.sleep(0.02)
+        m:unlock()
+      end, m)
+      m:lock()
+      print("handed over")
+      g.go(function() m:unlock() end)   -- another goroutine of main's
+      g.gosched()
+      print(pcall(m.unlock, m))
+    ]], 10)
+    assert.are.equal(0, code, err)
+    assert.are.equal("unlocked\ttrue\nhanded over\n"
+                     .. "false\tsync: unlock of unlocked mutex\n", out)
+  end)
+
   it("blocks main in lock until a goroutine unlocks", function()
     local m = g.sync.mutex()
     local unlocked = false
@@ -275,6 +299,32 @@ describe("sync.once", function()
     assert.is_true(h.has(lines[2], "false\t") and
                    h.has(lines[2], "f failed"), lines[2])
     assert.are.equal("released\ttrue", lines[3])
+  end)
+
+  it("makes callers of other states wait while f blocks, then raises "
+     .. "only in the first", function()
+    local out, err, code = h.run_script([[
+      local g = require "goroutines"
+      local o, started, result = g.sync.once(), g.chan(), g.chan(1)
+      g.parallel(function(o, started, result)
+        local g = require "goroutines"
+        result:send({ pcall(o.call, o, function()
+          started:send(true)
+          g.time.sleep(0.05)
+          error("f failed", 0)
+        end) })
+      end, o, started, result)
+      started:recv()
+      local t0 = g.time.now()
+      o:call(function() print("ran twice") end)
+      print("main waited", g.time.since(t0) >= 0.03)
+      local r = result:recv()
+      print("worker", table.unpack(r))
+    ]], 10)
+    assert.are.equal(0, code, err)
+    assert.is_true(h.has(out, "worker\tfalse\tf failed\n"), out)
+    assert.is_true(h.has(out, "main waited\ttrue\n"), out)
+    assert.is_false(h.has(out, "ran twice"), out)
   end)
 
   it("releases concurrent callers when f raised", function()
