@@ -24,7 +24,10 @@
 **   else holds the channel (a channel with one ref, ours, whose context
 **   has no handle can never gain a ref again). Sweeps run when the zombie
 **   count doubles, so zombies cost amortized O(1) and at most twice the
-**   zombies still observable (plus ZOMBIES_MIN) stay allocated.
+**   zombies still observable (plus ZOMBIES_MIN) stay allocated. Sweeps
+**   run only as zombies are added: the last zombies of a parent that
+**   makes no more children wait for its cancel, and keep it (Go keeps
+**   every child that is never canceled until its parent is).
 ** Invariants (c->mu held): c->err is NULL until the first cancel sets it,
 **   for good; c->child and c->zombies hold exactly the children of c
 **   whose linked flag is set, and none once c is canceled.
