@@ -74,6 +74,26 @@ describe("sync.waitgroup", function()
     wg:add(1)
     h.raises("sync: negative WaitGroup counter", wg.add, wg, -2)
   end)
+
+  it("raises on overflow and leaves the counter as it was", function()
+    local wg = g.sync.waitgroup()
+    wg:add(math.maxinteger)
+    h.raises("sync: WaitGroup counter overflow", wg.add, wg, math.maxinteger)
+    h.raises("sync: WaitGroup counter overflow", wg.add, wg, 1)
+    h.raises("sync: negative WaitGroup counter", wg.add, wg,
+             math.mininteger)
+    wg:add(-math.maxinteger + 1)
+    local released = false
+    g.go(function() wg:wait(); released = true end)
+    g.gosched()
+    assert.is_false(released)   -- one is left
+    wg:done()
+    g.gosched()
+    assert.is_true(released)
+    h.raises("sync: negative WaitGroup counter", wg.add, wg,
+             math.mininteger)
+    wg:wait()                   -- still 0
+  end)
 end)
 
 describe("sync.mutex", function()
@@ -160,6 +180,30 @@ describe("sync.mutex", function()
     assert.are.same({ 1, 2, 3, 4, 5 }, order)
   end)
 
+  it("may be unlocked by another goroutine or state, as in Go", function()
+    local out, err, code = h.run_script([[
+      local g = require "goroutines"
+      local m, done = g.sync.mutex(), g.chan()
+      m:lock()
+      g.parallel(function(m, done) m:unlock(); done:send("unlocked") end,
+                 m, done)
+      print(done:recv())
+      m:lock()                          -- free again: at once
+      g.parallel(function(m)           -- main waits, a worker unlocks
+        require("goroutines").time.sleep(0.02)
+        m:unlock()
+      end, m)
+      m:lock()
+      print("handed over")
+      g.go(function() m:unlock() end)   -- another goroutine of main's
+      g.gosched()
+      print(pcall(m.unlock, m))
+    ]], 10)
+    assert.are.equal(0, code, err)
+    assert.are.equal("unlocked\ttrue\nhanded over\n"
+                     .. "false\tsync: unlock of unlocked mutex\n", out)
+  end)
+
   it("blocks main in lock until a goroutine unlocks", function()
     local m = g.sync.mutex()
     local unlocked = false
@@ -216,6 +260,73 @@ describe("sync.once", function()
     assert.is_false(ran)
   end)
 
+  it("rejects what cannot be called, and stays unused", function()
+    local o = g.sync.once()
+    h.raises({ "bad argument #2", "function expected, got number" },
+             o.call, o, 42)
+    h.raises({ "bad argument #2", "function expected, got no value" },
+             o.call, o)
+    h.raises({ "bad argument #2", "function expected, got table" },
+             o.call, o, {})
+    local ran = 0
+    o:call(setmetatable({}, { __call = function() ran = ran + 1 end }))
+    o:call(function() ran = ran + 10 end)
+    assert.are.equal(1, ran)
+  end)
+
+  it("survives f finalizing the once it runs for", function()
+    local out, err, code = h.run_script([[
+      local g = require "goroutines"
+      local o = g.sync.once()
+      o:call(function() getmetatable(o).__gc(o); collectgarbage() end)
+      print(pcall(o.call, o, print))
+      local o2 = g.sync.once()
+      local released = g.chan(1)
+      g.go(function() o2:call(print); released:send("released") end)
+      print(pcall(o2.call, o2, function()
+        g.gosched()                     -- the goroutine waits on o2
+        getmetatable(o2).__gc(o2)
+        collectgarbage()
+        error("f failed")
+      end))
+      print(released:recv())
+    ]], 10)
+    assert.are.equal(0, code, err)
+    local lines = {}
+    for l in out:gmatch("[^\n]+") do lines[#lines + 1] = l end
+    assert.is_true(h.has(lines[1],
+      "false\tattempt to use a finalized goroutines.once"), lines[1])
+    assert.is_true(h.has(lines[2], "false\t") and
+                   h.has(lines[2], "f failed"), lines[2])
+    assert.are.equal("released\ttrue", lines[3])
+  end)
+
+  it("makes callers of other states wait while f blocks, then raises "
+     .. "only in the first", function()
+    local out, err, code = h.run_script([[
+      local g = require "goroutines"
+      local o, started, result = g.sync.once(), g.chan(), g.chan(1)
+      g.parallel(function(o, started, result)
+        local g = require "goroutines"
+        result:send({ pcall(o.call, o, function()
+          started:send(true)
+          g.time.sleep(0.05)
+          error("f failed", 0)
+        end) })
+      end, o, started, result)
+      started:recv()
+      local t0 = g.time.now()
+      o:call(function() print("ran twice") end)
+      print("main waited", g.time.since(t0) >= 0.03)
+      local r = result:recv()
+      print("worker", table.unpack(r))
+    ]], 10)
+    assert.are.equal(0, code, err)
+    assert.is_true(h.has(out, "worker\tfalse\tf failed\n"), out)
+    assert.is_true(h.has(out, "main waited\ttrue\n"), out)
+    assert.is_false(h.has(out, "ran twice"), out)
+  end)
+
   it("releases concurrent callers when f raised", function()
     local o = g.sync.once()
     local released = 0
@@ -235,5 +346,62 @@ describe("sync.once", function()
     wg:wait()
     assert.is_false(ok)
     assert.are.equal(2, released)
+  end)
+end)
+
+describe("sync handles", function()
+  it("raise after a manual __gc instead of crashing", function()
+    local out, err, code = h.run_script([[
+      local g = require "goroutines"
+      local function try(f, ...) print(pcall(f, ...)) end
+      local wg, mu, once = g.sync.waitgroup(), g.sync.mutex(), g.sync.once()
+      for _, o in ipairs { wg, mu, once } do
+        getmetatable(o).__gc(o)
+        getmetatable(o).__gc(o)          -- idempotent
+      end
+      try(wg.add, wg, 1); try(wg.done, wg); try(wg.wait, wg)
+      try(mu.lock, mu); try(mu.unlock, mu)
+      try(once.call, once, print)
+      print(tostring(wg), tostring(mu), tostring(once))
+      for _, o in ipairs { wg, mu, once } do
+        try(getmetatable(o).__gc, nil)
+      end
+      try(getmetatable(wg).__gc, mu)
+      try(getmetatable(mu).__tostring)
+      print("end")
+    ]], 20)
+    assert.are.equal(0, code, err)
+    local lines = {}
+    for l in out:gmatch("[^\n]+") do lines[#lines + 1] = l end
+    local kinds = { "waitgroup", "waitgroup", "waitgroup", "mutex", "mutex",
+                    "once" }
+    for i, kind in ipairs(kinds) do
+      assert.is_true(h.has(lines[i], "false\t") and h.has(lines[i],
+        "attempt to use a finalized goroutines." .. kind), lines[i])
+    end
+    assert.are.equal("goroutines.waitgroup: finalized\t"
+                     .. "goroutines.mutex: finalized\t"
+                     .. "goroutines.once: finalized", lines[7])
+    for i, kind in ipairs { "waitgroup", "mutex", "once" } do
+      local l = lines[7 + i]
+      assert.is_true(h.has(l, "false\tbad argument #1") and
+                     h.has(l, "goroutines." .. kind .. " expected, got nil"),
+                     l)
+    end
+    assert.is_true(h.has(lines[11], "goroutines.waitgroup expected, got "
+                                    .. "goroutines.mutex"), lines[11])
+    assert.is_true(h.has(lines[12], "bad argument #1"), lines[12])
+    assert.are.equal("end", lines[13])
+  end)
+
+  it("name the C object, the same in every state", function()
+    local mu = g.sync.mutex()
+    local name = g.chan(1)
+    -- (tostring passed along: this file's _ENV is busted's, not _G)
+    g.parallel(function(mu, name, str) name:send(str(mu)) end, mu, name,
+               tostring)
+    local s = h.recv_within(name, 5)
+    assert.is_truthy(s:match("^goroutines%.mutex: "))
+    assert.are.equal(tostring(mu), s)
   end)
 end)

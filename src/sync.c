@@ -33,7 +33,7 @@ typedef struct gr_sync {
 } gr_sync;
 
 typedef struct gr_syncud {
-  gr_sync *o;           /* holds one ref, dropped by __gc */
+  gr_sync *o;           /* holds one ref, dropped by __gc; NULL after */
 } gr_syncud;
 
 static void release (gr_sync *o) {
@@ -43,8 +43,12 @@ static void release (gr_sync *o) {
   }
 }
 
+/* Returns the object of the live handle of kind at index 1; raises for
+** another value or a handle already finalized. */
 static gr_sync *check (lua_State *L, int kind) {
   gr_syncud *u = (gr_syncud *)luaL_checkudata(L, 1, mtnames[kind]);
+  if (u->o == NULL)
+    luaL_error(L, "attempt to use a finalized %s", mtnames[kind]);
   return u->o;
 }
 
@@ -140,10 +144,17 @@ static int cannotblock (lua_State *L, gr_sync *o, int reason) {
 
 /* --- waitgroup ------------------------------------------------------------ */
 
+/* Adds delta to the counter, which stays in [0, LUA_MAXINTEGER]: a sum
+** out of that range raises and changes nothing. As o->n >= 0, only a
+** positive delta can overflow, and o->n + delta with delta < 0 cannot. */
 static int add (lua_State *L, gr_sync *o, lua_Integer delta) {
   gr_waiter *wake = NULL;
   gr_mutex_lock(&o->lock);
-  if (o->n + delta < 0) {
+  if (delta > 0 && o->n > LUA_MAXINTEGER - delta) {
+    gr_mutex_unlock(&o->lock);
+    return luaL_error(L, "sync: WaitGroup counter overflow");
+  }
+  if (delta < 0 && o->n + delta < 0) {
     gr_mutex_unlock(&o->lock);
     return luaL_error(L, "sync: negative WaitGroup counter");
   }
@@ -225,25 +236,50 @@ static int once_k (lua_State *L, int status, lua_KContext ctx) {
   return 0;
 }
 
+/* Raises unless the value at idx can be called (a function, or a value
+** with __call): checked before the once is marked as running, so a bad
+** argument does not use it up. */
+static void checkcallable (lua_State *L, int idx) {
+  if (lua_type(L, idx) == LUA_TFUNCTION) return;
+  if (luaL_getmetafield(L, idx, "__call") != LUA_TNIL) lua_pop(L, 1);
+  else luaL_typeerror(L, idx, "function");
+}
+
+/* Pushes a second handle of o, out of the user's reach, so that o
+** outlives f even if f finalizes the handle it was called through. */
+static void pin (lua_State *L, gr_sync *o) {
+  gr_syncud *u = (gr_syncud *)lua_newuserdatauv(L, sizeof(*u), 0);
+  u->o = NULL;
+  luaL_setmetatable(L, mtnames[ONCE]);
+  atomic_fetch_add_explicit(&o->refs, 1, memory_order_relaxed);
+  u->o = o;
+}
+
 static int lonce_call (lua_State *L) {
   gr_state *S = gr_getstate(L);
   gr_sync *o = check(L, ONCE);
   int mode;
-  luaL_checkany(L, 2);
+  checkcallable(L, 2);
+  lua_settop(L, 2);
   mode = gr_sched_blockmode(L, S);
-  gr_mutex_lock(&o->lock);
-  if (o->n == 2) {
+  for (;;) {
+    gr_mutex_lock(&o->lock);
+    if (o->n == 2) {
+      gr_mutex_unlock(&o->lock);
+      return 0;
+    }
+    if (o->n == 1) {
+      if (mode == GR_BLOCK_NO) return cannotblock(L, o, GR_WONCE);
+      return park(L, S, o, mode, GR_WONCE);
+    }
+    if (lua_gettop(L) == 3) break;   /* pinned: run f */
     gr_mutex_unlock(&o->lock);
-    return 0;
-  }
-  if (o->n == 1) {
-    if (mode == GR_BLOCK_NO) return cannotblock(L, o, GR_WONCE);
-    return park(L, S, o, mode, GR_WONCE);
+    pin(L, o);   /* may raise: without the lock, then look again */
   }
   o->n = 1;
   gr_mutex_unlock(&o->lock);
-  lua_settop(L, 2);
-  /* The handle at index 1 keeps o alive until once_k runs. */
+  lua_pushvalue(L, 2);
+  /* The pinned handle at index 3 keeps o alive until once_k runs. */
   return once_k(L, lua_pcallk(L, 0, 0, 0, (lua_KContext)o, once_k),
                 (lua_KContext)o);
 }
@@ -293,21 +329,32 @@ static int lwaitgroup (lua_State *L) { return newobj(L, WAITGROUP); }
 static int lmutex (lua_State *L) { return newobj(L, MUTEX); }
 static int lonce (lua_State *L) { return newobj(L, ONCE); }
 
-static int lsync_gc (lua_State *L) {
-  gr_syncud *u = (gr_syncud *)lua_touserdata(L, 1);
-  if (u->o) {   /* idempotent */
-    release(u->o);
+/* __gc of every kind: drops the handle's ref; idempotent. */
+static int gc (lua_State *L, int kind) {
+  gr_syncud *u = (gr_syncud *)luaL_checkudata(L, 1, mtnames[kind]);
+  if (u->o) {
+    gr_sync *o = u->o;
     u->o = NULL;
+    release(o);
   }
   return 0;
 }
 
-static int lsync_tostring (lua_State *L) {
-  lua_getmetatable(L, 1);
-  lua_getfield(L, -1, "__name");
-  lua_pushfstring(L, "%s: %p", lua_tostring(L, -1), lua_touserdata(L, 1));
+/* "goroutines.mutex: 0x...", the address of the C object (the same in
+** every state that holds a handle of it). */
+static int tostr (lua_State *L, int kind) {
+  gr_syncud *u = (gr_syncud *)luaL_checkudata(L, 1, mtnames[kind]);
+  if (u->o) lua_pushfstring(L, "%s: %p", mtnames[kind], (void *)u->o);
+  else lua_pushfstring(L, "%s: finalized", mtnames[kind]);
   return 1;
 }
+
+static int lwg_gc (lua_State *L) { return gc(L, WAITGROUP); }
+static int lmu_gc (lua_State *L) { return gc(L, MUTEX); }
+static int lonce_gc (lua_State *L) { return gc(L, ONCE); }
+static int lwg_tostring (lua_State *L) { return tostr(L, WAITGROUP); }
+static int lmu_tostring (lua_State *L) { return tostr(L, MUTEX); }
+static int lonce_tostring (lua_State *L) { return tostr(L, ONCE); }
 
 static const luaL_Reg wgmethods[] = {
   {"add", lwg_add}, {"done", lwg_done}, {"wait", lwg_wait}, {NULL, NULL}
@@ -325,8 +372,10 @@ static const luaL_Reg funcs[] = {
   {NULL, NULL}
 };
 
-static const luaL_Reg metamethods[] = {
-  {"__gc", lsync_gc}, {"__tostring", lsync_tostring}, {NULL, NULL}
+static const luaL_Reg metamethods[][3] = {
+  {{"__gc", lwg_gc}, {"__tostring", lwg_tostring}, {NULL, NULL}},
+  {{"__gc", lmu_gc}, {"__tostring", lmu_tostring}, {NULL, NULL}},
+  {{"__gc", lonce_gc}, {"__tostring", lonce_tostring}, {NULL, NULL}}
 };
 
 /* Registers g.sync in the module table at the top of L. */
@@ -334,7 +383,7 @@ void gr_sync_open (lua_State *L) {
   int kind;
   for (kind = WAITGROUP; kind <= ONCE; kind++) {
     luaL_newmetatable(L, mtnames[kind]);
-    gr_state_setfuncs(L, metamethods);
+    gr_state_setfuncs(L, metamethods[kind]);
     lua_newtable(L);
     gr_state_setfuncs(L, methods[kind]);
     lua_setfield(L, -2, "__index");
