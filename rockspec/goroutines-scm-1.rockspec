@@ -46,6 +46,7 @@ build = {
         "src/state.c",
         "src/sync.c",
         "src/timer.c",
+        "src/wait.c",
       },
       -- gcc's default dialect (gnu17) covers the C11 the sources need;
       -- _GNU_SOURCE is what the Makefile adds besides -std=c11.

@@ -20,6 +20,7 @@
 #include "chan.h"
 #include "select.h"
 #include "state.h"
+#include "wait.h"
 
 static atomic_llong livechans = 0;   /* gr_chan objects not yet freed */
 
@@ -67,9 +68,9 @@ lua_Integer gr_chan_live (void) {
   return atomic_load_explicit(&livechans, memory_order_relaxed);
 }
 
-/* Receives without blocking. Requires c->lock. Returns 1 with a value in
-** *v, 2 when closed and drained (*v nil), 0 when it would block. *wake is
-** a sender to ready once the lock is dropped, or NULL. */
+/* Receives without blocking. Requires c->lock. Returns GR_OK with a
+** value in *v, GR_CLOSED when closed and drained (*v nil), GR_WOULDBLOCK.
+** *wake is a sender to wake once the lock is dropped, or NULL. */
 int gr_chan_recvlocked (gr_chan *c, gr_value *v, gr_waiter **wake) {
   gr_waiter *w;
   GR_ASSERT(!atomic_load(&c->shared) || gr_mutex_held(&c->lock));
@@ -85,64 +86,64 @@ int gr_chan_recvlocked (gr_chan *c, gr_value *v, gr_waiter **wake) {
     gr_value_setnil(&w->val);
     w->success = 1;
     *wake = w;
-    return 1;
+    return GR_OK;
   }
   if (c->count > 0) {
     *v = c->buf[c->head];
     gr_value_setnil(&c->buf[c->head]);
     if (++c->head == c->cap) c->head = 0;
     c->count--;
-    return 1;
+    return GR_OK;
   }
   gr_value_setnil(v);
-  return c->closed ? 2 : 0;
+  return c->closed ? GR_CLOSED : GR_WOULDBLOCK;
 }
 
-/* Sends *v without blocking. Requires c->lock. Returns 1 when sent (*v is
-** then owned by the channel or the receiver), -1 when closed, 0 when it
-** would block. *wake is a receiver to ready after unlocking, or NULL. */
+/* Sends *v without blocking. Requires c->lock. Returns GR_OK when sent
+** (*v is then owned by the channel or the receiver), GR_CLOSED,
+** GR_WOULDBLOCK. *wake is a receiver to wake after unlocking, or NULL. */
 int gr_chan_sendlocked (gr_chan *c, gr_value *v, gr_waiter **wake) {
   gr_waiter *w;
   GR_ASSERT(!atomic_load(&c->shared) || gr_mutex_held(&c->lock));
   *wake = NULL;
-  if (c->closed) return -1;
+  if (c->closed) return GR_CLOSED;
   if ((w = gr_waitq_pop(&c->recvq)) != NULL) {
     w->val = *v;
     w->success = 1;
     *wake = w;
-    return 1;
+    return GR_OK;
   }
   if (c->count < c->cap) {
     size_t i = c->head + c->count;
     if (i >= c->cap) i -= c->cap;
     c->buf[i] = *v;
     c->count++;
-    return 1;
+    return GR_OK;
   }
-  return 0;
+  return GR_WOULDBLOCK;
 }
 
-/* Non-blocking send from C (timers). Returns 1 when sent; 0 when full or
-** closed, *v left with the caller. */
+/* Non-blocking send from C (timers): as gr_chan_sendlocked, taking the
+** lock; unless GR_OK, *v stays with the caller. */
 int gr_chan_trysend (gr_state *cur, gr_chan *c, gr_value *v) {
   gr_waiter *wake;
   int r;
   gr_chan_lock(c);
   r = gr_chan_sendlocked(c, v, &wake);
   gr_chan_unlock(c);
-  if (wake) gr_sched_ready(cur, wake->g);
-  return r == 1;
+  if (wake) gr_wait_wake(cur, wake);
+  return r;
 }
 
-/* Non-blocking receive from C. Returns 1 with a value in *v, else 0. */
+/* Non-blocking receive from C: as gr_chan_recvlocked, taking the lock. */
 int gr_chan_tryrecv (gr_state *cur, gr_chan *c, gr_value *v) {
   gr_waiter *wake;
   int r;
   gr_chan_lock(c);
   r = gr_chan_recvlocked(c, v, &wake);
   gr_chan_unlock(c);
-  if (wake) gr_sched_ready(cur, wake->g);
-  return r == 1;
+  if (wake) gr_wait_wake(cur, wake);
+  return r;
 }
 
 
@@ -275,18 +276,12 @@ static void cancel (gr_g *g) {
 static void endwait (lua_State *L, gr_state *S, gr_g *g, int status) {
   gr_waiter *w = &g->w;
   gr_chan *c = (gr_chan *)w->obj;
-  if (status < 0) {
-    if (unqueue(w)) {
-      gr_value_discard(L, &w->val);
-      w->obj = NULL;
-      g->cancel = NULL;
-      gr_chan_release(L, c);
-      gr_sched_raise(L, S, status);
-    }
-    /* Taken by a waker on another thread: wait for its wake to land, so
-    ** that it cannot end a later wait of g. */
-    while (!atomic_load_explicit(&g->woken, memory_order_acquire))
-      sched_yield();
+  if (status < 0 && gr_wait_settle(g, unqueue(w))) {
+    gr_value_discard(L, &w->val);
+    w->obj = NULL;
+    g->cancel = NULL;
+    gr_chan_release(L, c);
+    gr_sched_raise(L, S, status);
   }
   w->obj = NULL;
   g->cancel = NULL;
@@ -299,11 +294,7 @@ static int parkon (lua_State *L, gr_state *S, gr_chan *c, int dir, int mode,
                    gr_value *v, lua_KContext ctx, lua_KFunction k) {
   gr_g *g = S->current;
   gr_waiter *w = &g->w;
-  w->g = g;
-  w->obj = c;
-  w->isselect = 0;
-  w->success = 0;
-  w->dir = dir;
+  gr_wait_prepare(w, g, c, dir);
   w->val = *v;
   gr_sched_prepark(g, mode, dir == GR_DIRRECV ? GR_WCHANRECV : GR_WCHANSEND,
                    cancel);
@@ -342,15 +333,15 @@ static int lchan_send (lua_State *L) {
   mode = gr_sched_blockmode(L, S);
   gr_chan_lock(c);
   r = gr_chan_sendlocked(c, &v, &wake);
-  if (r == 0 && mode != GR_BLOCK_NO)
+  if (r == GR_WOULDBLOCK && mode != GR_BLOCK_NO)
     return parkon(L, S, c, GR_DIRSEND, mode, &v, 0, send_k);
   gr_chan_unlock(c);
-  if (r == 1) {
-    if (wake) gr_sched_ready(S, wake->g);
+  if (r == GR_OK) {
+    if (wake) gr_wait_wake(S, wake);
     return 0;
   }
   gr_value_discard(L, &v);
-  if (r < 0) return luaL_error(L, "send on closed channel");
+  if (r == GR_CLOSED) return luaL_error(L, "send on closed channel");
   return gr_sched_cannotblock(L, GR_WCHANSEND);
 }
 
@@ -385,12 +376,12 @@ static int dorecv (lua_State *L, int forrange) {
   int r, mode = gr_sched_blockmode(L, S);
   gr_chan_lock(c);
   r = gr_chan_recvlocked(c, &v, &wake);
-  if (r == 0 && mode != GR_BLOCK_NO)
+  if (r == GR_WOULDBLOCK && mode != GR_BLOCK_NO)
     return parkon(L, S, c, GR_DIRRECV, mode, &v, forrange, recv_k);
   gr_chan_unlock(c);
-  if (r == 0) return gr_sched_cannotblock(L, GR_WCHANRECV);
-  if (wake) gr_sched_ready(S, wake->g);
-  return pushrecv(L, &v, r == 1, forrange);
+  if (r == GR_WOULDBLOCK) return gr_sched_cannotblock(L, GR_WCHANRECV);
+  if (wake) gr_wait_wake(S, wake);
+  return pushrecv(L, &v, r == GR_OK, forrange);
 }
 
 static int lchan_recv (lua_State *L) {
@@ -412,13 +403,13 @@ static int lchan_range (lua_State *L) {
 }
 
 /* Closes c and wakes every waiter; cur is the caller's state (NULL for
-** none). Returns -1 if c was closed already. */
+** none). Returns GR_OK, or GR_CLOSED if c was closed already. */
 int gr_chan_close (gr_state *cur, gr_chan *c) {
   gr_waiter *w, *wake = NULL;
   gr_chan_lock(c);
   if (c->closed) {
     gr_chan_unlock(c);
-    return -1;
+    return GR_CLOSED;
   }
   c->closed = 1;
   /* Collect every waiter, linked through w->next, to wake after unlock. */
@@ -432,16 +423,16 @@ int gr_chan_close (gr_state *cur, gr_chan *c) {
   while (wake) {
     w = wake;
     wake = w->next;   /* read before the goroutine may run again */
-    gr_sched_ready(cur, w->g);
+    gr_wait_wake(cur, w);
   }
-  return 0;
+  return GR_OK;
 }
 
 static int lchan_close (lua_State *L) {
   gr_chanud *u = gr_chan_checkud(L, 1);
   if (!(u->dir & GR_DIRSEND))
     return luaL_error(L, "close of receive-only channel");
-  if (gr_chan_close(gr_getstate(L), u->c) < 0)
+  if (gr_chan_close(gr_getstate(L), u->c) != GR_OK)
     return luaL_error(L, "close of closed channel");
   return 0;
 }

@@ -30,7 +30,11 @@ typedef struct gr_waiter gr_waiter; /* a goroutine parked on an object */
 typedef struct gr_chan gr_chan;     /* channel (chan.c) */
 typedef struct gr_timer gr_timer;   /* timer (timer.c) */
 
-/* Internal error codes: 0 is success, failures are negative (libuv). */
+/* Results of the runtime's operations: GR_OK (0) or another outcome that
+** is no failure; failures are negative (libuv's convention). */
+#define GR_OK          0
+#define GR_CLOSED      1    /* the channel is closed (and drained) */
+#define GR_WOULDBLOCK  2    /* it cannot complete without waiting */
 #define GR_EDEADLOCK  (-1)  /* nothing can ever wake the blocked goroutine */
 #define GR_EGOERR     (-2)  /* a goroutine died; main must raise its error */
 

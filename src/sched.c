@@ -50,49 +50,6 @@ static atomic_llong nextid = 2;
 static atomic_llong numg = 0;
 
 
-/* --- wait queues ------------------------------------------------------ */
-
-/* Requires the lock of the queue's object. */
-void gr_waitq_push (gr_waitq *q, gr_waiter *w) {
-  w->next = NULL;
-  w->prev = q->last;
-  if (q->last) q->last->next = w;
-  else q->first = w;
-  q->last = w;
-  w->inq = 1;
-}
-
-/* Requires the lock of the queue's object and w->inq. */
-void gr_waitq_remove (gr_waitq *q, gr_waiter *w) {
-  GR_ASSERT(w->inq);
-  if (w->prev) w->prev->next = w->next;
-  else q->first = w->next;
-  if (w->next) w->next->prev = w->prev;
-  else q->last = w->prev;
-  w->next = w->prev = NULL;
-  w->inq = 0;
-}
-
-/* Takes the first waiter that may be completed: a select waiter whose
-** goroutine was already won by another case is dropped on the way (its
-** goroutine removes its other waiters itself). Requires the object's
-** lock. */
-gr_waiter *gr_waitq_pop (gr_waitq *q) {
-  gr_waiter *w;
-  while ((w = q->first) != NULL) {
-    gr_waitq_remove(q, w);
-    if (w->isselect) {
-      int expected = 0;
-      if (!atomic_compare_exchange_strong(&w->g->seldone, &expected, 1))
-        continue;
-      w->g->selwin = w->caseidx;
-    }
-    return w;
-  }
-  return NULL;
-}
-
-
 /* --- run queue -------------------------------------------------------- */
 
 static void runq_push (gr_state *S, gr_g *g) {

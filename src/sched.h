@@ -26,6 +26,7 @@
 
 #include "gr.h"
 #include "copy.h"
+#include "wait.h"   /* the waiter type only: wait.c is a layer above */
 
 /* Why a goroutine is parked; the deadlock report prints the text. */
 enum {
@@ -33,31 +34,6 @@ enum {
   GR_WSLEEP, GR_WWAITGROUP, GR_WMUTEX, GR_WONCE
 };
 extern const char *const gr_waitreasons[];
-
-/* A goroutine parked on one object (Go's sudog). */
-struct gr_waiter {
-  gr_g *g;              /* the parked goroutine (immutable while queued) */
-  void *obj;            /* the object it waits on (a gr_chan for chans) */
-  /* protected by the lock of obj: */
-  gr_waiter *next, *prev;
-  int inq;              /* 1 while in obj's queue */
-  /* written by the waker before gr_sched_ready, read by the owner after: */
-  int success;          /* 1: completed by a communication; 0: by close */
-  gr_value val;         /* value to send, or slot for the value received */
-  /* immutable while queued: */
-  int isselect;         /* one of several waiters of a select */
-  int caseidx;          /* select: index of the case (1-based) */
-  int dir;              /* chan: GR_DIRRECV or GR_DIRSEND, its queue */
-};
-
-/* Intrusive FIFO of waiters, protected by the lock of its object. */
-typedef struct gr_waitq {
-  gr_waiter *first, *last;
-} gr_waitq;
-
-void gr_waitq_push (gr_waitq *q, gr_waiter *w);
-void gr_waitq_remove (gr_waitq *q, gr_waiter *w);
-gr_waiter *gr_waitq_pop (gr_waitq *q);
 
 /* One goroutine. */
 struct gr_g {

@@ -34,6 +34,7 @@
 #include "chan.h"
 #include "select.h"
 #include "state.h"
+#include "wait.h"
 
 #define STACKCASES 16   /* cases handled without a heap allocation */
 #define MAXCASES 65536  /* cases in one select, as Go's reflect.Select */
@@ -327,14 +328,14 @@ static int select_k (lua_State *L, int status, lua_KContext ctx) {
   gr_value v;
   int i, dir, ok;
   if (status < 0) {
+    /* Winning the select's CAS withdraws every waiter at once; if a
+    ** waker on another thread won, its wake lands, then it completes. */
     int expected = 0;
-    if (atomic_compare_exchange_strong(&g->seldone, &expected, 1)) {
+    if (gr_wait_settle(g, atomic_compare_exchange_strong(&g->seldone,
+                                                         &expected, 1))) {
       freeblock(L, g);   /* no waker can complete it any more */
       gr_sched_raise(L, S, status);
     }
-    /* A waker on another thread won: let its wake land, then complete. */
-    while (!atomic_load_explicit(&g->woken, memory_order_acquire))
-      sched_yield();
   }
   for (i = 0; i < b->n; i++)
     if (b->w[i].caseidx == g->selwin) win = &b->w[i];
@@ -381,21 +382,16 @@ static int park (lua_State *L, gr_state *S, scase *cs, int n, int *poll,
   for (j = 0; j < nactive; j++) {
     int i = poll[j];
     gr_waiter *w = &b->w[j];
-    w->g = g;
-    w->obj = cs[i].c;
+    gr_wait_prepare(w, g, cs[i].c, cs[i].dir);
     w->isselect = 1;
     w->caseidx = i + 1;
-    w->dir = cs[i].dir;
-    w->success = 0;
     if (cs[i].dir == GR_DIRSEND) {
       w->val = cs[i].val;       /* the waiter owns it now */
       gr_value_setnil(&cs[i].val);
       gr_waitq_push(&cs[i].c->sendq, w);
     }
-    else {
-      gr_value_setnil(&w->val);
+    else
       gr_waitq_push(&cs[i].c->recvq, w);
-    }
     gr_chan_retain(cs[i].c);  /* the waiter's ref, dropped in freeblock */
   }
   unlockall(order, nlock);
@@ -545,9 +541,9 @@ static int lselect (lua_State *L) {
     scase *sc = &cs[poll[i]];
     r = sc->dir == GR_DIRRECV ? gr_chan_recvlocked(sc->c, &v, &wake)
                               : gr_chan_sendlocked(sc->c, &sc->val, &wake);
-    if (r != 0) {
+    if (r != GR_WOULDBLOCK) {
       chosen = poll[i];
-      if (r == 1 && sc->dir == GR_DIRSEND)
+      if (r == GR_OK && sc->dir == GR_DIRSEND)
         gr_value_setnil(&sc->val);   /* the channel or receiver owns it */
       break;
     }
@@ -555,17 +551,18 @@ static int lselect (lua_State *L) {
   if (chosen < 0 && !hasdefault && mode != GR_BLOCK_NO)
     return park(L, S, cs, n, poll, nactive, order, nlock, mode, box);
   unlockall(order, nlock);
-  if (wake) gr_sched_ready(S, wake->g);
+  if (wake) gr_wait_wake(S, wake);
   discardall(L, cs, n);
   if (chosen < 0) {
     if (hasdefault) return rundefault(L, box);
     return gr_sched_cannotblock(L, GR_WSELECT);
   }
   if (cs[chosen].dir == GR_DIRSEND) {
-    if (r < 0) return luaL_error(L, "send on closed channel");
+    if (r == GR_CLOSED) return luaL_error(L, "send on closed channel");
     return deliver(L, base + chosen, chosen + 1, GR_DIRSEND, NULL, 1, box);
   }
-  return deliver(L, base + chosen, chosen + 1, GR_DIRRECV, &v, r == 1, box);
+  return deliver(L, base + chosen, chosen + 1, GR_DIRRECV, &v, r == GR_OK,
+                 box);
 }
 
 static const luaL_Reg funcs[] = {

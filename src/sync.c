@@ -18,6 +18,7 @@
 #include "sched.h"
 #include "state.h"
 #include "sync.h"
+#include "wait.h"
 
 enum { WAITGROUP, MUTEX, ONCE };
 static const char *const mtnames[] = {
@@ -57,7 +58,7 @@ static gr_sync *check (lua_State *L, int kind) {
 static void wakelist (gr_state *S, gr_waiter *w) {
   while (w) {
     gr_waiter *next = w->next;   /* read before the goroutine runs */
-    gr_sched_ready(S, w->g);
+    gr_wait_wake(S, w);
     w = next;
   }
 }
@@ -101,15 +102,11 @@ static int wait_k (lua_State *L, int status, lua_KContext ctx) {
   gr_g *g = S->current;
   gr_sync *o = (gr_sync *)g->w.obj;
   (void)ctx;
-  if (status < 0) {
-    if (unqueue(&g->w)) {
-      g->w.obj = NULL;
-      g->cancel = NULL;
-      release(o);
-      gr_sched_raise(L, S, status);
-    }
-    while (!atomic_load_explicit(&g->woken, memory_order_acquire))
-      sched_yield();
+  if (status < 0 && gr_wait_settle(g, unqueue(&g->w))) {
+    g->w.obj = NULL;
+    g->cancel = NULL;
+    release(o);
+    gr_sched_raise(L, S, status);
   }
   g->w.obj = NULL;
   g->cancel = NULL;
@@ -122,11 +119,7 @@ static int park (lua_State *L, gr_state *S, gr_sync *o, int mode,
                  int reason) {
   gr_g *g = S->current;
   gr_waiter *w = &g->w;
-  w->g = g;
-  w->obj = o;
-  w->isselect = 0;
-  w->success = 0;
-  gr_value_setnil(&w->val);
+  gr_wait_prepare(w, g, o, 0);
   gr_sched_prepark(g, mode, reason, cancel);
   gr_waitq_push(&o->waiters, w);
   atomic_fetch_add_explicit(&o->refs, 1, memory_order_relaxed);
@@ -215,7 +208,7 @@ static int lmu_unlock (lua_State *L) {
   w = gr_waitq_pop(&o->waiters);
   if (w == NULL) o->n = 0;    /* else the lock passes to w: n stays 1 */
   gr_mutex_unlock(&o->lock);
-  if (w) gr_sched_ready(gr_getstate(L), w->g);
+  if (w) gr_wait_wake(gr_getstate(L), w);
   return 0;
 }
 

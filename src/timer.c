@@ -377,7 +377,8 @@ static gr_timer *checktimer (lua_State *L) {
 ** received (Go 1.23 semantics). */
 static void drain (gr_state *S, gr_timer *t) {
   gr_value v;
-  if (t->c) while (gr_chan_tryrecv(S, t->c, &v)) gr_value_setnil(&v);
+  if (t->c)
+    while (gr_chan_tryrecv(S, t->c, &v) == GR_OK) gr_value_setnil(&v);
 }
 
 static int newhandle (lua_State *L, int kind, double d, double period) {
