@@ -39,6 +39,7 @@ build = {
         "src/context.c",
         "src/copy.c",
         "src/errors.c",
+        "src/gr.c",
         "src/goroutines.c",
         "src/parallel.c",
         "src/sched.c",

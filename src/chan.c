@@ -39,7 +39,7 @@ gr_chan *gr_chan_new (size_t cap) {
     }
   }
   c->cap = cap;
-  gr_mutex_init(&c->lock);
+  gr_mutex_init(&c->lock, GR_LCHAN);
   atomic_init(&c->refs, 1);
   atomic_fetch_add_explicit(&livechans, 1, memory_order_relaxed);
   return c;

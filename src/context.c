@@ -247,7 +247,7 @@ static gr_ctx *newctx (lua_State *L, gr_state *S, gr_ctx *parent) {
   }
   atomic_init(&c->refs, 1);
   atomic_store(&c->done->shared, 1);
-  gr_mutex_init(&c->mu);
+  gr_mutex_init(&c->mu, GR_LCTX);
   c->cancelable = parent != NULL;
   c->sweepat = ZOMBIES_MIN;
   if (parent && parent->cancelable) {

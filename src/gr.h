@@ -1,16 +1,24 @@
 /*
 ** gr.h -- definitions shared by every file of the runtime: the forward
-** types, the error codes, assertions and the mutex wrapper.
+** types, the result codes, assertions and the two kinds of lock.
 **
-** Lock order (written once here, checked by GR_DEBUG builds through
-** gr_mutex_held): a goroutine never holds more than the locks of one
-** operation.
-**   chan locks (several only in select, taken in ascending address order)
-**   < sync object lock (waitgroup, mutex, once; never together with a chan)
-**   < state remote-queue lock (leaf: taken only to hand a goroutine to its
-**     state; never held while taking another lock)
-** Waking is always done after the object lock is dropped: collect the
-** waiters under the lock, unlock, then gr_sched_ready each one.
+** Every lock of the runtime has a rank; a thread takes locks in strictly
+** ascending rank, or, where the rank allows several, in ascending
+** address order. GR_DEBUG builds check this at every lock (gr.c).
+**   rank          the lock                      held
+**   GR_LPOOL      P->lock of a worker pool      alone, or before a mailbox
+**                 (gr_lock: it is held across thread creation and
+**                 uv_async_send)
+**   GR_LMONITOR   monlock of the preemption     alone: the monitor and the
+**                 monitor (gr_lock)             preemption hook
+**   GR_LCTX       c->mu of a context            one at a time
+**   GR_LSYNC      o->lock of a sync object      one at a time
+**   GR_LCHAN      c->lock of a shared channel   several only in select, in
+**                                               ascending address order
+**   GR_LMAILBOX   S->rlock, a state's mailbox   leaf
+** Nothing that can raise a Lua error runs under any of them, and a waiter
+** is woken only after its object's lock is dropped: collect the waiters
+** under the lock, unlock, then gr_wait_wake each one.
 */
 #ifndef GR_H
 #define GR_H
@@ -18,6 +26,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
+#include <uv.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -45,7 +54,22 @@ typedef struct gr_timer gr_timer;   /* timer (timer.c) */
 #define GR_ASSERT(c)  ((void)0)
 #endif
 
-/* The lock of channels, sync objects, run queues and the pool: critical
+enum {
+  GR_LPOOL = 1, GR_LMONITOR, GR_LCTX, GR_LSYNC, GR_LCHAN, GR_LMAILBOX
+};
+
+#ifdef GR_DEBUG
+/* Lock-rank bookkeeping of the calling thread (gr.c). */
+void gr_rank_acquire (const void *lock, int rank);
+void gr_rank_release (const void *lock);
+#define GR_RANK_ACQUIRE(lock, rank)  gr_rank_acquire(lock, rank)
+#define GR_RANK_RELEASE(lock)        gr_rank_release(lock)
+#else
+#define GR_RANK_ACQUIRE(lock, rank)  ((void)0)
+#define GR_RANK_RELEASE(lock)        ((void)0)
+#endif
+
+/* The lock of channels, sync objects, contexts and mailboxes: critical
 ** sections are a few dozen instructions, so a spinlock beats a mutex that
 ** sleeps and wakes through the kernel when two threads meet (a waiter
 ** whose holder was descheduled yields its core after a few spins). Debug
@@ -53,6 +77,7 @@ typedef struct gr_timer gr_timer;   /* timer (timer.c) */
 typedef struct gr_mutex {
   atomic_int locked;
 #ifdef GR_DEBUG
+  int rank;          /* GR_L* */
   pthread_t owner;   /* valid while held != 0 */
   int held;
 #endif
@@ -64,10 +89,13 @@ typedef struct gr_mutex {
 #define GR_PAUSE()  ((void)0)
 #endif
 
-static inline void gr_mutex_init (gr_mutex *mu) {
+static inline void gr_mutex_init (gr_mutex *mu, int rank) {
   atomic_init(&mu->locked, 0);
 #ifdef GR_DEBUG
+  mu->rank = rank;
   mu->held = 0;
+#else
+  (void)rank;
 #endif
 }
 
@@ -77,6 +105,7 @@ static inline void gr_mutex_destroy (gr_mutex *mu) {
 
 static inline void gr_mutex_lock (gr_mutex *mu) {
   unsigned spins = 0;
+  GR_RANK_ACQUIRE(mu, mu->rank);
   while (atomic_exchange_explicit(&mu->locked, 1, memory_order_acquire)) {
     while (atomic_load_explicit(&mu->locked, memory_order_relaxed)) {
       if (++spins < 100) GR_PAUSE();
@@ -95,11 +124,76 @@ static inline void gr_mutex_unlock (gr_mutex *mu) {
   mu->held = 0;
 #endif
   atomic_store_explicit(&mu->locked, 0, memory_order_release);
+  GR_RANK_RELEASE(mu);
 }
 
 #ifdef GR_DEBUG
 static inline int gr_mutex_held (gr_mutex *mu) {
   return mu->held && pthread_equal(mu->owner, pthread_self());
+}
+#endif
+
+/* The lock of sections that may take long or sleep (thread creation, a
+** libuv call): a mutex that sleeps, with the same rank checks. */
+typedef struct gr_lock {
+  uv_mutex_t m;
+#ifdef GR_DEBUG
+  int rank;          /* GR_L* */
+  pthread_t owner;   /* valid while held != 0 */
+  int held;
+#endif
+} gr_lock;
+
+static inline int gr_lock_init (gr_lock *lk, int rank) {
+#ifdef GR_DEBUG
+  lk->rank = rank;
+  lk->held = 0;
+#else
+  (void)rank;
+#endif
+  return uv_mutex_init(&lk->m);
+}
+
+static inline void gr_lock_destroy (gr_lock *lk) {
+  uv_mutex_destroy(&lk->m);
+}
+
+static inline void gr_lock_lock (gr_lock *lk) {
+  GR_RANK_ACQUIRE(lk, lk->rank);
+  uv_mutex_lock(&lk->m);
+#ifdef GR_DEBUG
+  lk->owner = pthread_self();
+  lk->held = 1;
+#endif
+}
+
+static inline void gr_lock_unlock (gr_lock *lk) {
+#ifdef GR_DEBUG
+  assert(lk->held && pthread_equal(lk->owner, pthread_self()));
+  lk->held = 0;
+#endif
+  uv_mutex_unlock(&lk->m);
+  GR_RANK_RELEASE(lk);
+}
+
+/* Waits on cond for up to timeout ns, releasing lk meanwhile (it is held
+** again on return), as uv_cond_timedwait. */
+static inline void gr_lock_timedwait (gr_lock *lk, uv_cond_t *cond,
+                                      uint64_t timeout) {
+#ifdef GR_DEBUG
+  assert(lk->held && pthread_equal(lk->owner, pthread_self()));
+  lk->held = 0;
+#endif
+  (void)uv_cond_timedwait(cond, &lk->m, timeout);
+#ifdef GR_DEBUG
+  lk->owner = pthread_self();
+  lk->held = 1;
+#endif
+}
+
+#ifdef GR_DEBUG
+static inline int gr_lock_held (gr_lock *lk) {
+  return lk->held && pthread_equal(lk->owner, pthread_self());
 }
 #endif
 

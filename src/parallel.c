@@ -410,7 +410,7 @@ static gr_pool *getpool (lua_State *L, gr_state *S) {
   if (P->ncpu < 1) P->ncpu = 1;
   P->maxprocs = P->ncpu;
   atomic_init(&P->nthreads, 1);   /* the host */
-  gr_mutex_init(&P->lock);
+  gr_mutex_init(&P->lock, GR_LPOOL);
   S->pool = P;
   return P;
 }

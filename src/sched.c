@@ -510,11 +510,17 @@ uint32_t gr_sched_rand (gr_state *S, uint32_t n) {
 #define MONITOR_TICK   5000000ULL    /* ns between looks at the states */
 #define PREEMPT_AFTER  10000000ULL   /* ns a goroutine may run unpreempted */
 
-static pthread_mutex_t monlock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t moncond;       /* signalled to stop the monitor */
+static uv_once_t monlockonce = UV_ONCE_INIT;
+static gr_lock monlock;              /* rank GR_LMONITOR, taken alone */
+static uv_cond_t moncond;            /* signalled to stop the monitor */
 static gr_state *monstates;          /* protected by monlock */
 static int monrunning;               /* protected by monlock */
-static pthread_t monthread;
+static uv_thread_t monthread;
+
+static void initmonlock (void) {
+  if (gr_lock_init(&monlock, GR_LMONITOR) != 0 || uv_cond_init(&moncond) != 0)
+    abort();   /* at the first require: nothing can run without them */
+}
 
 /* The one-shot hook: restores the hook it replaced on this goroutine,
 ** then yields the goroutine if it can (a goroutine inside a C call runs
@@ -523,12 +529,12 @@ static pthread_t monthread;
 ** then parks keeps it while others are hooked. */
 static void preempthook (lua_State *L, lua_Debug *ar) {
   gr_g *g = gr_state_get(L)->current;
-  pthread_mutex_lock(&monlock);
+  gr_lock_lock(&monlock);
   if (g->co == L)
     lua_sethook(L, g->savedhook, g->savedmask, g->savedcount);
   else
     lua_sethook(L, NULL, 0, 0);
-  pthread_mutex_unlock(&monlock);
+  gr_lock_unlock(&monlock);
   if (ar->event == LUA_HOOKCOUNT && lua_isyieldable(L))
     lua_yield(L, 0);
 }
@@ -558,26 +564,18 @@ static void watch (gr_state *S, uint64_t now) {
   S->monsince = now;
 }
 
-static void *monitor (void *arg) {
+static void monitor (void *arg) {
   (void)arg;
-  pthread_mutex_lock(&monlock);
+  gr_lock_lock(&monlock);
   while (monrunning) {
-    struct timespec ts;
     gr_state *S;
     uint64_t now;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_nsec += MONITOR_TICK;
-    if (ts.tv_nsec >= 1000000000L) {
-      ts.tv_sec++;
-      ts.tv_nsec -= 1000000000L;
-    }
-    pthread_cond_timedwait(&moncond, &monlock, &ts);
+    gr_lock_timedwait(&monlock, &moncond, MONITOR_TICK);
     now = uv_hrtime();
     for (S = monstates; S != NULL; S = S->monnext)
       watch(S, now);
   }
-  pthread_mutex_unlock(&monlock);
-  return NULL;
+  gr_lock_unlock(&monlock);
 }
 
 /* Installs hook on the goroutine S is running, if any; returns 1 if it
@@ -598,39 +596,31 @@ int gr_sched_interrupt (gr_state *S, lua_Hook hook) {
 void gr_sched_adopt (gr_state *S) {
   if (S->worker == NULL)
     atomic_fetch_add_explicit(&numg, 1, memory_order_relaxed);
-  pthread_mutex_lock(&monlock);
+  uv_once(&monlockonce, initmonlock);
+  gr_lock_lock(&monlock);
   S->monprev = NULL;
   S->monnext = monstates;
   if (monstates) monstates->monprev = S;
   monstates = S;
-  if (!monrunning) {
-    pthread_condattr_t attr;
-    pthread_condattr_init(&attr);
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    pthread_cond_init(&moncond, &attr);
-    pthread_condattr_destroy(&attr);
-    monrunning = pthread_create(&monthread, NULL, monitor, NULL) == 0;
-  }
-  pthread_mutex_unlock(&monlock);
+  if (!monrunning)
+    monrunning = uv_thread_create(&monthread, monitor, NULL) == 0;
+  gr_lock_unlock(&monlock);
 }
 
 /* Takes S from the monitor; the last state stops and joins it. */
 void gr_sched_forget (gr_state *S) {
   int stop;
-  pthread_mutex_lock(&monlock);
+  gr_lock_lock(&monlock);
   if (S->monprev) S->monprev->monnext = S->monnext;
   else monstates = S->monnext;
   if (S->monnext) S->monnext->monprev = S->monprev;
   stop = monstates == NULL && monrunning;
   if (stop) {
     monrunning = 0;
-    pthread_cond_signal(&moncond);
+    uv_cond_signal(&moncond);
   }
-  pthread_mutex_unlock(&monlock);
-  if (stop) {
-    pthread_join(monthread, NULL);
-    pthread_cond_destroy(&moncond);
-  }
+  gr_lock_unlock(&monlock);
+  if (stop) uv_thread_join(&monthread);
 }
 
 /* At state close: undoes the parking of every goroutine still alive, so

@@ -92,7 +92,7 @@ static gr_state *newstate (lua_State *L) {
     S->pool = gr_pool_ofworker(S->worker);
   }
   lua_pop(L, 1);
-  gr_mutex_init(&S->rlock);
+  gr_mutex_init(&S->rlock, GR_LMAILBOX);
   if (uv_async_init(&S->loop, &S->async, onasync) != 0 ||
       gr_timer_init(S) != 0)
     luaL_error(L, "goroutines: cannot create the scheduler");

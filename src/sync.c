@@ -312,7 +312,7 @@ static int newobj (lua_State *L, int kind) {
   gr_syncud *u = (gr_syncud *)lua_newuserdatauv(L, sizeof(*u), 0);
   u->o = (gr_sync *)calloc(1, sizeof(gr_sync));
   if (u->o == NULL) return luaL_error(L, "not enough memory");
-  gr_mutex_init(&u->o->lock);
+  gr_mutex_init(&u->o->lock, GR_LSYNC);
   atomic_init(&u->o->refs, 1);
   luaL_setmetatable(L, mtnames[kind]);
   return 1;
