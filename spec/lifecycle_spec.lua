@@ -115,3 +115,53 @@ describe("when the main chunk ends", function()
     assert.are.equal("exiting\n", out)
   end)
 end)
+
+describe("a finalizer that lua_close runs after the runtime closed", function()
+  -- Marked before `require`, KEEP is finalized after the state's own
+  -- anchor: every module function it calls finds the runtime closed.
+  it("gets a clear error from every function that needs the runtime",
+     function()
+    local out, err, code = h.run_script [[
+      local g
+      local function try(name, f, ...)
+        local ok, e = pcall(f, ...)
+        print(name, ok, e)
+      end
+      KEEP = setmetatable({}, {__gc = function()
+        -- Objects made before are finalized by now: make them here.
+        local ch, m, wg = g.chan(1), g.sync.mutex(), g.sync.waitgroup()
+        try("go", g.go, print)
+        try("gosched", g.gosched)
+        try("id", g.id)
+        try("send", ch.send, ch, 1)
+        try("recv", ch.recv, ch)
+        try("close", ch.close, ch)
+        try("select", function() return g.select { ch:on_recv() } end)
+        try("sleep", g.time.sleep, 0.01)
+        try("after", g.time.after, 0.01)
+        try("timer", g.time.timer, 0.01)
+        try("lock", m.lock, m)
+        try("add", wg.add, wg, 1)
+        try("wait", wg.wait, wg)
+        try("background", g.context.background)
+        try("parallel", g.parallel, print)
+        try("gomaxprocs", g.gomaxprocs)
+        print("finalizer done")
+      end})
+      g = require "goroutines"
+      print("main end")
+    ]]
+    assert.are.equal("", err)
+    assert.are.equal(0, code)
+    local lines = {}
+    for l in out:gmatch("[^\n]+") do lines[#lines + 1] = l end
+    assert.are.equal("main end", lines[1])
+    assert.are.equal("finalizer done", lines[#lines])
+    assert.are.equal(18, #lines)
+    for i = 2, #lines - 1 do
+      assert.is_truthy(lines[i]:find(
+        "^%a+\tfalse\t.*goroutines: the runtime of this state is closed$"),
+        lines[i])
+    end
+  end)
+end)

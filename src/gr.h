@@ -100,13 +100,26 @@ static inline int gr_mutex_held (gr_mutex *mu) {
 #endif
 
 /* Upvalues shared by every C function of the module (state.c sets them). */
-#define GR_UV_STATE    lua_upvalueindex(1)  /* light userdata: gr_state */
+#define GR_UV_STATE    lua_upvalueindex(1)  /* gr_statebox (full userdata) */
 #define GR_UV_CHANMT   lua_upvalueindex(2)  /* metatable of channels */
 #define GR_UV_CASEMT   lua_upvalueindex(3)  /* metatable of select cases */
 #define GR_NUPVALUES   3
 
+/* The anchor of a state's scheduler (state.c): S is cleared when the
+** scheduler closes, and a function that lua_close's late finalizers call
+** must not reach the freed record. */
+typedef struct gr_statebox {
+  gr_state *S;          /* NULL once closed */
+} gr_statebox;
+
+int gr_state_closederror (lua_State *L);
+
+/* The scheduler of the state running a module function; raises once the
+** scheduler is closed. */
 static inline gr_state *gr_getstate (lua_State *L) {
-  return (gr_state *)lua_touserdata(L, GR_UV_STATE);
+  gr_state *S = ((gr_statebox *)lua_touserdata(L, GR_UV_STATE))->S;
+  if (S == NULL) gr_state_closederror(L);
+  return S;
 }
 
 #endif

@@ -7,6 +7,10 @@
 **   &statekey; it outlives every goroutine, timer and handle of its state
 **   (the anchor is created before any of them, so lua_close finalizes it
 **   last).
+**   The module's functions reach the record through their upvalue
+**   GR_UV_STATE, the anchor itself (a statebox): a finalizer that lua_close
+**   runs after the anchor's (one marked before the first require) finds
+**   box->S NULL, and gr_getstate raises instead of reading freed memory.
 ** Close order: parked goroutines drop their waiters (objects may be
 **   shared with other states), then timers, then the libuv handles and
 **   loop; errors that were never raised are printed and the process exits
@@ -25,9 +29,13 @@
 
 static const char statekey = 0;
 
-typedef struct statebox {
-  gr_state *S;          /* NULL once closed */
-} statebox;
+typedef gr_statebox statebox;
+
+/* Raises the error of a module function called once the scheduler of
+** its state is closed (from a finalizer that lua_close runs late). */
+int gr_state_closederror (lua_State *L) {
+  return luaL_error(L, "goroutines: the runtime of this state is closed");
+}
 
 static void onasync (uv_async_t *handle) {
   (void)handle;   /* a doorbell: the scheduler drains the remote queue */
@@ -107,6 +115,7 @@ gr_state *gr_state_get (lua_State *L) {
   if (lua_rawgetp(L, LUA_REGISTRYINDEX, &statekey) == LUA_TUSERDATA) {
     gr_state *S = ((statebox *)lua_touserdata(L, -1))->S;
     lua_pop(L, 1);
+    if (S == NULL) gr_state_closederror(L);
     return S;
   }
   lua_pop(L, 1);
@@ -122,6 +131,13 @@ gr_state *gr_state_get (lua_State *L) {
   box->S = newstate(L);
   lua_rawsetp(L, LUA_REGISTRYINDEX, &statekey);
   return box->S;
+}
+
+/* Pushes the anchor of L's scheduler: the GR_UV_STATE upvalue of the
+** module's functions. */
+void gr_state_pushbox (lua_State *L) {
+  gr_state_get(L);   /* creates it on first use */
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &statekey);
 }
 
 /* Pushes the table with weak keys kept in the registry under key,
@@ -141,7 +157,7 @@ void gr_state_weaktable (lua_State *L, const void *key) {
 /* Registers l into the table at the top of L; every function gets the
 ** module's upvalues (GR_UV_*). */
 void gr_state_setfuncs (lua_State *L, const luaL_Reg *l) {
-  lua_pushlightuserdata(L, gr_state_get(L));
+  gr_state_pushbox(L);
   luaL_getmetatable(L, "goroutines.chan");
   luaL_getmetatable(L, "goroutines.case");
   luaL_setfuncs(L, l, GR_NUPVALUES);

@@ -8,6 +8,7 @@
 #include "sched.h"
 
 gr_state *gr_state_get (lua_State *L);
+void gr_state_pushbox (lua_State *L);
 void gr_state_setfuncs (lua_State *L, const luaL_Reg *l);
 void gr_state_weaktable (lua_State *L, const void *key);
 
