@@ -165,3 +165,26 @@ describe("a finalizer that lua_close runs after the runtime closed", function()
     end
   end)
 end)
+
+describe("errors never raised when the state closes", function()
+  it("are printed, a worker's with the host's, and the exit status is 1",
+     function()
+    local out, err, code = h.run_script [[
+      local g = require "goroutines"
+      g.go(function() error("in the host", 0) end)
+      g.gosched()   -- runs it once; its error waits for a blocking call
+      g.parallel(function() error("in a worker", 0) end)
+      -- Main never blocks again: the worker's error reaches the host but
+      -- is never raised.
+      local t0 = os.clock()
+      while os.clock() - t0 < 0.3 do end
+      print("main done")
+    ]]
+    assert.are.equal("main done\n", out)
+    assert.are.equal(1, code)
+    assert.is_truthy(err:find("goroutine %d+: in the host\nstack traceback:"),
+                     err)
+    assert.is_truthy(err:find("goroutine %d+: in a worker\nstack traceback:"),
+                     err)
+  end)
+end)

@@ -11,10 +11,11 @@
 **   GR_UV_STATE, the anchor itself (a statebox): a finalizer that lua_close
 **   runs after the anchor's (one marked before the first require) finds
 **   box->S NULL, and gr_getstate raises instead of reading freed memory.
-** Close order: parked goroutines drop their waiters (objects may be
-**   shared with other states), then timers, then the libuv handles and
-**   loop; errors that were never raised are printed and the process exits
-**   with status 1.
+** Close order: a host's workers stop first, then parked goroutines drop
+**   their waiters (objects may be shared with other states), then timers,
+**   then the libuv handles and loop; once all of it is freed, the close
+**   policy gets the errors that were never raised (the default one prints
+**   them and exits with status 1).
 */
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,6 +32,30 @@ static const char statekey = 0;
 
 typedef gr_statebox statebox;
 
+/* Prints the errors a host state never raised and, if there were any,
+** exits with status 1: the standalone interpreter's policy, where an
+** uncaught goroutine error fails the program. */
+static void exitonerrors (gr_errmsg *errs) {
+  int n = 0;
+  while (errs) {
+    gr_errmsg *next = errs->next;
+    fprintf(stderr, "%s\n", errs->msg);
+    free(errs);
+    errs = next;
+    n++;
+  }
+  fflush(stderr);
+  if (n > 0) exit(EXIT_FAILURE);
+}
+
+/* What the close of a host state does last: process-wide, set before any
+** state closes (an embedding host installs its own handler here). */
+static gr_state_closepolicy closepolicy = exitonerrors;
+
+void gr_state_setclosepolicy (gr_state_closepolicy f) {
+  closepolicy = f ? f : exitonerrors;
+}
+
 /* Raises the error of a module function called once the scheduler of
 ** its state is closed (from a finalizer that lua_close runs late). */
 int gr_state_closederror (lua_State *L) {
@@ -41,27 +66,42 @@ static void onasync (uv_async_t *handle) {
   (void)handle;   /* a doorbell: the scheduler drains the remote queue */
 }
 
+/* Takes the errors of S that were never raised, oldest first: those
+** goroutine 1 already saw, then those handed over by other threads. */
+static gr_errmsg *takeerrors (gr_state *S) {
+  gr_errmsg *errs = S->errlocal, *remote;
+  gr_mutex_lock(&S->rlock);
+  remote = S->errors;
+  S->errors = S->errtail = NULL;
+  gr_mutex_unlock(&S->rlock);
+  if (errs) S->errlocaltail->next = remote;
+  else errs = remote;
+  S->errlocal = S->errlocaltail = NULL;
+  return errs;
+}
+
 static void closestate (gr_state *S) {
-  int nerr;
-  if (S->pool && S->worker == NULL) {   /* a host: its workers go first */
+  int host = S->worker == NULL;
+  gr_errmsg *errs;
+  if (S->pool && host) {   /* its workers go first: they may hand it errors */
     gr_pool_stop(S->pool);
     S->pool = NULL;
   }
   gr_sched_forget(S);
   gr_sched_closeall(S);
   gr_timer_closeall(S);
-  nerr = gr_errors_report(S);
+  /* A worker hands its errors to its host: it has none of its own, but
+  ** any it had are printed, never dropped. */
+  if (!host) gr_errors_report(S);
+  errs = takeerrors(S);
   uv_close((uv_handle_t *)&S->async, NULL);
   uv_close((uv_handle_t *)&S->uvtimer, NULL);
   while (uv_loop_close(&S->loop) == UV_EBUSY)
     uv_run(&S->loop, UV_RUN_DEFAULT);
   gr_mutex_destroy(&S->rlock);
   gr_copy_threadexit();   /* this thread's pack builders */
-  if (S->worker == NULL && nerr > 0) {
-    free(S);
-    exit(EXIT_FAILURE);   /* uncaught goroutine errors: the program fails */
-  }
   free(S);
+  if (host) closepolicy(errs);   /* last: it may end the process */
 }
 
 static int state_gc (lua_State *L) {
