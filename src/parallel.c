@@ -71,9 +71,28 @@ struct gr_pool {
   /* protected by lock: */
   gr_job *jobhead, *jobtail;
   gr_worker *workers;
-  int nworkers;         /* workers not retired */
+  int nworkers;         /* workers not retired: a job is queued only
+                           while it is > 0 */
   int maxprocs;         /* g.gomaxprocs() */
 };
+
+/* Test hook, for the specs only, read once from the environment when the
+** first pool is made: GOROUTINES_TEST_THREADFAIL=N makes the first N
+** worker thread creations fail. */
+static atomic_int testthreadfail;
+static uv_once_t testonce = UV_ONCE_INIT;
+
+static void readtesthooks (void) {
+  const char *t = getenv("GOROUTINES_TEST_THREADFAIL");
+  atomic_store(&testthreadfail, t ? atoi(t) : 0);
+}
+
+/* Whether a test hook makes this attempt fail (it counts one down). */
+static int testfail (atomic_int *n) {
+  int v = atomic_load(n);
+  while (v > 0 && !atomic_compare_exchange_weak(n, &v, v - 1)) {}
+  return v > 0;
+}
 
 gr_pool *gr_pool_ofworker (gr_worker *W) {
   return W->P;
@@ -295,7 +314,8 @@ static int startworkers (gr_pool *P) {
     if (W == NULL) break;
     W->P = P;
     atomic_fetch_add(&P->nthreads, 1);
-    if (uv_thread_create(&W->thread, workermain, W) != 0) {
+    if (testfail(&testthreadfail) ||
+        uv_thread_create(&W->thread, workermain, W) != 0) {
       atomic_fetch_sub(&P->nthreads, 1);
       free(W);
       break;
@@ -397,6 +417,7 @@ static gr_pool *getpool (lua_State *L, gr_state *S) {
   lua_getfield(L, -2, "cpath");
   path = lua_tostring(L, -2);
   cpath = lua_tostring(L, -1);
+  uv_once(&testonce, readtesthooks);
   P = (gr_pool *)calloc(1, sizeof(*P));
   if (P == NULL || (P->path = strdup(path ? path : "")) == NULL ||
       (P->cpath = strdup(cpath ? cpath : "")) == NULL) {
@@ -438,16 +459,23 @@ static int lparallel (lua_State *L) {
   job->next = NULL;
   job->p = p;
   job->id = id = gr_sched_newid();   /* job may be gone once queued */
-  gr_sched_addlive(1);
   gr_mutex_lock(&P->lock);
-  if (P->jobtail) P->jobtail->next = job;
-  else P->jobhead = job;
-  P->jobtail = job;
-  atomic_fetch_add(&P->njobs, 1);
-  started = P->workers != NULL || startworkers(P) > 0;
+  /* Queued only if a worker will take it: none may be left, all retired
+  ** or failed, and none may start. */
+  started = P->nworkers > 0 || startworkers(P) > 0;
+  if (started) {
+    gr_sched_addlive(1);
+    if (P->jobtail) P->jobtail->next = job;
+    else P->jobhead = job;
+    P->jobtail = job;
+    atomic_fetch_add(&P->njobs, 1);
+  }
   gr_mutex_unlock(&P->lock);
-  if (!started)  /* the job stays queued: a later g.parallel may start one */
+  if (!started) {   /* nothing of it is left */
+    gr_pack_free(p);
+    free(job);
     return luaL_error(L, "goroutines: cannot start a worker thread");
+  }
   wakeworker(P);
   lua_pushinteger(L, id);
   return 1;
