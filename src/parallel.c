@@ -14,12 +14,17 @@
 ** spin (Go's bound), so spinning never takes a core from a thread with
 ** work.
 **
+** Shutdown has two phases: every worker stops running goroutines and
+** says so (W->quiet, under P->stopmu, signalling P->stopcv); once all are
+** quiet, the host sets P->closenow and they close their states.
+**
 ** Invariants:
 **   W->S is set by the worker once its state runs and cleared, under
 **     P->lock, before the state closes: others touch a worker's state only
 **     under P->lock, or through objects (channels) that hold it alive.
 **   P outlives every worker: the host's close stops and joins them all.
-** Lock order: P->lock is taken alone, or before a state's rlock (leaf).
+** Lock order: P->stopmu < P->lock < a state's rlock (leaf). P->lock is a
+**   spinlock and is never held while waiting.
 */
 #include <sched.h>
 #include <stdio.h>
@@ -35,6 +40,7 @@
 #include "timer.h"
 
 #define SPIN_NS 50000   /* how long an idle thread spins before sleeping */
+#define STOPRETRY_NS 5000000   /* stopping: interrupts repeated this often */
 
 const char gr_parallel_workerkey = 0;
 static const char envmtkey = 0;
@@ -52,7 +58,8 @@ struct gr_worker {
   atomic_int retire;    /* take no more jobs; end when no goroutine left */
   atomic_int exited;    /* its thread is done (or about to be) */
   atomic_int kicked;    /* woken for a job, and not yet awake */
-  atomic_int quiet;     /* stopping: it runs no goroutine any more */
+  atomic_int quiet;     /* stopping: it runs no goroutine any more (set
+                           under P->stopmu, as exited is) */
   gr_worker *next;      /* protected by P->lock */
 };
 
@@ -61,12 +68,15 @@ struct gr_pool {
   int ncpu;             /* cores libuv reports (immutable) */
   char *path, *cpath;   /* the host's package.path/cpath (immutable) */
   atomic_int stopping;  /* the host is closing: workers stop running */
-  atomic_int closenow;  /* every worker is quiet: they may close states */
   atomic_int nspinning; /* threads spinning for work */
   atomic_int nwspinning;  /* workers among them that take jobs */
   atomic_int nidle;     /* threads asleep in their loop */
   atomic_int nthreads;  /* workers running, plus the host */
   atomic_int njobs;     /* jobs queued */
+  uv_mutex_t stopmu;
+  uv_cond_t stopcv;     /* a worker went quiet or exited; closenow set */
+  int closenow;         /* protected by stopmu: every worker is quiet, they
+                           may close their states */
   gr_mutex lock;
   /* protected by lock: */
   gr_job *jobhead, *jobtail;
@@ -278,6 +288,16 @@ static int lworkerloop (lua_State *L) {
   return 0;
 }
 
+/* Marks W quiet or exited (flag) and tells the host, which waits for
+** every worker to be one or the other. */
+static void tellhost (gr_worker *W, atomic_int *flag) {
+  gr_pool *P = W->P;
+  uv_mutex_lock(&P->stopmu);
+  atomic_store(flag, 1);
+  uv_cond_broadcast(&P->stopcv);
+  uv_mutex_unlock(&P->stopmu);
+}
+
 static void workermain (void *arg) {
   gr_worker *W = (gr_worker *)arg;
   gr_pool *P = W->P;
@@ -294,15 +314,17 @@ static void workermain (void *arg) {
   ** stopped running goroutines: one still running elsewhere may wake a
   ** goroutine of this state, or send on a channel it waits on. */
   if (atomic_load(&P->stopping)) {
-    atomic_store(&W->quiet, 1);
-    while (!atomic_load(&P->closenow)) uv_sleep(1);
+    tellhost(W, &W->quiet);
+    uv_mutex_lock(&P->stopmu);
+    while (!P->closenow) uv_cond_wait(&P->stopcv, &P->stopmu);
+    uv_mutex_unlock(&P->stopmu);
   }
   gr_mutex_lock(&P->lock);
   W->S = NULL;      /* nobody may touch the state from here on */
   gr_mutex_unlock(&P->lock);
   if (L != NULL) lua_close(L);
   atomic_fetch_sub(&P->nthreads, 1);
-  atomic_store(&W->exited, 1);
+  tellhost(W, &W->exited);
   gr_sched_kick(P->host);   /* the host may be waiting on a deadlock check */
 }
 
@@ -370,6 +392,7 @@ void gr_pool_stop (gr_pool *P) {
   gr_worker *W;
   gr_job *job;
   atomic_store(&P->stopping, 1);
+  uv_mutex_lock(&P->stopmu);
   for (;;) {
     int running = 0;
     gr_mutex_lock(&P->lock);
@@ -383,9 +406,14 @@ void gr_pool_stop (gr_pool *P) {
     }
     gr_mutex_unlock(&P->lock);
     if (!running) break;
-    uv_sleep(1);
+    /* Each worker that goes quiet or exits signals; the timeout repeats
+    ** the interrupt, which misses a goroutine that the monitor was hooking
+    ** at that instant. */
+    uv_cond_timedwait(&P->stopcv, &P->stopmu, STOPRETRY_NS);
   }
-  atomic_store(&P->closenow, 1);
+  P->closenow = 1;
+  uv_cond_broadcast(&P->stopcv);
+  uv_mutex_unlock(&P->stopmu);
   while ((W = P->workers) != NULL) {
     P->workers = W->next;
     uv_thread_join(&W->thread);
@@ -397,6 +425,8 @@ void gr_pool_stop (gr_pool *P) {
     gr_sched_addlive(-1);
     free(job);
   }
+  uv_cond_destroy(&P->stopcv);
+  uv_mutex_destroy(&P->stopmu);
   gr_mutex_destroy(&P->lock);
   free(P->path);
   free(P->cpath);
@@ -420,8 +450,17 @@ static gr_pool *getpool (lua_State *L, gr_state *S) {
   uv_once(&testonce, readtesthooks);
   P = (gr_pool *)calloc(1, sizeof(*P));
   if (P == NULL || (P->path = strdup(path ? path : "")) == NULL ||
-      (P->cpath = strdup(cpath ? cpath : "")) == NULL) {
+      (P->cpath = strdup(cpath ? cpath : "")) == NULL ||
+      uv_mutex_init(&P->stopmu) != 0) {
     if (P) free(P->path);
+    if (P) free(P->cpath);
+    free(P);
+    luaL_error(L, "not enough memory");
+  }
+  if (uv_cond_init(&P->stopcv) != 0) {
+    uv_mutex_destroy(&P->stopmu);
+    free(P->path);
+    free(P->cpath);
     free(P);
     luaL_error(L, "not enough memory");
   }
