@@ -743,6 +743,53 @@ local function run_with_env(env, src, limit)
   return stdout, stderr, code
 end
 
+describe("a worker that cannot start", function()
+  it("is replaced when its state cannot be made", function()
+    local out, err, code = run_with_env({GOROUTINES_TEST_WORKERFAIL = "2"}, [[
+      local g = require "goroutines"
+      g.gomaxprocs(1)
+      local ch = g.chan()
+      g.parallel(function(c) c:send("ran") end, ch)
+      print(ch:recv())
+    ]], 20)
+    assert.are.equal("", err)
+    assert.are.equal(0, code)
+    assert.are.equal("ran\ttrue\n", out)
+  end)
+
+  it("fails its jobs in main when none can start, never hangs", function()
+    local out, err, code = run_with_env({GOROUTINES_TEST_WORKERFAIL = "99"},
+                                        [[
+      local g = require "goroutines"
+      g.gomaxprocs(2)
+      local ch = g.chan()
+      local id = g.parallel(function(c) c:send("ran") end, ch)
+      local ok, e = pcall(ch.recv, ch)
+      print(ok, e == ("goroutine " .. id .. ": goroutines: cannot start a "
+                      .. "worker thread's state: not enough memory") or e)
+      print(g.numgoroutine())
+    ]], 20)
+    assert.are.equal("", err)
+    assert.are.equal(0, code)
+    assert.are.equal("false\ttrue\n1\n", out)
+  end)
+
+  it("fails its jobs in main when the worker's require fails", function()
+    local out, err, code = h.run_script([[
+      local g = require "goroutines"
+      package.path, package.cpath = "", ""   -- what the workers get
+      local ch = g.chan()
+      local id = g.parallel(function(c) c:send("ran") end, ch)
+      local ok, e = pcall(ch.recv, ch)
+      print(ok, e)
+    ]], 20)
+    assert.are.equal("", err)
+    assert.are.equal(0, code)
+    assert.is_truthy(out:find("^false\tgoroutine %d+: goroutines: cannot "
+      .. "start a worker thread's state: module 'goroutines' not found"), out)
+  end)
+end)
+
 describe("g.parallel that cannot start a worker thread", function()
   it("raises, and its goroutine never runs later", function()
     local out, err, code = run_with_env({GOROUTINES_TEST_THREADFAIL = "1"}, [[

@@ -14,6 +14,11 @@
 ** spin (Go's bound), so spinning never takes a core from a thread with
 ** work.
 **
+** A worker whose set-up fails (no memory for its state, or its require
+** raised) is replaced, up to MAXREPLACE times in a row; when none is left
+** to take the queued jobs, the host fails them at its next wait: each is
+** an uncaught error of its goroutine, raised in main.
+**
 ** Shutdown has two phases: every worker stops running goroutines and
 ** says so (W->quiet, under P->stopmu, signalling P->stopcv); once all are
 ** quiet, the host sets P->closenow and they close their states.
@@ -23,6 +28,8 @@
 **     P->lock, before the state closes: others touch a worker's state only
 **     under P->lock, or through objects (channels) that hold it alive.
 **   P outlives every worker: the host's close stops and joins them all.
+**   P->nworkers counts the workers that take jobs: neither retired nor
+**     failed; a job is queued only while it is > 0.
 ** Lock order: P->stopmu < P->lock < a state's rlock (leaf). P->lock is a
 **   spinlock and is never held while waiting.
 */
@@ -40,6 +47,7 @@
 #include "timer.h"
 
 #define SPIN_NS 50000   /* how long an idle thread spins before sleeping */
+#define MAXREPLACE 3    /* worker set-ups that may fail in a row */
 #define STOPRETRY_NS 5000000   /* stopping: interrupts repeated this often */
 
 const char gr_parallel_workerkey = 0;
@@ -68,6 +76,7 @@ struct gr_pool {
   int ncpu;             /* cores libuv reports (immutable) */
   char *path, *cpath;   /* the host's package.path/cpath (immutable) */
   atomic_int stopping;  /* the host is closing: workers stop running */
+  atomic_int orphaned;  /* jobs may be queued with no worker to take them */
   atomic_int nspinning; /* threads spinning for work */
   atomic_int nwspinning;  /* workers among them that take jobs */
   atomic_int nidle;     /* threads asleep in their loop */
@@ -81,19 +90,23 @@ struct gr_pool {
   /* protected by lock: */
   gr_job *jobhead, *jobtail;
   gr_worker *workers;
-  int nworkers;         /* workers not retired: a job is queued only
-                           while it is > 0 */
+  int nworkers;         /* workers that take jobs (see invariants) */
   int maxprocs;         /* g.gomaxprocs() */
+  int nfailed;          /* worker set-ups that failed in a row */
+  char failmsg[160];    /* why the last one failed */
 };
 
-/* Test hook, for the specs only, read once from the environment when the
-** first pool is made: GOROUTINES_TEST_THREADFAIL=N makes the first N
-** worker thread creations fail. */
-static atomic_int testthreadfail;
+/* Test hooks, for the specs only, read once from the environment when
+** the first pool is made: GOROUTINES_TEST_WORKERFAIL=N makes the first N
+** worker set-ups fail as if luaL_newstate had found no memory, and
+** GOROUTINES_TEST_THREADFAIL=N the first N thread creations. */
+static atomic_int testworkerfail, testthreadfail;
 static uv_once_t testonce = UV_ONCE_INIT;
 
 static void readtesthooks (void) {
+  const char *w = getenv("GOROUTINES_TEST_WORKERFAIL");
   const char *t = getenv("GOROUTINES_TEST_THREADFAIL");
+  atomic_store(&testworkerfail, w ? atoi(w) : 0);
   atomic_store(&testthreadfail, t ? atoi(t) : 0);
 }
 
@@ -159,13 +172,45 @@ void gr_pool_wentidle (gr_state *S) {
   }
 }
 
-/* Spins for up to SPIN_NS while that may pay; returns 1 when work came. */
+/* Fails the queued jobs when no worker is left to take them (their
+** set-ups failed): each becomes an uncaught error of its goroutine, in
+** the errors of the host S, whose thread this is. Returns how many. */
+static int failjobs (gr_state *S) {
+  gr_pool *P = S->pool;
+  gr_job *job, *next;
+  char msg[sizeof(P->failmsg) + 64];
+  int n = 0;
+  gr_mutex_lock(&P->lock);
+  atomic_store(&P->orphaned, 0);
+  job = P->nworkers == 0 ? P->jobhead : NULL;
+  if (job) {
+    P->jobhead = P->jobtail = NULL;
+    atomic_store(&P->njobs, 0);
+    snprintf(msg, sizeof(msg), "goroutines: cannot start a worker "
+             "thread's state: %s", P->failmsg);
+  }
+  gr_mutex_unlock(&P->lock);
+  for (; job != NULL; job = next, n++) {
+    next = job->next;
+    gr_errors_addmsg(S, job->id, msg, NULL);
+    gr_pack_free(job->p);
+    gr_sched_addlive(-1);
+    free(job);
+  }
+  return n;
+}
+
+/* Spins for up to SPIN_NS while that may pay; returns 1 when work came.
+** The host, which comes here before every sleep, first fails the jobs
+** that no worker can take. */
 int gr_pool_spin (gr_state *S, gr_g *me) {
   gr_pool *P = S->pool;
   int maxspin = P->ncpu / 2 > 2 ? P->ncpu / 2 : 2, found = 0, i;
   /* Only a worker that takes jobs counts as one that will take the next. */
   int taker = S->worker != NULL && !atomic_load(&S->worker->retire);
   uint64_t t0;
+  if (S->worker == NULL && atomic_load(&P->orphaned) && failjobs(S) > 0)
+    return 1;
   if (atomic_load(&P->nspinning) >= maxspin ||
       atomic_load(&P->nthreads) - atomic_load(&P->nidle) > P->ncpu)
     return 0;
@@ -191,6 +236,8 @@ int gr_pool_spin (gr_state *S, gr_g *me) {
 
 
 /* --- workers ------------------------------------------------------------------- */
+
+static int startworkers (gr_pool *P);
 
 static gr_job *takejob (gr_pool *P) {
   gr_job *job;
@@ -245,11 +292,12 @@ static void startjob (lua_State *L, gr_state *S, gr_job *job) {
   free(job);
 }
 
-static int lworkerloop (lua_State *L) {
+/* Sets up a worker's state: the host's search paths, the mark that makes
+** the module's state a worker's, and the module. */
+static int lsetup (lua_State *L) {
   gr_worker *W = (gr_worker *)lua_touserdata(L, 1);
   gr_pool *P = W->P;
-  gr_state *S;
-  unsigned tick;
+  luaL_openlibs(L);
   lua_getglobal(L, "package");
   lua_pushstring(L, P->path);
   lua_setfield(L, -2, "path");
@@ -261,10 +309,17 @@ static int lworkerloop (lua_State *L) {
   lua_getglobal(L, "require");
   lua_pushliteral(L, "goroutines");
   lua_call(L, 1, 0);
-  S = gr_state_get(L);
-  gr_mutex_lock(&P->lock);
-  W->S = S;
-  gr_mutex_unlock(&P->lock);
+  lua_pushlightuserdata(L, gr_state_get(L));
+  return 1;
+}
+
+/* The scheduling loop of a worker; returns when the host stops, or when
+** the worker is retired and has nothing left. */
+static int lworkerloop (lua_State *L) {
+  gr_worker *W = (gr_worker *)lua_touserdata(L, 1);
+  gr_state *S = (gr_state *)lua_touserdata(L, 2);
+  gr_pool *P = W->P;
+  unsigned tick;
   for (tick = 1; ; tick++) {
     gr_job *job;
     int ran;
@@ -288,6 +343,30 @@ static int lworkerloop (lua_State *L) {
   return 0;
 }
 
+/* A worker's set-up failed with msg: it takes no job from now on, and is
+** replaced unless too many failed in a row; when no worker is left, the
+** host is told to fail the queued jobs. */
+static void setupfailed (gr_worker *W, const char *msg) {
+  gr_pool *P = W->P;
+  int orphan;
+  gr_mutex_lock(&P->lock);
+  snprintf(P->failmsg, sizeof(P->failmsg), "%s",
+           msg ? msg : "(error object is not a string)");
+  if (!atomic_load(&W->retire)) {
+    atomic_store(&W->retire, 1);
+    P->nworkers--;
+  }
+  if (!atomic_load(&P->stopping) && P->nfailed++ < MAXREPLACE)
+    startworkers(P);
+  orphan = P->nworkers == 0 && P->jobhead != NULL;
+  if (orphan) atomic_store(&P->orphaned, 1);
+  gr_mutex_unlock(&P->lock);
+  if (orphan) {
+    atomic_store(&P->host->rpending, 1);   /* it looks before it sleeps */
+    gr_sched_kick(P->host);
+  }
+}
+
 /* Marks W quiet or exited (flag) and tells the host, which waits for
 ** every worker to be one or the other. */
 static void tellhost (gr_worker *W, atomic_int *flag) {
@@ -301,12 +380,28 @@ static void tellhost (gr_worker *W, atomic_int *flag) {
 static void workermain (void *arg) {
   gr_worker *W = (gr_worker *)arg;
   gr_pool *P = W->P;
-  lua_State *L = luaL_newstate();
-  if (L != NULL) {
-    luaL_openlibs(L);
+  gr_state *S = NULL;
+  lua_State *L = testfail(&testworkerfail) ? NULL : luaL_newstate();
+  if (L == NULL)
+    setupfailed(W, "not enough memory");
+  else {
+    lua_pushcfunction(L, lsetup);
+    lua_pushlightuserdata(L, W);
+    if (lua_pcall(L, 1, 1, 0) != LUA_OK)
+      setupfailed(W, lua_tostring(L, -1));
+    else
+      S = (gr_state *)lua_touserdata(L, -1);
+    lua_settop(L, 0);
+  }
+  if (S) {
+    gr_mutex_lock(&P->lock);
+    W->S = S;
+    P->nfailed = 0;
+    gr_mutex_unlock(&P->lock);
     lua_pushcfunction(L, lworkerloop);
     lua_pushlightuserdata(L, W);
-    if (lua_pcall(L, 1, 0, 0) != LUA_OK)
+    lua_pushlightuserdata(L, S);
+    if (lua_pcall(L, 2, 0, 0) != LUA_OK)
       fprintf(stderr, "goroutines: worker stopped: %s\n",
               lua_tostring(L, -1));
   }
