@@ -17,7 +17,9 @@
 ** A worker whose set-up fails (no memory for its state, or its require
 ** raised) is replaced, up to MAXREPLACE times in a row; when none is left
 ** to take the queued jobs, the host fails them at its next wait: each is
-** an uncaught error of its goroutine, raised in main.
+** an uncaught error of its goroutine, raised in main. An error that
+** escapes a scheduling step of a worker is reported the same way and the
+** worker goes on.
 **
 ** Shutdown has two phases: every worker stops running goroutines and
 ** says so (W->quiet, under P->stopmu, signalling P->stopcv); once all are
@@ -343,6 +345,35 @@ static int lworkerloop (lua_State *L) {
   return 0;
 }
 
+/* Reports the error at the top of L, which escaped a scheduling step of
+** the worker state S, as an uncaught error: of the goroutine whose end
+** raised it (its coroutine is dead with an error and still listed; its
+** to-be-closed variables are closed now), or of none (id 0). Its
+** __tostring is not called: raising is what it may do. */
+static void reportescaped (lua_State *L, gr_state *S) {
+  char buf[96];
+  const char *msg;
+  lua_Integer id = 0;
+  gr_g *g;
+  if (lua_type(L, -1) == LUA_TSTRING || lua_type(L, -1) == LUA_TNUMBER)
+    msg = lua_tostring(L, -1);
+  else {
+    snprintf(buf, sizeof(buf), "(error object is a %s value)",
+             luaL_typename(L, -1));
+    msg = buf;
+  }
+  for (g = S->all; g != NULL; g = g->allnext) {
+    int st = lua_status(g->co);
+    if (st != LUA_OK && st != LUA_YIELD) {
+      id = g->id;
+      lua_resetthread(g->co);
+      break;
+    }
+  }
+  gr_errors_addmsg(S, id, msg, NULL);
+  lua_pop(L, 1);
+}
+
 /* A worker's set-up failed with msg: it takes no job from now on, and is
 ** replaced unless too many failed in a row; when no worker is left, the
 ** host is told to fail the queued jobs. */
@@ -398,12 +429,13 @@ static void workermain (void *arg) {
     W->S = S;
     P->nfailed = 0;
     gr_mutex_unlock(&P->lock);
-    lua_pushcfunction(L, lworkerloop);
-    lua_pushlightuserdata(L, W);
-    lua_pushlightuserdata(L, S);
-    if (lua_pcall(L, 2, 0, 0) != LUA_OK)
-      fprintf(stderr, "goroutines: worker stopped: %s\n",
-              lua_tostring(L, -1));
+    for (;;) {   /* an error that escapes a step is reported; it goes on */
+      lua_pushcfunction(L, lworkerloop);
+      lua_pushlightuserdata(L, W);
+      lua_pushlightuserdata(L, S);
+      if (lua_pcall(L, 2, 0, 0) == LUA_OK) break;
+      reportescaped(L, S);
+    }
   }
   /* At shutdown, no worker closes its state before every worker has
   ** stopped running goroutines: one still running elsewhere may wake a
