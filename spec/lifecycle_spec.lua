@@ -186,3 +186,27 @@ describe("errors never raised when the state closes", function()
                      err)
   end)
 end)
+
+describe("a worker inside a long C call when main ends", function()
+  it("is not waited for: the exit is bounded, with a note on stderr",
+     function()
+    local t0 = g.time.now()
+    local out, err, code = h.run_script([[
+      local g = require "goroutines"
+      local ch = g.chan()
+      g.parallel(function(c)
+        c:send("in the call")
+        os.execute("sleep 5")
+        print("never: the program ended")
+      end, ch)
+      print(ch:recv())
+      print("main end")
+    ]], 30)
+    local elapsed = g.time.since(t0)
+    assert.are.equal("in the call\ttrue\nmain end\n", out)
+    assert.are.equal(0, code)
+    assert.are.equal("goroutines: 1 worker thread still inside a C call at "
+                     .. "exit: left running, its state not freed\n", err)
+    assert.is_true(elapsed < 4, "exit took " .. elapsed .. " s")
+  end)
+end)

@@ -107,9 +107,10 @@ static inline int gr_mutex_held (gr_mutex *mu) {
 
 /* The anchor of a state's scheduler (state.c): S is cleared when the
 ** scheduler closes, and a function that lua_close's late finalizers call
-** must not reach the freed record. */
+** must not reach the freed record; the host also clears it, from its
+** thread, in the state of a worker it abandons at shutdown. */
 typedef struct gr_statebox {
-  gr_state *S;          /* NULL once closed */
+  _Atomic(gr_state *) S;  /* NULL once closed or abandoned */
 } gr_statebox;
 
 int gr_state_closederror (lua_State *L);
@@ -117,7 +118,8 @@ int gr_state_closederror (lua_State *L);
 /* The scheduler of the state running a module function; raises once the
 ** scheduler is closed. */
 static inline gr_state *gr_getstate (lua_State *L) {
-  gr_state *S = ((gr_statebox *)lua_touserdata(L, GR_UV_STATE))->S;
+  gr_statebox *box = (gr_statebox *)lua_touserdata(L, GR_UV_STATE);
+  gr_state *S = atomic_load_explicit(&box->S, memory_order_acquire);
   if (S == NULL) gr_state_closederror(L);
   return S;
 }

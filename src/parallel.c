@@ -23,7 +23,13 @@
 **
 ** Shutdown has two phases: every worker stops running goroutines and
 ** says so (W->quiet, under P->stopmu, signalling P->stopcv); once all are
-** quiet, the host sets P->closenow and they close their states.
+** quiet, the host sets P->closenow and they close their states. A worker
+** still running after STOPGRACE_NS is inside a long C call (os.execute),
+** where no hook reaches it: the host abandons it (W->detached), so that
+** the program's end never waits for that call. Its state is never closed
+** and the module's functions raise in it (gr_state_abandon); its thread
+** is detached; P and W are never freed, as it may still read them when
+** the call returns, and on its way out it touches nothing else.
 **
 ** Invariants:
 **   W->S is set by the worker once its state runs and cleared, under
@@ -51,6 +57,7 @@
 #define SPIN_NS 50000   /* how long an idle thread spins before sleeping */
 #define MAXREPLACE 3    /* worker set-ups that may fail in a row */
 #define STOPRETRY_NS 5000000   /* stopping: interrupts repeated this often */
+#define STOPGRACE_NS 1000000000ULL   /* stopping: then workers are abandoned */
 
 const char gr_parallel_workerkey = 0;
 static const char envmtkey = 0;
@@ -68,6 +75,7 @@ struct gr_worker {
   atomic_int retire;    /* take no more jobs; end when no goroutine left */
   atomic_int exited;    /* its thread is done (or about to be) */
   atomic_int kicked;    /* woken for a job, and not yet awake */
+  atomic_int detached;  /* abandoned by the host at shutdown */
   atomic_int quiet;     /* stopping: it runs no goroutine any more (set
                            under P->stopmu, as exited is) */
   gr_worker *next;      /* protected by P->lock */
@@ -446,6 +454,7 @@ static void workermain (void *arg) {
     while (!P->closenow) uv_cond_wait(&P->stopcv, &P->stopmu);
     uv_mutex_unlock(&P->stopmu);
   }
+  if (atomic_load(&W->detached)) return;   /* the host has gone on */
   gr_mutex_lock(&P->lock);
   W->S = NULL;      /* nobody may touch the state from here on */
   gr_mutex_unlock(&P->lock);
@@ -512,12 +521,29 @@ static void stophook (lua_State *L, lua_Debug *ar) {
   luaL_error(L, "goroutines: stopped at shutdown");
 }
 
+/* Abandons the workers still running at shutdown; returns how many.
+** Requires P->stopmu (no worker goes quiet meanwhile) and P->lock. */
+static int abandon (gr_pool *P) {
+  gr_worker *W;
+  int n = 0;
+  for (W = P->workers; W != NULL; W = W->next) {
+    if (atomic_load(&W->exited) || atomic_load(&W->quiet)) continue;
+    atomic_store(&W->detached, 1);
+    if (W->S) gr_state_abandon(W->S);
+    n++;
+  }
+  return n;
+}
+
 /* At the host's close: stops every worker, even one in a tight loop; once
 ** none runs a goroutine any more, lets them close their states, and joins
-** them; frees the jobs never started. */
+** them; frees the jobs never started. Returns within about STOPGRACE_NS:
+** a worker still running then is abandoned. */
 void gr_pool_stop (gr_pool *P) {
-  gr_worker *W;
+  gr_worker *W, **pw;
   gr_job *job;
+  uint64_t deadline = uv_hrtime() + STOPGRACE_NS;
+  int nstuck = 0;
   atomic_store(&P->stopping, 1);
   uv_mutex_lock(&P->stopmu);
   for (;;) {
@@ -531,8 +557,9 @@ void gr_pool_stop (gr_pool *P) {
         uv_async_send(&W->S->async);
       }
     }
+    if (running && uv_hrtime() >= deadline) nstuck = abandon(P);
     gr_mutex_unlock(&P->lock);
-    if (!running) break;
+    if (!running || nstuck > 0) break;
     /* Each worker that goes quiet or exits signals; the timeout repeats
     ** the interrupt, which misses a goroutine that the monitor was hooking
     ** at that instant. */
@@ -541,8 +568,13 @@ void gr_pool_stop (gr_pool *P) {
   P->closenow = 1;
   uv_cond_broadcast(&P->stopcv);
   uv_mutex_unlock(&P->stopmu);
-  while ((W = P->workers) != NULL) {
-    P->workers = W->next;
+  for (pw = &P->workers; (W = *pw) != NULL; ) {
+    if (atomic_load(&W->detached)) {   /* left in the list, never freed */
+      pthread_detach(W->thread);
+      pw = &W->next;
+      continue;
+    }
+    *pw = W->next;
     uv_thread_join(&W->thread);
     free(W);
   }
@@ -551,6 +583,13 @@ void gr_pool_stop (gr_pool *P) {
     gr_pack_free(job->p);
     gr_sched_addlive(-1);
     free(job);
+  }
+  if (nstuck > 0) {
+    fprintf(stderr, "goroutines: %d worker thread%s still inside a C call "
+            "at exit: left running, %s state not freed\n", nstuck,
+            nstuck > 1 ? "s" : "", nstuck > 1 ? "their" : "its");
+    fflush(stderr);
+    return;   /* P stays: the abandoned threads may still read it */
   }
   uv_cond_destroy(&P->stopcv);
   uv_mutex_destroy(&P->stopmu);

@@ -32,6 +32,13 @@ static const char statekey = 0;
 
 typedef gr_statebox statebox;
 
+/* The record of a state as allocated: the gr_state first (its address is
+** the block's), then its anchor. */
+typedef struct stateblock {
+  gr_state S;
+  statebox *box;        /* the anchor: a userdata of the same Lua state */
+} stateblock;
+
 /* Prints the errors a host state never raised and, if there were any,
 ** exits with status 1: the standalone interpreter's policy, where an
 ** uncaught goroutine error fails the program. */
@@ -106,23 +113,30 @@ static void closestate (gr_state *S) {
 
 static int state_gc (lua_State *L) {
   statebox *box = (statebox *)lua_touserdata(L, 1);
-  if (box->S) {   /* idempotent */
-    gr_state *S = box->S;
-    box->S = NULL;
-    closestate(S);
-  }
+  gr_state *S = atomic_exchange(&box->S, NULL);
+  if (S) closestate(S);   /* idempotent */
   return 0;
 }
 
-static gr_state *newstate (lua_State *L) {
+/* Called by the host, on its thread, for the state of a worker stuck in
+** a C call that it leaves behind at shutdown: the state is never closed
+** nor freed, and the module's functions called in it from now on raise,
+** so that its goroutines cannot reach the states being freed. */
+void gr_state_abandon (gr_state *S) {
+  atomic_store(&((stateblock *)S)->box->S, NULL);
+}
+
+static gr_state *newstate (lua_State *L, statebox *box) {
   const char *gc = getenv("GOROUTINES_GCSTRESS");
-  gr_state *S = (gr_state *)calloc(1, sizeof(*S));
+  stateblock *b = (stateblock *)calloc(1, sizeof(*b));
+  gr_state *S = &b->S;
   gr_g *g1 = (gr_g *)calloc(1, sizeof(*g1));
-  if (S == NULL || g1 == NULL || uv_loop_init(&S->loop) != 0) {
-    free(S);
+  if (b == NULL || g1 == NULL || uv_loop_init(&S->loop) != 0) {
+    free(b);
     free(g1);
     luaL_error(L, "goroutines: cannot create the scheduler");
   }
+  b->box = box;
   lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
   S->L = lua_tothread(L, -1);
   lua_pop(L, 1);
@@ -152,8 +166,9 @@ static gr_state *newstate (lua_State *L) {
 ** the module's functions take as upvalues) on first use. */
 gr_state *gr_state_get (lua_State *L) {
   statebox *box;
+  gr_state *S;
   if (lua_rawgetp(L, LUA_REGISTRYINDEX, &statekey) == LUA_TUSERDATA) {
-    gr_state *S = ((statebox *)lua_touserdata(L, -1))->S;
+    S = atomic_load(&((statebox *)lua_touserdata(L, -1))->S);
     lua_pop(L, 1);
     if (S == NULL) gr_state_closederror(L);
     return S;
@@ -163,14 +178,15 @@ gr_state *gr_state_get (lua_State *L) {
   luaL_newmetatable(L, "goroutines.case");
   lua_pop(L, 2);
   box = (statebox *)lua_newuserdatauv(L, sizeof(*box), 0);
-  box->S = NULL;
+  atomic_init(&box->S, NULL);
   lua_createtable(L, 0, 1);
   lua_pushcfunction(L, state_gc);
   lua_setfield(L, -2, "__gc");
   lua_setmetatable(L, -2);
-  box->S = newstate(L);
+  S = newstate(L, box);
+  atomic_store(&box->S, S);
   lua_rawsetp(L, LUA_REGISTRYINDEX, &statekey);
-  return box->S;
+  return S;
 }
 
 /* Pushes the anchor of L's scheduler: the GR_UV_STATE upvalue of the

@@ -17,6 +17,7 @@ typedef void (*gr_state_closepolicy) (gr_errmsg *errs);
 
 gr_state *gr_state_get (lua_State *L);
 void gr_state_pushbox (lua_State *L);
+void gr_state_abandon (gr_state *S);
 void gr_state_setclosepolicy (gr_state_closepolicy f);
 void gr_state_setfuncs (lua_State *L, const luaL_Reg *l);
 void gr_state_weaktable (lua_State *L, const void *key);
