@@ -6,11 +6,13 @@
 ** Invariants: one gr_state per Lua state, found through the registry key
 **   &statekey; it outlives every goroutine, timer and handle of its state
 **   (the anchor is created before any of them, so lua_close finalizes it
-**   last).
+**   after them).
 **   The module's functions reach the record through their upvalue
 **   GR_UV_STATE, the anchor itself (a statebox): a finalizer that lua_close
 **   runs after the anchor's (one marked before the first require) finds
 **   box->S NULL, and gr_getstate raises instead of reading freed memory.
+**   box->S is also cleared, by the host's thread, in the state of a worker
+**   abandoned at shutdown (gr_state_abandon), which is then never freed.
 ** Close order: a host's workers stop first, then parked goroutines drop
 **   their waiters (objects may be shared with other states), then timers,
 **   then the libuv handles and loop; once all of it is freed, the close
