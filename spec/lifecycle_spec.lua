@@ -115,3 +115,98 @@ describe("when the main chunk ends", function()
     assert.are.equal("exiting\n", out)
   end)
 end)
+
+describe("a finalizer that lua_close runs after the runtime closed", function()
+  -- Marked before `require`, KEEP is finalized after the state's own
+  -- anchor: every module function it calls finds the runtime closed.
+  it("gets a clear error from every function that needs the runtime",
+     function()
+    local out, err, code = h.run_script [[
+      local g
+      local function try(name, f, ...)
+        local ok, e = pcall(f, ...)
+        print(name, ok, e)
+      end
+      KEEP = setmetatable({}, {__gc = function()
+        -- Objects made before are finalized by now, and none can be made:
+        -- Lua would never finalize it.
+        try("chan", g.chan, 1)
+        try("mutex", g.sync.mutex)
+        try("waitgroup", g.sync.waitgroup)
+        try("once", g.sync.once)
+        try("go", g.go, print)
+        try("gosched", g.gosched)
+        try("id", g.id)
+        try("select", g.select, { default = true })
+        try("sleep", g.time.sleep, 0.01)
+        try("after", g.time.after, 0.01)
+        try("timer", g.time.timer, 0.01)
+        try("background", g.context.background)
+        try("parallel", g.parallel, print)
+        try("gomaxprocs", g.gomaxprocs)
+        print("finalizer done")
+      end})
+      g = require "goroutines"
+      print("main end")
+    ]]
+    assert.are.equal("", err)
+    assert.are.equal(0, code)
+    local lines = {}
+    for l in out:gmatch("[^\n]+") do lines[#lines + 1] = l end
+    assert.are.equal("main end", lines[1])
+    assert.are.equal("finalizer done", lines[#lines])
+    assert.are.equal(16, #lines)
+    for i = 2, #lines - 1 do
+      assert.is_truthy(lines[i]:find(
+        "^%a+\tfalse\t.*goroutines: the runtime of this state is closed$"),
+        lines[i])
+    end
+  end)
+end)
+
+describe("errors never raised when the state closes", function()
+  it("are printed, a worker's with the host's, and the exit status is 1",
+     function()
+    local out, err, code = h.run_script [[
+      local g = require "goroutines"
+      g.go(function() error("in the host", 0) end)
+      g.gosched()   -- runs it once; its error waits for a blocking call
+      g.parallel(function() error("in a worker", 0) end)
+      -- Main never blocks again: the worker's error reaches the host but
+      -- is never raised.
+      local t0 = os.clock()
+      while os.clock() - t0 < 0.3 do end
+      print("main done")
+    ]]
+    assert.are.equal("main done\n", out)
+    assert.are.equal(1, code)
+    assert.is_truthy(err:find("goroutine %d+: in the host\nstack traceback:"),
+                     err)
+    assert.is_truthy(err:find("goroutine %d+: in a worker\nstack traceback:"),
+                     err)
+  end)
+end)
+
+describe("a worker inside a long C call when main ends", function()
+  it("is not waited for: the exit is bounded, with a note on stderr",
+     function()
+    local t0 = g.time.now()
+    local out, err, code = h.run_script([[
+      local g = require "goroutines"
+      local ch = g.chan()
+      g.parallel(function(c)
+        c:send("in the call")
+        os.execute("sleep 5")
+        print("never: the program ended")
+      end, ch)
+      print(ch:recv())
+      print("main end")
+    ]], 30)
+    local elapsed = g.time.since(t0)
+    assert.are.equal("in the call\ttrue\nmain end\n", out)
+    assert.are.equal(0, code)
+    assert.are.equal("goroutines: 1 worker thread still inside a C call at "
+                     .. "exit: left running, its state not freed\n", err)
+    assert.is_true(elapsed < 4, "exit took " .. elapsed .. " s")
+  end)
+end)

@@ -712,3 +712,120 @@ describe("M:N scheduling", function()
     assert.are.equal("", err)
   end)
 end)
+
+-- Runs src like h.run_script, with the environment variables of env (a
+-- table name -> value) set for the child: the runtime's test hooks.
+local function run_with_env(env, src, limit)
+  local function shquote(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
+  local function slurp(path)
+    local f = assert(io.open(path, "rb"))
+    local s = f:read("a")
+    f:close()
+    return s
+  end
+  local script, out, err = os.tmpname(), os.tmpname(), os.tmpname()
+  local f = assert(io.open(script, "w"))
+  f:write(src)
+  f:close()
+  local vars = {}
+  for k, v in pairs(env) do vars[#vars + 1] = k .. "=" .. shquote(v) end
+  local cmd = string.format(
+    "%s LUA_PATH=%s LUA_CPATH=%s timeout -k 5 %d %s %s >%s 2>%s",
+    table.concat(vars, " "), shquote(package.path), shquote(package.cpath),
+    math.ceil((limit or 60) * h.TIME_SCALE), os.getenv("LUA") or "lua5.4",
+    shquote(script), shquote(out), shquote(err))
+  local _, how, code = os.execute(cmd)
+  if how == "signal" then code = 128 + code end
+  local stdout, stderr = slurp(out), slurp(err)
+  os.remove(script)
+  os.remove(out)
+  os.remove(err)
+  return stdout, stderr, code
+end
+
+describe("a worker that cannot start", function()
+  it("is replaced when its state cannot be made", function()
+    local out, err, code = run_with_env({GOROUTINES_TEST_WORKERFAIL = "2"}, [[
+      local g = require "goroutines"
+      g.gomaxprocs(1)
+      local ch = g.chan()
+      g.parallel(function(c) c:send("ran") end, ch)
+      print(ch:recv())
+    ]], 20)
+    assert.are.equal("", err)
+    assert.are.equal(0, code)
+    assert.are.equal("ran\ttrue\n", out)
+  end)
+
+  it("fails its jobs in main when none can start, never hangs", function()
+    local out, err, code = run_with_env({GOROUTINES_TEST_WORKERFAIL = "99"},
+                                        [[
+      local g = require "goroutines"
+      g.gomaxprocs(2)
+      local ch = g.chan()
+      local id = g.parallel(function(c) c:send("ran") end, ch)
+      local ok, e = pcall(ch.recv, ch)
+      print(ok, e == ("goroutine " .. id .. ": goroutines: cannot start a "
+                      .. "worker thread's state: not enough memory") or e)
+      print(g.numgoroutine())
+    ]], 20)
+    assert.are.equal("", err)
+    assert.are.equal(0, code)
+    assert.are.equal("false\ttrue\n1\n", out)
+  end)
+
+  it("fails its jobs in main when the worker's require fails", function()
+    local out, err, code = h.run_script([[
+      local g = require "goroutines"
+      package.path, package.cpath = "", ""   -- what the workers get
+      local ch = g.chan()
+      local id = g.parallel(function(c) c:send("ran") end, ch)
+      local ok, e = pcall(ch.recv, ch)
+      print(ok, e)
+    ]], 20)
+    assert.are.equal("", err)
+    assert.are.equal(0, code)
+    assert.is_truthy(out:find("^false\tgoroutine %d+: goroutines: cannot "
+      .. "start a worker thread's state: module 'goroutines' not found"), out)
+  end)
+end)
+
+describe("g.parallel that cannot start a worker thread", function()
+  it("raises, and its goroutine never runs later", function()
+    local out, err, code = run_with_env({GOROUTINES_TEST_THREADFAIL = "1"}, [[
+      local g = require "goroutines"
+      g.gomaxprocs(1)
+      local ch = g.chan(10)
+      print(pcall(g.parallel, function(c) c:send("first") end, ch))
+      print(g.numgoroutine())
+      g.parallel(function(c) c:send("second") end, ch)
+      print(ch:recv())
+      g.time.sleep(0.2)
+      print(#ch, g.numgoroutine())
+    ]], 20)
+    assert.are.equal("", err)
+    assert.are.equal(0, code)
+    assert.are.equal("false\tgoroutines: cannot start a worker thread\n1\n"
+                     .. "second\ttrue\n0\t1\n", out)
+  end)
+end)
+
+describe("a parallel goroutine whose error object's __tostring raises", function()
+  it("is reported in main, and its worker goes on", function()
+    local out, err, code = h.run_script([[
+      local g = require "goroutines"
+      g.gomaxprocs(1)
+      g.parallel(function()
+        error(setmetatable({}, {__tostring = function() error("inner") end}))
+      end)
+      local ok, e = pcall(function() g.chan():recv() end)
+      print(ok, (tostring(e):match("^goroutine %d+: ")))
+      local ch = g.chan()
+      g.parallel(function(c) c:send("worker alive") end, ch)
+      print(ch:recv())
+    ]], 20)
+    assert.are.equal("", err)
+    assert.are.equal(0, code)
+    assert.is_truthy(out:find("^false\tgoroutine %d+: \nworker alive\ttrue\n$"), out)
+  end)
+end)

@@ -512,6 +512,7 @@ static int lchan_eq (lua_State *L) {
 static int lchan_new (lua_State *L) {
   lua_Integer cap = 0;
   gr_chan *c;
+  gr_getstate(L);   /* raises once closed: no finalizer would free c */
   if (!lua_isnoneornil(L, 1)) {
     int isint;
     cap = lua_tointegerx(L, 1, &isint);

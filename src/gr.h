@@ -198,13 +198,28 @@ static inline int gr_lock_held (gr_lock *lk) {
 #endif
 
 /* Upvalues shared by every C function of the module (state.c sets them). */
-#define GR_UV_STATE    lua_upvalueindex(1)  /* light userdata: gr_state */
+#define GR_UV_STATE    lua_upvalueindex(1)  /* gr_statebox (full userdata) */
 #define GR_UV_CHANMT   lua_upvalueindex(2)  /* metatable of channels */
 #define GR_UV_CASEMT   lua_upvalueindex(3)  /* metatable of select cases */
 #define GR_NUPVALUES   3
 
+/* The anchor of a state's scheduler (state.c): S is cleared when the
+** scheduler closes, and a function that lua_close's late finalizers call
+** must not reach the freed record; the host also clears it, from its
+** thread, in the state of a worker it abandons at shutdown. */
+typedef struct gr_statebox {
+  _Atomic(gr_state *) S;  /* NULL once closed or abandoned */
+} gr_statebox;
+
+int gr_state_closederror (lua_State *L);
+
+/* The scheduler of the state running a module function; raises once the
+** scheduler is closed. */
 static inline gr_state *gr_getstate (lua_State *L) {
-  return (gr_state *)lua_touserdata(L, GR_UV_STATE);
+  gr_statebox *box = (gr_statebox *)lua_touserdata(L, GR_UV_STATE);
+  gr_state *S = atomic_load_explicit(&box->S, memory_order_acquire);
+  if (S == NULL) gr_state_closederror(L);
+  return S;
 }
 
 #endif

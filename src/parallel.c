@@ -14,12 +14,32 @@
 ** spin (Go's bound), so spinning never takes a core from a thread with
 ** work.
 **
+** A worker whose set-up fails (no memory for its state, or its require
+** raised) is replaced, up to MAXREPLACE times in a row; when none is left
+** to take the queued jobs, the host fails them at its next wait: each is
+** an uncaught error of its goroutine, raised in main. An error that
+** escapes a scheduling step of a worker is reported the same way and the
+** worker goes on.
+**
+** Shutdown has two phases: every worker stops running goroutines and
+** says so (W->quiet, under P->stopmu, signalling P->stopcv); once all are
+** quiet, the host sets P->closenow and they close their states. A worker
+** still running after STOPGRACE_NS is inside a long C call (os.execute),
+** where no hook reaches it: the host abandons it (W->detached), so that
+** the program's end never waits for that call. Its state is never closed
+** and the module's functions raise in it (gr_state_abandon); its thread
+** is detached; P and W are never freed, as it may still read them when
+** the call returns, and on its way out it touches nothing else.
+**
 ** Invariants:
 **   W->S is set by the worker once its state runs and cleared, under
 **     P->lock, before the state closes: others touch a worker's state only
 **     under P->lock, or through objects (channels) that hold it alive.
 **   P outlives every worker: the host's close stops and joins them all.
-** Lock order: P->lock is taken alone, or before a state's rlock (leaf).
+**   P->nworkers counts the workers that take jobs: neither retired nor
+**     failed; a job is queued only while it is > 0.
+** Lock order: P->stopmu < P->lock < a state's rlock (leaf). P->lock is a
+**   spinlock and is never held while waiting.
 */
 #include <sched.h>
 #include <stdio.h>
@@ -35,6 +55,9 @@
 #include "timer.h"
 
 #define SPIN_NS 50000   /* how long an idle thread spins before sleeping */
+#define MAXREPLACE 3    /* worker set-ups that may fail in a row */
+#define STOPRETRY_NS 5000000   /* stopping: interrupts repeated this often */
+#define STOPGRACE_NS 1000000000ULL   /* stopping: then workers are abandoned */
 
 const char gr_parallel_workerkey = 0;
 static const char envmtkey = 0;
@@ -52,7 +75,9 @@ struct gr_worker {
   atomic_int retire;    /* take no more jobs; end when no goroutine left */
   atomic_int exited;    /* its thread is done (or about to be) */
   atomic_int kicked;    /* woken for a job, and not yet awake */
-  atomic_int quiet;     /* stopping: it runs no goroutine any more */
+  atomic_int detached;  /* abandoned by the host at shutdown */
+  atomic_int quiet;     /* stopping: it runs no goroutine any more (set
+                           under P->stopmu, as exited is) */
   gr_worker *next;      /* protected by P->lock */
 };
 
@@ -61,19 +86,46 @@ struct gr_pool {
   int ncpu;             /* cores libuv reports (immutable) */
   char *path, *cpath;   /* the host's package.path/cpath (immutable) */
   atomic_int stopping;  /* the host is closing: workers stop running */
-  atomic_int closenow;  /* every worker is quiet: they may close states */
+  atomic_int orphaned;  /* jobs may be queued with no worker to take them */
   atomic_int nspinning; /* threads spinning for work */
   atomic_int nwspinning;  /* workers among them that take jobs */
   atomic_int nidle;     /* threads asleep in their loop */
   atomic_int nthreads;  /* workers running, plus the host */
   atomic_int njobs;     /* jobs queued */
+  uv_mutex_t stopmu;
+  uv_cond_t stopcv;     /* a worker went quiet or exited; closenow set */
+  int closenow;         /* protected by stopmu: every worker is quiet, they
+                           may close their states */
   gr_mutex lock;
   /* protected by lock: */
   gr_job *jobhead, *jobtail;
   gr_worker *workers;
-  int nworkers;         /* workers not retired */
+  int nworkers;         /* workers that take jobs (see invariants) */
   int maxprocs;         /* g.gomaxprocs() */
+  int nfailed;          /* worker set-ups that failed in a row */
+  char failmsg[160];    /* why the last one failed */
 };
+
+/* Test hooks, for the specs only, read once from the environment when
+** the first pool is made: GOROUTINES_TEST_WORKERFAIL=N makes the first N
+** worker set-ups fail as if luaL_newstate had found no memory, and
+** GOROUTINES_TEST_THREADFAIL=N the first N thread creations. */
+static atomic_int testworkerfail, testthreadfail;
+static uv_once_t testonce = UV_ONCE_INIT;
+
+static void readtesthooks (void) {
+  const char *w = getenv("GOROUTINES_TEST_WORKERFAIL");
+  const char *t = getenv("GOROUTINES_TEST_THREADFAIL");
+  atomic_store(&testworkerfail, w ? atoi(w) : 0);
+  atomic_store(&testthreadfail, t ? atoi(t) : 0);
+}
+
+/* Whether a test hook makes this attempt fail (it counts one down). */
+static int testfail (atomic_int *n) {
+  int v = atomic_load(n);
+  while (v > 0 && !atomic_compare_exchange_weak(n, &v, v - 1)) {}
+  return v > 0;
+}
 
 gr_pool *gr_pool_ofworker (gr_worker *W) {
   return W->P;
@@ -130,13 +182,45 @@ void gr_pool_wentidle (gr_state *S) {
   }
 }
 
-/* Spins for up to SPIN_NS while that may pay; returns 1 when work came. */
+/* Fails the queued jobs when no worker is left to take them (their
+** set-ups failed): each becomes an uncaught error of its goroutine, in
+** the errors of the host S, whose thread this is. Returns how many. */
+static int failjobs (gr_state *S) {
+  gr_pool *P = S->pool;
+  gr_job *job, *next;
+  char msg[sizeof(P->failmsg) + 64];
+  int n = 0;
+  gr_mutex_lock(&P->lock);
+  atomic_store(&P->orphaned, 0);
+  job = P->nworkers == 0 ? P->jobhead : NULL;
+  if (job) {
+    P->jobhead = P->jobtail = NULL;
+    atomic_store(&P->njobs, 0);
+    snprintf(msg, sizeof(msg), "goroutines: cannot start a worker "
+             "thread's state: %s", P->failmsg);
+  }
+  gr_mutex_unlock(&P->lock);
+  for (; job != NULL; job = next, n++) {
+    next = job->next;
+    gr_errors_addmsg(S, job->id, msg, NULL);
+    gr_pack_free(job->p);
+    gr_sched_addlive(-1);
+    free(job);
+  }
+  return n;
+}
+
+/* Spins for up to SPIN_NS while that may pay; returns 1 when work came.
+** The host, which comes here before every sleep, first fails the jobs
+** that no worker can take. */
 int gr_pool_spin (gr_state *S, gr_g *me) {
   gr_pool *P = S->pool;
   int maxspin = P->ncpu / 2 > 2 ? P->ncpu / 2 : 2, found = 0, i;
   /* Only a worker that takes jobs counts as one that will take the next. */
   int taker = S->worker != NULL && !atomic_load(&S->worker->retire);
   uint64_t t0;
+  if (S->worker == NULL && atomic_load(&P->orphaned) && failjobs(S) > 0)
+    return 1;
   if (atomic_load(&P->nspinning) >= maxspin ||
       atomic_load(&P->nthreads) - atomic_load(&P->nidle) > P->ncpu)
     return 0;
@@ -162,6 +246,8 @@ int gr_pool_spin (gr_state *S, gr_g *me) {
 
 
 /* --- workers ------------------------------------------------------------------- */
+
+static int startworkers (gr_pool *P);
 
 static gr_job *takejob (gr_pool *P) {
   gr_job *job;
@@ -216,11 +302,12 @@ static void startjob (lua_State *L, gr_state *S, gr_job *job) {
   free(job);
 }
 
-static int lworkerloop (lua_State *L) {
+/* Sets up a worker's state: the host's search paths, the mark that makes
+** the module's state a worker's, and the module. */
+static int lsetup (lua_State *L) {
   gr_worker *W = (gr_worker *)lua_touserdata(L, 1);
   gr_pool *P = W->P;
-  gr_state *S;
-  unsigned tick;
+  luaL_openlibs(L);
   lua_getglobal(L, "package");
   lua_pushstring(L, P->path);
   lua_setfield(L, -2, "path");
@@ -232,10 +319,17 @@ static int lworkerloop (lua_State *L) {
   lua_getglobal(L, "require");
   lua_pushliteral(L, "goroutines");
   lua_call(L, 1, 0);
-  S = gr_state_get(L);
-  gr_mutex_lock(&P->lock);
-  W->S = S;
-  gr_mutex_unlock(&P->lock);
+  lua_pushlightuserdata(L, gr_state_get(L));
+  return 1;
+}
+
+/* The scheduling loop of a worker; returns when the host stops, or when
+** the worker is retired and has nothing left. */
+static int lworkerloop (lua_State *L) {
+  gr_worker *W = (gr_worker *)lua_touserdata(L, 1);
+  gr_state *S = (gr_state *)lua_touserdata(L, 2);
+  gr_pool *P = W->P;
+  unsigned tick;
   for (tick = 1; ; tick++) {
     gr_job *job;
     int ran;
@@ -259,31 +353,114 @@ static int lworkerloop (lua_State *L) {
   return 0;
 }
 
+/* Reports the error at the top of L, which escaped a scheduling step of
+** the worker state S, as an uncaught error: of the goroutine whose end
+** raised it (its coroutine is dead with an error and still listed; its
+** to-be-closed variables are closed now), or of none (id 0). Its
+** __tostring is not called: raising is what it may do. */
+static void reportescaped (lua_State *L, gr_state *S) {
+  char buf[96];
+  const char *msg;
+  lua_Integer id = 0;
+  gr_g *g;
+  if (lua_type(L, -1) == LUA_TSTRING || lua_type(L, -1) == LUA_TNUMBER)
+    msg = lua_tostring(L, -1);
+  else {
+    snprintf(buf, sizeof(buf), "(error object is a %s value)",
+             luaL_typename(L, -1));
+    msg = buf;
+  }
+  for (g = S->all; g != NULL; g = g->allnext) {
+    int st = lua_status(g->co);
+    if (st != LUA_OK && st != LUA_YIELD) {
+      id = g->id;
+      lua_resetthread(g->co);
+      break;
+    }
+  }
+  gr_errors_addmsg(S, id, msg, NULL);
+  lua_pop(L, 1);
+}
+
+/* A worker's set-up failed with msg: it takes no job from now on, and is
+** replaced unless too many failed in a row; when no worker is left, the
+** host is told to fail the queued jobs. */
+static void setupfailed (gr_worker *W, const char *msg) {
+  gr_pool *P = W->P;
+  int orphan;
+  gr_mutex_lock(&P->lock);
+  snprintf(P->failmsg, sizeof(P->failmsg), "%s",
+           msg ? msg : "(error object is not a string)");
+  if (!atomic_load(&W->retire)) {
+    atomic_store(&W->retire, 1);
+    P->nworkers--;
+  }
+  if (!atomic_load(&P->stopping) && P->nfailed++ < MAXREPLACE)
+    startworkers(P);
+  orphan = P->nworkers == 0 && P->jobhead != NULL;
+  if (orphan) atomic_store(&P->orphaned, 1);
+  gr_mutex_unlock(&P->lock);
+  if (orphan) {
+    atomic_store(&P->host->rpending, 1);   /* it looks before it sleeps */
+    gr_sched_kick(P->host);
+  }
+}
+
+/* Marks W quiet or exited (flag) and tells the host, which waits for
+** every worker to be one or the other. */
+static void tellhost (gr_worker *W, atomic_int *flag) {
+  gr_pool *P = W->P;
+  uv_mutex_lock(&P->stopmu);
+  atomic_store(flag, 1);
+  uv_cond_broadcast(&P->stopcv);
+  uv_mutex_unlock(&P->stopmu);
+}
+
 static void workermain (void *arg) {
   gr_worker *W = (gr_worker *)arg;
   gr_pool *P = W->P;
-  lua_State *L = luaL_newstate();
-  if (L != NULL) {
-    luaL_openlibs(L);
-    lua_pushcfunction(L, lworkerloop);
+  gr_state *S = NULL;
+  lua_State *L = testfail(&testworkerfail) ? NULL : luaL_newstate();
+  if (L == NULL)
+    setupfailed(W, "not enough memory");
+  else {
+    lua_pushcfunction(L, lsetup);
     lua_pushlightuserdata(L, W);
-    if (lua_pcall(L, 1, 0, 0) != LUA_OK)
-      fprintf(stderr, "goroutines: worker stopped: %s\n",
-              lua_tostring(L, -1));
+    if (lua_pcall(L, 1, 1, 0) != LUA_OK)
+      setupfailed(W, lua_tostring(L, -1));
+    else
+      S = (gr_state *)lua_touserdata(L, -1);
+    lua_settop(L, 0);
+  }
+  if (S) {
+    gr_mutex_lock(&P->lock);
+    W->S = S;
+    P->nfailed = 0;
+    gr_mutex_unlock(&P->lock);
+    for (;;) {   /* an error that escapes a step is reported; it goes on */
+      lua_pushcfunction(L, lworkerloop);
+      lua_pushlightuserdata(L, W);
+      lua_pushlightuserdata(L, S);
+      if (lua_pcall(L, 2, 0, 0) == LUA_OK) break;
+      reportescaped(L, S);
+    }
   }
   /* At shutdown, no worker closes its state before every worker has
   ** stopped running goroutines: one still running elsewhere may wake a
   ** goroutine of this state, or send on a channel it waits on. */
   if (atomic_load(&P->stopping)) {
-    atomic_store(&W->quiet, 1);
-    while (!atomic_load(&P->closenow)) uv_sleep(1);
+    tellhost(W, &W->quiet);
+    uv_mutex_lock(&P->stopmu);
+    while (!P->closenow) uv_cond_wait(&P->stopcv, &P->stopmu);
+    uv_mutex_unlock(&P->stopmu);
   }
+  if (atomic_load(&W->detached)) return;   /* the host has gone on */
   gr_mutex_lock(&P->lock);
   W->S = NULL;      /* nobody may touch the state from here on */
   gr_mutex_unlock(&P->lock);
   if (L != NULL) lua_close(L);
   atomic_fetch_sub(&P->nthreads, 1);
-  atomic_store(&W->exited, 1);
+  tellhost(W, &W->exited);
   gr_sched_kick(P->host);   /* the host may be waiting on a deadlock check */
 }
 
@@ -295,7 +472,8 @@ static int startworkers (gr_pool *P) {
     if (W == NULL) break;
     W->P = P;
     atomic_fetch_add(&P->nthreads, 1);
-    if (uv_thread_create(&W->thread, workermain, W) != 0) {
+    if (testfail(&testthreadfail) ||
+        uv_thread_create(&W->thread, workermain, W) != 0) {
       atomic_fetch_sub(&P->nthreads, 1);
       free(W);
       break;
@@ -343,13 +521,31 @@ static void stophook (lua_State *L, lua_Debug *ar) {
   luaL_error(L, "goroutines: stopped at shutdown");
 }
 
+/* Abandons the workers still running at shutdown; returns how many.
+** Requires P->stopmu (no worker goes quiet meanwhile) and P->lock. */
+static int abandon (gr_pool *P) {
+  gr_worker *W;
+  int n = 0;
+  for (W = P->workers; W != NULL; W = W->next) {
+    if (atomic_load(&W->exited) || atomic_load(&W->quiet)) continue;
+    atomic_store(&W->detached, 1);
+    if (W->S) gr_state_abandon(W->S);
+    n++;
+  }
+  return n;
+}
+
 /* At the host's close: stops every worker, even one in a tight loop; once
 ** none runs a goroutine any more, lets them close their states, and joins
-** them; frees the jobs never started. */
+** them; frees the jobs never started. Returns within about STOPGRACE_NS:
+** a worker still running then is abandoned. */
 void gr_pool_stop (gr_pool *P) {
-  gr_worker *W;
+  gr_worker *W, **pw;
   gr_job *job;
+  uint64_t deadline = uv_hrtime() + STOPGRACE_NS;
+  int nstuck = 0;
   atomic_store(&P->stopping, 1);
+  uv_mutex_lock(&P->stopmu);
   for (;;) {
     int running = 0;
     gr_mutex_lock(&P->lock);
@@ -361,13 +557,24 @@ void gr_pool_stop (gr_pool *P) {
         uv_async_send(&W->S->async);
       }
     }
+    if (running && uv_hrtime() >= deadline) nstuck = abandon(P);
     gr_mutex_unlock(&P->lock);
-    if (!running) break;
-    uv_sleep(1);
+    if (!running || nstuck > 0) break;
+    /* Each worker that goes quiet or exits signals; the timeout repeats
+    ** the interrupt, which misses a goroutine that the monitor was hooking
+    ** at that instant. */
+    uv_cond_timedwait(&P->stopcv, &P->stopmu, STOPRETRY_NS);
   }
-  atomic_store(&P->closenow, 1);
-  while ((W = P->workers) != NULL) {
-    P->workers = W->next;
+  P->closenow = 1;
+  uv_cond_broadcast(&P->stopcv);
+  uv_mutex_unlock(&P->stopmu);
+  for (pw = &P->workers; (W = *pw) != NULL; ) {
+    if (atomic_load(&W->detached)) {   /* left in the list, never freed */
+      pthread_detach(W->thread);
+      pw = &W->next;
+      continue;
+    }
+    *pw = W->next;
     uv_thread_join(&W->thread);
     free(W);
   }
@@ -377,6 +584,15 @@ void gr_pool_stop (gr_pool *P) {
     gr_sched_addlive(-1);
     free(job);
   }
+  if (nstuck > 0) {
+    fprintf(stderr, "goroutines: %d worker thread%s still inside a C call "
+            "at exit: left running, %s state not freed\n", nstuck,
+            nstuck > 1 ? "s" : "", nstuck > 1 ? "their" : "its");
+    fflush(stderr);
+    return;   /* P stays: the abandoned threads may still read it */
+  }
+  uv_cond_destroy(&P->stopcv);
+  uv_mutex_destroy(&P->stopmu);
   gr_mutex_destroy(&P->lock);
   free(P->path);
   free(P->cpath);
@@ -397,10 +613,20 @@ static gr_pool *getpool (lua_State *L, gr_state *S) {
   lua_getfield(L, -2, "cpath");
   path = lua_tostring(L, -2);
   cpath = lua_tostring(L, -1);
+  uv_once(&testonce, readtesthooks);
   P = (gr_pool *)calloc(1, sizeof(*P));
   if (P == NULL || (P->path = strdup(path ? path : "")) == NULL ||
-      (P->cpath = strdup(cpath ? cpath : "")) == NULL) {
+      (P->cpath = strdup(cpath ? cpath : "")) == NULL ||
+      uv_mutex_init(&P->stopmu) != 0) {
     if (P) free(P->path);
+    if (P) free(P->cpath);
+    free(P);
+    luaL_error(L, "not enough memory");
+  }
+  if (uv_cond_init(&P->stopcv) != 0) {
+    uv_mutex_destroy(&P->stopmu);
+    free(P->path);
+    free(P->cpath);
     free(P);
     luaL_error(L, "not enough memory");
   }
@@ -438,16 +664,23 @@ static int lparallel (lua_State *L) {
   job->next = NULL;
   job->p = p;
   job->id = id = gr_sched_newid();   /* job may be gone once queued */
-  gr_sched_addlive(1);
   gr_mutex_lock(&P->lock);
-  if (P->jobtail) P->jobtail->next = job;
-  else P->jobhead = job;
-  P->jobtail = job;
-  atomic_fetch_add(&P->njobs, 1);
-  started = P->workers != NULL || startworkers(P) > 0;
+  /* Queued only if a worker will take it: none may be left, all retired
+  ** or failed, and none may start. */
+  started = P->nworkers > 0 || startworkers(P) > 0;
+  if (started) {
+    gr_sched_addlive(1);
+    if (P->jobtail) P->jobtail->next = job;
+    else P->jobhead = job;
+    P->jobtail = job;
+    atomic_fetch_add(&P->njobs, 1);
+  }
   gr_mutex_unlock(&P->lock);
-  if (!started)  /* the job stays queued: a later g.parallel may start one */
+  if (!started) {   /* nothing of it is left */
+    gr_pack_free(p);
+    free(job);
     return luaL_error(L, "goroutines: cannot start a worker thread");
+  }
   wakeworker(P);
   lua_pushinteger(L, id);
   return 1;

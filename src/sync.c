@@ -309,7 +309,9 @@ void gr_sync_drop (void *obj) {
 /* --- handles -------------------------------------------------------------- */
 
 static int newobj (lua_State *L, int kind) {
-  gr_syncud *u = (gr_syncud *)lua_newuserdatauv(L, sizeof(*u), 0);
+  gr_syncud *u;
+  gr_getstate(L);   /* raises once closed: no finalizer would free it */
+  u = (gr_syncud *)lua_newuserdatauv(L, sizeof(*u), 0);
   u->o = (gr_sync *)calloc(1, sizeof(gr_sync));
   if (u->o == NULL) return luaL_error(L, "not enough memory");
   gr_mutex_init(&u->o->lock, GR_LSYNC);

@@ -502,7 +502,7 @@ void gr_timer_open (lua_State *L) {
   lua_setfield(L, -2, "__gc");
   lua_pushcfunction(L, ltimer_tostring);
   lua_setfield(L, -2, "__tostring");
-  lua_pushlightuserdata(L, gr_state_get(L));
+  gr_state_pushbox(L);
   luaL_getmetatable(L, "goroutines.chan");
   luaL_getmetatable(L, "goroutines.case");
   lua_newtable(L);                  /* methods, upvalue 4 of __index */
