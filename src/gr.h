@@ -6,7 +6,9 @@
 ** ascending rank, or, where the rank allows several, in ascending
 ** address order. GR_DEBUG builds check this at every lock (gr.c).
 **   rank          the lock                      held
-**   GR_LPOOL      P->lock of a worker pool      alone, or before a mailbox
+**   GR_LPOOLSTOP  P->stopmu of a worker pool    the pool's shutdown
+**                 (gr_lock, with a condition)   handshake; before P->lock
+**   GR_LPOOL      P->lock of a worker pool      before a mailbox at most
 **                 (gr_lock: it is held across thread creation and
 **                 uv_async_send)
 **   GR_LMONITOR   monlock of the preemption     alone: the monitor and the
@@ -55,7 +57,8 @@ typedef struct gr_timer gr_timer;   /* timer (timer.c) */
 #endif
 
 enum {
-  GR_LPOOL = 1, GR_LMONITOR, GR_LCTX, GR_LSYNC, GR_LCHAN, GR_LMAILBOX
+  GR_LPOOLSTOP = 1, GR_LPOOL, GR_LMONITOR, GR_LCTX, GR_LSYNC, GR_LCHAN,
+  GR_LMAILBOX
 };
 
 #ifdef GR_DEBUG
@@ -174,6 +177,19 @@ static inline void gr_lock_unlock (gr_lock *lk) {
 #endif
   uv_mutex_unlock(&lk->m);
   GR_RANK_RELEASE(lk);
+}
+
+/* Waits on cond, releasing lk meanwhile (held again on return). */
+static inline void gr_lock_wait (gr_lock *lk, uv_cond_t *cond) {
+#ifdef GR_DEBUG
+  assert(lk->held && pthread_equal(lk->owner, pthread_self()));
+  lk->held = 0;
+#endif
+  uv_cond_wait(cond, &lk->m);
+#ifdef GR_DEBUG
+  lk->owner = pthread_self();
+  lk->held = 1;
+#endif
 }
 
 /* Waits on cond for up to timeout ns, releasing lk meanwhile (it is held

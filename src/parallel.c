@@ -38,8 +38,9 @@
 **   P outlives every worker: the host's close stops and joins them all.
 **   P->nworkers counts the workers that take jobs: neither retired nor
 **     failed; a job is queued only while it is > 0.
-** Lock order: P->stopmu < P->lock < a state's rlock (leaf). P->lock is a
-**   spinlock and is never held while waiting.
+** Lock order: P->stopmu < P->lock < a state's rlock (leaf), as gr.h
+**   ranks them. Both are mutexes that sleep: P->lock is held across
+**   thread creation and uv_async_send; neither is held while waiting.
 */
 #include <sched.h>
 #include <stdio.h>
@@ -92,11 +93,11 @@ struct gr_pool {
   atomic_int nidle;     /* threads asleep in their loop */
   atomic_int nthreads;  /* workers running, plus the host */
   atomic_int njobs;     /* jobs queued */
-  uv_mutex_t stopmu;
+  gr_lock stopmu;
   uv_cond_t stopcv;     /* a worker went quiet or exited; closenow set */
   int closenow;         /* protected by stopmu: every worker is quiet, they
                            may close their states */
-  gr_mutex lock;
+  gr_lock lock;
   /* protected by lock: */
   gr_job *jobhead, *jobtail;
   gr_worker *workers;
@@ -147,14 +148,14 @@ int gr_pool_stopping (gr_pool *P) {
 int gr_pool_canprogress (gr_pool *P, gr_state *self) {
   gr_worker *W;
   int r = atomic_load(&P->njobs) > 0;
-  gr_mutex_lock(&P->lock);
+  gr_lock_lock(&P->lock);
   for (W = P->workers; W != NULL && !r; W = W->next) {
     gr_state *S = W->S;
     if (S == NULL) r = !atomic_load(&W->exited);   /* still starting */
     else if (S != self)
       r = atomic_load(&S->idle) != GR_IDLE_DONE || atomic_load(&S->rpending);
   }
-  gr_mutex_unlock(&P->lock);
+  gr_lock_unlock(&P->lock);
   return r;
 }
 
@@ -190,7 +191,7 @@ static int failjobs (gr_state *S) {
   gr_job *job, *next;
   char msg[sizeof(P->failmsg) + 64];
   int n = 0;
-  gr_mutex_lock(&P->lock);
+  gr_lock_lock(&P->lock);
   atomic_store(&P->orphaned, 0);
   job = P->nworkers == 0 ? P->jobhead : NULL;
   if (job) {
@@ -199,7 +200,7 @@ static int failjobs (gr_state *S) {
     snprintf(msg, sizeof(msg), "goroutines: cannot start a worker "
              "thread's state: %s", P->failmsg);
   }
-  gr_mutex_unlock(&P->lock);
+  gr_lock_unlock(&P->lock);
   for (; job != NULL; job = next, n++) {
     next = job->next;
     gr_errors_addmsg(S, job->id, msg, NULL);
@@ -252,14 +253,14 @@ static int startworkers (gr_pool *P);
 static gr_job *takejob (gr_pool *P) {
   gr_job *job;
   if (atomic_load(&P->njobs) == 0) return NULL;
-  gr_mutex_lock(&P->lock);
+  gr_lock_lock(&P->lock);
   job = P->jobhead;
   if (job) {
     P->jobhead = job->next;
     if (P->jobhead == NULL) P->jobtail = NULL;
     atomic_fetch_sub(&P->njobs, 1);
   }
-  gr_mutex_unlock(&P->lock);
+  gr_lock_unlock(&P->lock);
   return job;
 }
 
@@ -388,7 +389,7 @@ static void reportescaped (lua_State *L, gr_state *S) {
 static void setupfailed (gr_worker *W, const char *msg) {
   gr_pool *P = W->P;
   int orphan;
-  gr_mutex_lock(&P->lock);
+  gr_lock_lock(&P->lock);
   snprintf(P->failmsg, sizeof(P->failmsg), "%s",
            msg ? msg : "(error object is not a string)");
   if (!atomic_load(&W->retire)) {
@@ -399,7 +400,7 @@ static void setupfailed (gr_worker *W, const char *msg) {
     startworkers(P);
   orphan = P->nworkers == 0 && P->jobhead != NULL;
   if (orphan) atomic_store(&P->orphaned, 1);
-  gr_mutex_unlock(&P->lock);
+  gr_lock_unlock(&P->lock);
   if (orphan) {
     atomic_store(&P->host->rpending, 1);   /* it looks before it sleeps */
     gr_sched_kick(P->host);
@@ -410,10 +411,10 @@ static void setupfailed (gr_worker *W, const char *msg) {
 ** every worker to be one or the other. */
 static void tellhost (gr_worker *W, atomic_int *flag) {
   gr_pool *P = W->P;
-  uv_mutex_lock(&P->stopmu);
+  gr_lock_lock(&P->stopmu);
   atomic_store(flag, 1);
   uv_cond_broadcast(&P->stopcv);
-  uv_mutex_unlock(&P->stopmu);
+  gr_lock_unlock(&P->stopmu);
 }
 
 static void workermain (void *arg) {
@@ -433,10 +434,10 @@ static void workermain (void *arg) {
     lua_settop(L, 0);
   }
   if (S) {
-    gr_mutex_lock(&P->lock);
+    gr_lock_lock(&P->lock);
     W->S = S;
     P->nfailed = 0;
-    gr_mutex_unlock(&P->lock);
+    gr_lock_unlock(&P->lock);
     for (;;) {   /* an error that escapes a step is reported; it goes on */
       lua_pushcfunction(L, lworkerloop);
       lua_pushlightuserdata(L, W);
@@ -450,14 +451,14 @@ static void workermain (void *arg) {
   ** goroutine of this state, or send on a channel it waits on. */
   if (atomic_load(&P->stopping)) {
     tellhost(W, &W->quiet);
-    uv_mutex_lock(&P->stopmu);
-    while (!P->closenow) uv_cond_wait(&P->stopcv, &P->stopmu);
-    uv_mutex_unlock(&P->stopmu);
+    gr_lock_lock(&P->stopmu);
+    while (!P->closenow) gr_lock_wait(&P->stopmu, &P->stopcv);
+    gr_lock_unlock(&P->stopmu);
   }
   if (atomic_load(&W->detached)) return;   /* the host has gone on */
-  gr_mutex_lock(&P->lock);
+  gr_lock_lock(&P->lock);
   W->S = NULL;      /* nobody may touch the state from here on */
-  gr_mutex_unlock(&P->lock);
+  gr_lock_unlock(&P->lock);
   if (L != NULL) lua_close(L);
   atomic_fetch_sub(&P->nthreads, 1);
   tellhost(W, &W->exited);
@@ -490,7 +491,7 @@ static int startworkers (gr_pool *P) {
 static void wakeworker (gr_pool *P) {
   gr_worker *W;
   if (atomic_load(&P->nwspinning) > 0) return;
-  gr_mutex_lock(&P->lock);
+  gr_lock_lock(&P->lock);
   for (W = P->workers; W != NULL; W = W->next) {
     int no = 0;
     if (W->S && !atomic_load(&W->retire) && atomic_load(&W->S->idle) &&
@@ -499,7 +500,7 @@ static void wakeworker (gr_pool *P) {
       break;
     }
   }
-  gr_mutex_unlock(&P->lock);
+  gr_lock_unlock(&P->lock);
 }
 
 /* Calls f on every running worker state, under P->lock (their threads
@@ -507,10 +508,10 @@ static void wakeworker (gr_pool *P) {
 void gr_pool_eachstate (gr_pool *P, void (*f) (gr_state *S, void *ud),
                         void *ud) {
   gr_worker *W;
-  gr_mutex_lock(&P->lock);
+  gr_lock_lock(&P->lock);
   for (W = P->workers; W != NULL; W = W->next)
     if (W->S) f(W->S, ud);
-  gr_mutex_unlock(&P->lock);
+  gr_lock_unlock(&P->lock);
 }
 
 /* Interrupts a goroutine that runs while its worker must stop: it yields
@@ -545,10 +546,10 @@ void gr_pool_stop (gr_pool *P) {
   uint64_t deadline = uv_hrtime() + STOPGRACE_NS;
   int nstuck = 0;
   atomic_store(&P->stopping, 1);
-  uv_mutex_lock(&P->stopmu);
+  gr_lock_lock(&P->stopmu);
   for (;;) {
     int running = 0;
-    gr_mutex_lock(&P->lock);
+    gr_lock_lock(&P->lock);
     for (W = P->workers; W != NULL; W = W->next) {
       if (atomic_load(&W->exited) || atomic_load(&W->quiet)) continue;
       running = 1;
@@ -558,16 +559,16 @@ void gr_pool_stop (gr_pool *P) {
       }
     }
     if (running && uv_hrtime() >= deadline) nstuck = abandon(P);
-    gr_mutex_unlock(&P->lock);
+    gr_lock_unlock(&P->lock);
     if (!running || nstuck > 0) break;
     /* Each worker that goes quiet or exits signals; the timeout repeats
     ** the interrupt, which misses a goroutine that the monitor was hooking
     ** at that instant. */
-    uv_cond_timedwait(&P->stopcv, &P->stopmu, STOPRETRY_NS);
+    gr_lock_timedwait(&P->stopmu, &P->stopcv, STOPRETRY_NS);
   }
   P->closenow = 1;
   uv_cond_broadcast(&P->stopcv);
-  uv_mutex_unlock(&P->stopmu);
+  gr_lock_unlock(&P->stopmu);
   for (pw = &P->workers; (W = *pw) != NULL; ) {
     if (atomic_load(&W->detached)) {   /* left in the list, never freed */
       pthread_detach(W->thread);
@@ -592,8 +593,8 @@ void gr_pool_stop (gr_pool *P) {
     return;   /* P stays: the abandoned threads may still read it */
   }
   uv_cond_destroy(&P->stopcv);
-  uv_mutex_destroy(&P->stopmu);
-  gr_mutex_destroy(&P->lock);
+  gr_lock_destroy(&P->stopmu);
+  gr_lock_destroy(&P->lock);
   free(P->path);
   free(P->cpath);
   free(P);
@@ -606,6 +607,7 @@ void gr_pool_stop (gr_pool *P) {
 ** with the host's package.path and package.cpath for its workers. */
 static gr_pool *getpool (lua_State *L, gr_state *S) {
   gr_pool *P;
+  int ok = 0;
   const char *path, *cpath;
   if (S->pool) return S->pool;
   lua_getglobal(L, "package");
@@ -615,18 +617,19 @@ static gr_pool *getpool (lua_State *L, gr_state *S) {
   cpath = lua_tostring(L, -1);
   uv_once(&testonce, readtesthooks);
   P = (gr_pool *)calloc(1, sizeof(*P));
-  if (P == NULL || (P->path = strdup(path ? path : "")) == NULL ||
-      (P->cpath = strdup(cpath ? cpath : "")) == NULL ||
-      uv_mutex_init(&P->stopmu) != 0) {
+  if (P != NULL && (P->path = strdup(path ? path : "")) != NULL &&
+      (P->cpath = strdup(cpath ? cpath : "")) != NULL &&
+      gr_lock_init(&P->stopmu, GR_LPOOLSTOP) == 0) {
+    if (uv_cond_init(&P->stopcv) != 0) gr_lock_destroy(&P->stopmu);
+    else if (gr_lock_init(&P->lock, GR_LPOOL) != 0) {
+      uv_cond_destroy(&P->stopcv);
+      gr_lock_destroy(&P->stopmu);
+    }
+    else ok = 1;
+  }
+  if (!ok) {
     if (P) free(P->path);
     if (P) free(P->cpath);
-    free(P);
-    luaL_error(L, "not enough memory");
-  }
-  if (uv_cond_init(&P->stopcv) != 0) {
-    uv_mutex_destroy(&P->stopmu);
-    free(P->path);
-    free(P->cpath);
     free(P);
     luaL_error(L, "not enough memory");
   }
@@ -636,7 +639,6 @@ static gr_pool *getpool (lua_State *L, gr_state *S) {
   if (P->ncpu < 1) P->ncpu = 1;
   P->maxprocs = P->ncpu;
   atomic_init(&P->nthreads, 1);   /* the host */
-  gr_mutex_init(&P->lock, GR_LPOOL);
   S->pool = P;
   return P;
 }
@@ -664,7 +666,7 @@ static int lparallel (lua_State *L) {
   job->next = NULL;
   job->p = p;
   job->id = id = gr_sched_newid();   /* job may be gone once queued */
-  gr_mutex_lock(&P->lock);
+  gr_lock_lock(&P->lock);
   /* Queued only if a worker will take it: none may be left, all retired
   ** or failed, and none may start. */
   started = P->nworkers > 0 || startworkers(P) > 0;
@@ -675,7 +677,7 @@ static int lparallel (lua_State *L) {
     P->jobtail = job;
     atomic_fetch_add(&P->njobs, 1);
   }
-  gr_mutex_unlock(&P->lock);
+  gr_lock_unlock(&P->lock);
   if (!started) {   /* nothing of it is left */
     gr_pack_free(p);
     free(job);
@@ -691,15 +693,15 @@ static int lgomaxprocs (lua_State *L) {
   gr_pool *P = getpool(L, S);
   int prev;
   lua_Integer n;
-  gr_mutex_lock(&P->lock);
+  gr_lock_lock(&P->lock);
   prev = P->maxprocs;
-  gr_mutex_unlock(&P->lock);
+  gr_lock_unlock(&P->lock);
   if (!lua_isnoneornil(L, 1)) {
     int isint;
     n = lua_tointegerx(L, 1, &isint);
     luaL_argcheck(L, isint && n >= 1 && n <= 1024, 1,
                   "must be an integer from 1 to 1024");
-    gr_mutex_lock(&P->lock);
+    gr_lock_lock(&P->lock);
     P->maxprocs = (int)n;
     if (P->workers != NULL) {
       gr_worker *W;
@@ -712,7 +714,7 @@ static int lgomaxprocs (lua_State *L) {
         if (W->S) uv_async_send(&W->S->async);
       }
     }
-    gr_mutex_unlock(&P->lock);
+    gr_lock_unlock(&P->lock);
   }
   lua_pushinteger(L, prev);
   return 1;
