@@ -74,6 +74,7 @@ struct gr_state {
   gr_g *all;            /* every live goroutine except g1 */
   uint64_t rng;         /* xorshift state for select */
   struct gr_timerheap *timers;  /* timer.c */
+  void *selspare;       /* select.c: a block of waiters kept for reuse */
   struct gr_errmsg *errlocal, *errlocaltail;  /* uncaught errors waiting
                            to be raised in goroutine 1 */
   int gcstress;         /* full collection at every scheduling point */

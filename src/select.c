@@ -43,6 +43,7 @@
 
 /* Waiters of a parked select: one per enabled case. */
 typedef struct gr_selblock {
+  int cap;              /* waiters it has room for (and lock slots) */
   int n;                /* waiters */
   int nlock;            /* distinct channels in lockorder */
   gr_chan **lockorder;  /* distinct channels, ascending addresses */
@@ -282,6 +283,40 @@ static int rundefault (lua_State *L, int box) {
 
 /* --- parking -------------------------------------------------------------- */
 
+/* A block for n waiters, taken before any channel is locked (nothing
+** is allocated under a channel lock): the state's spare one when it is
+** large enough, so that a goroutine that selects in a loop allocates
+** nothing in steady state. NULL without memory. */
+static gr_selblock *getblock (gr_state *S, int n) {
+  gr_selblock *b = (gr_selblock *)S->selspare;
+  if (b != NULL && b->cap >= n) {
+    S->selspare = NULL;
+    return b;
+  }
+  if (n < 4) n = 4;
+  b = (gr_selblock *)malloc(sizeof(*b) + n * sizeof(gr_waiter) +
+                            n * sizeof(gr_chan *));
+  if (b != NULL) b->cap = n;
+  return b;
+}
+
+/* Gives a block back: the larger of it and the spare stays spare. */
+static void putblock (gr_state *S, gr_selblock *b) {
+  gr_selblock *spare = (gr_selblock *)S->selspare;
+  if (spare != NULL && spare->cap >= b->cap) {
+    free(b);
+    return;
+  }
+  free(spare);
+  S->selspare = b;
+}
+
+/* Frees the spare block of S (at its close). */
+void gr_select_closestate (gr_state *S) {
+  free(S->selspare);
+  S->selspare = NULL;
+}
+
 /* Drops the waiters of a parked select: removes those still queued,
 ** discards the values they still hold (the caller has taken the winner's),
 ** releases the channel refs and frees the block. L is NULL at state
@@ -302,9 +337,10 @@ static void freeblock (lua_State *L, gr_g *g) {
     gr_value_discard(L, &b->w[i].val);
     gr_chan_release(L, (gr_chan *)b->w[i].obj);
   }
-  free(b);
   g->sel = NULL;
   g->cancel = NULL;
+  if (L != NULL) putblock(g->S, b);
+  else free(b);   /* the state closes */
 }
 
 static void cancel (gr_g *g) {
@@ -358,19 +394,11 @@ static int select_k (lua_State *L, int status, lua_KContext ctx) {
 ** always completed through the same case), and parks. Requires every
 ** channel locked; drops the locks. box is the stack index of the scratch
 ** box (0: none). */
-static int park (lua_State *L, gr_state *S, scase *cs, int n, int *poll,
+static int park (lua_State *L, gr_state *S, scase *cs, int *poll,
                  int nactive, gr_chan **order, int nlock, int mode,
-                 int box) {
+                 int box, gr_selblock *b) {
   gr_g *g = S->current;
-  gr_selblock *b;
   int j;
-  b = (gr_selblock *)malloc(sizeof(*b) + nactive * sizeof(gr_waiter) +
-                            nlock * sizeof(gr_chan *));
-  if (b == NULL) {
-    unlockall(order, nlock);
-    discardall(L, cs, n);
-    return luaL_error(L, "not enough memory");
-  }
   b->n = nactive;
   b->nlock = nlock;
   b->lockorder = (gr_chan **)(b->w + nactive);
@@ -496,6 +524,7 @@ static int lselect (lua_State *L) {
   int n, i, nactive, nlock, hasdefault, mode, chosen = -1, r = 0;
   int nsend = 0, needbox = 0, box = 0;
   const int base = CASE0;
+  gr_selblock *block = NULL;   /* the waiters, should it park */
   gr_waiter *wake = NULL;
   gr_value v;
   luaL_checktype(L, 1, LUA_TTABLE);
@@ -536,6 +565,11 @@ static int lselect (lua_State *L) {
     r++;
   }
   nlock = sortlocks(cs, n, order);
+  if (!hasdefault && mode != GR_BLOCK_NO &&
+      (block = getblock(S, nactive)) == NULL) {
+    discardall(L, cs, n);
+    return luaL_error(L, "not enough memory");
+  }
   lockall(order, nlock);
   for (i = 0; i < nactive; i++) {
     scase *sc = &cs[poll[i]];
@@ -549,8 +583,9 @@ static int lselect (lua_State *L) {
     }
   }
   if (chosen < 0 && !hasdefault && mode != GR_BLOCK_NO)
-    return park(L, S, cs, n, poll, nactive, order, nlock, mode, box);
+    return park(L, S, cs, poll, nactive, order, nlock, mode, box, block);
   unlockall(order, nlock);
+  if (block != NULL) putblock(S, block);
   if (wake) gr_wait_wake(S, wake);
   discardall(L, cs, n);
   if (chosen < 0) {

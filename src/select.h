@@ -9,6 +9,9 @@
 
 int gr_select_onrecv (lua_State *L);
 int gr_select_onsend (lua_State *L);
+/* Frees what the selects of S keep for reuse, when S closes. */
+void gr_select_closestate (gr_state *S);
+/* Registers g.select in the module table at the top of L. */
 void gr_select_open (lua_State *L);
 
 #endif

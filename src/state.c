@@ -27,6 +27,7 @@
 #include "errors.h"
 #include "parallel.h"
 #include "sched.h"
+#include "select.h"
 #include "state.h"
 #include "timer.h"
 
@@ -99,6 +100,7 @@ static void closestate (gr_state *S) {
   gr_sched_forget(S);
   gr_sched_closeall(S);
   gr_timer_closeall(S);
+  gr_select_closestate(S);
   /* A worker hands its errors to its host: it has none of its own, but
   ** any it had are printed, never dropped. */
   if (!host) gr_errors_report(S);
