@@ -15,18 +15,14 @@
 #include <string.h>
 
 #include "errors.h"
-#include "parallel.h"
 #include "sched.h"
 
-/* Queues e for goroutine 1 of the host state. */
+/* Queues e for goroutine 1 of the host state. An error of a worker goes
+** to its host's mailbox even while the pool stops: the host prints what
+** it never raised once every worker has stopped. */
 static void deliver (gr_state *S, gr_errmsg *e) {
-  if (S->worker) {
-    gr_pool *P = S->pool;
-    gr_state *H = gr_pool_host(P);
-    if (gr_pool_stopping(P)) {   /* the program is ending: Go drops it too */
-      free(e);
-      return;
-    }
+  gr_state *H = S->poolops ? S->poolops->host(S) : S;
+  if (H != S) {
     gr_mutex_lock(&H->rlock);
     if (H->errtail) H->errtail->next = e;
     else H->errors = e;
@@ -147,7 +143,7 @@ int gr_errors_deadlock (lua_State *L, gr_state *S) {
   luaL_addstring(&b, "all goroutines are asleep - deadlock!");
   addg(&b, S->g1, S->current == S->g1 ? L : S->g1->co);
   addstate(&b, S, S->current, L);
-  if (S->pool) gr_pool_eachstate(S->pool, addworker, &b);
+  if (S->poolops) S->poolops->eachworker(S, addworker, &b);
   luaL_pushresult(&b);
   return lua_error(L);
 }

@@ -128,24 +128,12 @@ static int testfail (atomic_int *n) {
   return v > 0;
 }
 
-gr_pool *gr_pool_ofworker (gr_worker *W) {
-  return W->P;
-}
-
-gr_state *gr_pool_host (gr_pool *P) {
-  return P->host;
-}
-
-int gr_pool_stopping (gr_pool *P) {
-  return atomic_load(&P->stopping);
-}
-
-
 /* --- idling ---------------------------------------------------------------- */
 
 /* Whether a worker other than self may still make progress: it runs, it
 ** has a timer or a wakeup pending, or a job waits to be started. */
-int gr_pool_canprogress (gr_pool *P, gr_state *self) {
+static int canprogress (gr_state *self) {
+  gr_pool *P = self->pool;
   gr_worker *W;
   int r = atomic_load(&P->njobs) > 0;
   gr_lock_lock(&P->lock);
@@ -159,19 +147,14 @@ int gr_pool_canprogress (gr_pool *P, gr_state *self) {
   return r;
 }
 
-int gr_pool_hasjobs (gr_state *S) {
+static int hasjobs (gr_state *S) {
   return S->worker != NULL && !atomic_load(&S->worker->retire) &&
          atomic_load(&S->pool->njobs) > 0;
 }
 
-/* Counts the thread of S in or out of sleep. */
-void gr_pool_idle (gr_state *S, int delta) {
-  atomic_fetch_add(&S->pool->nidle, delta);
-}
-
 /* A worker that sleeps with nothing to wait for may complete a deadlock:
 ** kick the host so that it looks again. */
-void gr_pool_wentidle (gr_state *S) {
+static void wentidle (gr_state *S) {
   if (S->worker) {
     gr_state *H = S->pool->host;
     /* The host, about to sleep, publishes H->idle and then reads its own
@@ -214,7 +197,7 @@ static int failjobs (gr_state *S) {
 /* Spins for up to SPIN_NS while that may pay; returns 1 when work came.
 ** The host, which comes here before every sleep, first fails the jobs
 ** that no worker can take. */
-int gr_pool_spin (gr_state *S, gr_g *me) {
+static int spin (gr_state *S, gr_g *me) {
   gr_pool *P = S->pool;
   int maxspin = P->ncpu / 2 > 2 ? P->ncpu / 2 : 2, found = 0, i;
   /* Only a worker that takes jobs counts as one that will take the next. */
@@ -231,7 +214,7 @@ int gr_pool_spin (gr_state *S, gr_g *me) {
   for (i = 1; ; i++) {
     if (atomic_load_explicit(&S->rpending, memory_order_acquire) ||
         (me && atomic_load_explicit(&me->woken, memory_order_acquire)) ||
-        gr_pool_hasjobs(S) || atomic_load(&P->stopping)) {
+        hasjobs(S) || atomic_load(&P->stopping)) {
       found = 1;
       break;
     }
@@ -505,8 +488,9 @@ static void wakeworker (gr_pool *P) {
 
 /* Calls f on every running worker state, under P->lock (their threads
 ** are asleep when the deadlock report reads them). */
-void gr_pool_eachstate (gr_pool *P, void (*f) (gr_state *S, void *ud),
+static void eachworker (gr_state *S0, void (*f) (gr_state *S, void *ud),
                         void *ud) {
+  gr_pool *P = S0->pool;
   gr_worker *W;
   gr_lock_lock(&P->lock);
   for (W = P->workers; W != NULL; W = W->next)
@@ -514,12 +498,40 @@ void gr_pool_eachstate (gr_pool *P, void (*f) (gr_state *S, void *ud),
   gr_lock_unlock(&P->lock);
 }
 
+static int mustwake (gr_state *S) {
+  return hasjobs(S) || atomic_load(&S->pool->stopping);
+}
+
+/* Counts the thread of S in or out of sleep; one that sleeps with no
+** timer may complete a deadlock. */
+static void sleeping (gr_state *S, int asleep, int timers) {
+  atomic_fetch_add(&S->pool->nidle, asleep ? 1 : -1);
+  if (asleep && !timers) wentidle(S);
+}
+
+static gr_state *host (gr_state *S) {
+  return S->pool->host;
+}
+
+/* The pool's policy for the schedulers of its states (sched.h). */
+static const gr_poolops poolops = {
+  spin, canprogress, mustwake, sleeping, host, eachworker
+};
+
+/* Attaches the state of worker W to W's pool, as its scheduler is made. */
+void gr_pool_attach (gr_state *S, gr_worker *W) {
+  S->worker = W;
+  S->pool = W->P;
+  S->poolops = &poolops;
+}
+
 /* Interrupts a goroutine that runs while its worker must stop: it yields
 ** back to the worker loop, or raises if it is inside a C call. */
 static void stophook (lua_State *L, lua_Debug *ar) {
   (void)ar;
   if (lua_isyieldable(L)) lua_yield(L, 0);
-  luaL_error(L, "goroutines: stopped at shutdown");
+  lua_pushlightuserdata(L, (void *)&gr_sched_stoptoken);
+  lua_error(L);   /* ends the goroutine without a report */
 }
 
 /* Abandons the workers still running at shutdown; returns how many.
@@ -640,6 +652,7 @@ static gr_pool *getpool (lua_State *L, gr_state *S) {
   P->maxprocs = P->ncpu;
   atomic_init(&P->nthreads, 1);   /* the host */
   S->pool = P;
+  S->poolops = &poolops;
   return P;
 }
 

@@ -11,17 +11,13 @@ typedef struct gr_worker gr_worker;
 
 extern const char gr_parallel_workerkey;
 
-gr_pool *gr_pool_ofworker (gr_worker *W);
-int gr_pool_canprogress (gr_pool *P, gr_state *self);
-int gr_pool_spin (gr_state *S, gr_g *me);
-int gr_pool_hasjobs (gr_state *S);
-void gr_pool_wentidle (gr_state *S);
-void gr_pool_idle (gr_state *S, int delta);
-gr_state *gr_pool_host (gr_pool *P);
-int gr_pool_stopping (gr_pool *P);
-void gr_pool_eachstate (gr_pool *P, void (*f) (gr_state *S, void *ud),
-                        void *ud);
+/* Attaches the state of worker W (its thread, while the state is made)
+** to W's pool: its scheduler follows the pool's policy from then on. */
+void gr_pool_attach (gr_state *S, gr_worker *W);
+/* At the host's close: stops every worker and joins or abandons it. */
 void gr_pool_stop (gr_pool *P);
+/* Registers g.parallel and g.gomaxprocs in the module table at the top
+** of L. */
 void gr_parallel_open (lua_State *L);
 
 #endif

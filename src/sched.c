@@ -32,12 +32,13 @@
 
 #include "sched.h"
 #include "errors.h"
-#include "parallel.h"
 #include "state.h"
 #include "timer.h"
 
 /* How the body's own frame ends a traceback. */
 #define BODYFRAME "\n\t[C]: in ?"
+
+const char gr_sched_stoptoken = 0;
 
 const char *const gr_waitreasons[] = {
   "running", "chan receive", "chan send", "select", "select (no cases)",
@@ -193,25 +194,23 @@ static int canwake (gr_state *S) {
   if (S->worker) return 1;   /* only the host reports deadlocks */
   return gr_timer_pending(S) ||
          atomic_load(&S->rpending) ||
-         (S->pool != NULL && gr_pool_canprogress(S->pool, S));
+         (S->poolops != NULL && S->poolops->canprogress(S));
 }
 
 /* Sleeps in S's loop until a timer expires or another thread kicks S;
 ** with spin, first spins a little on the run queue when that may pay
-** (gr_pool_spin). me is an in-place blocker whose wake also ends it. */
+** (the pool's spin). me is an in-place blocker whose wake also ends it. */
 void gr_sched_sleep (gr_state *S, gr_g *me, int spin) {
+  const gr_poolops *ops = S->poolops;
   int timers = gr_timer_pending(S);
-  if (spin && S->pool && gr_pool_spin(S, me)) return;
+  if (spin && ops && ops->spin(S, me)) return;
   atomic_store(&S->idle, timers ? GR_IDLE_TIMERS : GR_IDLE_DONE);
   if (!atomic_load(&S->rpending) && !(me && atomic_load(&me->woken)) &&
-      !(S->pool && (gr_pool_hasjobs(S) || gr_pool_stopping(S->pool)))) {
-    if (S->pool) {
-      gr_pool_idle(S, 1);
-      if (!timers) gr_pool_wentidle(S);
-    }
+      !(ops && ops->mustwake(S))) {
+    if (ops) ops->sleeping(S, 1, timers);
     gr_timer_arm(S);
     uv_run(&S->loop, UV_RUN_ONCE);
-    if (S->pool) gr_pool_idle(S, -1);
+    if (ops) ops->sleeping(S, 0, timers);
   }
   atomic_store(&S->idle, 0);
 }
@@ -254,7 +253,7 @@ int gr_sched_wait (lua_State *L, gr_state *S, gr_g *me, int runonly) {
       return 0;
     /* Spin first: a wake from another thread often comes within
     ** microseconds, and the deadlock check below takes the pool's lock. */
-    if (S->pool && gr_pool_spin(S, me)) continue;
+    if (S->poolops && S->poolops->spin(S, me)) continue;
     if (!canwake(S)) {
       /* Look again after canwake read the other threads' states: a wake
       ** published before they went idle is visible now. */
@@ -436,7 +435,8 @@ static void recorderror (lua_State *L, gr_state *S, gr_g *g) {
 
 static int gobody_k (lua_State *L, int status, lua_KContext ctx) {
   gr_state *S = (gr_state *)ctx;
-  if (status != LUA_OK && status != LUA_YIELD)
+  if (status != LUA_OK && status != LUA_YIELD &&
+      lua_touserdata(L, -1) != (void *)&gr_sched_stoptoken)
     recorderror(L, S, S->current);
   return 0;
 }

@@ -35,6 +35,10 @@ enum {
 };
 extern const char *const gr_waitreasons[];
 
+/* Raised (as a light userdata of its address) to end a goroutine that
+** must stop, such as at shutdown: the goroutine ends without a report. */
+extern const char gr_sched_stoptoken;
+
 /* One goroutine. */
 struct gr_g {
   lua_Integer id;       /* 1 for the main chunk */
@@ -63,6 +67,29 @@ struct gr_g {
   lua_Hook savedhook;   /* the hook that preemption replaced on co, */
   int savedmask, savedcount;  /* restored when the preemption hook fires */
 };
+
+/* The idle and deadlock policy of a state that has a worker pool: the
+** pool (parallel.c, a layer above) installs it in S->poolops, so that
+** the scheduler and the error report never call upwards. */
+typedef struct gr_poolops {
+  /* Spins briefly for work; returns 1 when some came (me: an in-place
+  ** blocker whose wake counts as work, or NULL). */
+  int (*spin) (gr_state *S, gr_g *me);
+  /* Whether a thread of the pool other than S's may still make
+  ** progress (and so wake S's goroutines). */
+  int (*canprogress) (gr_state *S);
+  /* Whether S's thread must not go to sleep: a job waits for it, or the
+  ** pool is stopping. */
+  int (*mustwake) (gr_state *S);
+  /* S's thread goes to sleep in its loop (asleep 1, with timers pending
+  ** or not) or wakes from it (asleep 0). */
+  void (*sleeping) (gr_state *S, int asleep, int timers);
+  /* The state whose goroutine 1 raises S's uncaught errors. */
+  gr_state *(*host) (gr_state *S);
+  /* Calls f on every worker state of S's pool, under the pool's lock. */
+  void (*eachworker) (gr_state *S, void (*f) (gr_state *W, void *ud),
+                      void *ud);
+} gr_poolops;
 
 /* The scheduler of one Lua state. */
 struct gr_state {
@@ -94,6 +121,7 @@ struct gr_state {
                            (a host state creates it on first g.parallel;
                            a worker state shares its host's) */
   struct gr_worker *worker;  /* the worker running this state, or NULL */
+  const gr_poolops *poolops;  /* the pool's policy, set with pool */
   atomic_int idle;      /* 0 while its thread runs; GR_IDLE_TIMERS or
                            GR_IDLE_DONE while it sleeps in uv_run */
   /* protected by rlock: */

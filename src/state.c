@@ -154,8 +154,7 @@ static gr_state *newstate (lua_State *L, statebox *box) {
   /* A worker thread marks its state before it loads the module. */
   if (lua_rawgetp(L, LUA_REGISTRYINDEX, &gr_parallel_workerkey) ==
       LUA_TLIGHTUSERDATA) {
-    S->worker = (gr_worker *)lua_touserdata(L, -1);
-    S->pool = gr_pool_ofworker(S->worker);
+    gr_pool_attach(S, (gr_worker *)lua_touserdata(L, -1));
   }
   lua_pop(L, 1);
   gr_mutex_init(&S->rlock, GR_LMAILBOX);
