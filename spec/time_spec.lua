@@ -219,6 +219,35 @@ describe("time.timer", function()
     assert.is_true(empty(t.c))
   end)
 
+  it("stop of a fired timer whose value nobody received returns true",
+     function()
+    -- Go 1.23: the value is discarded, as if the timer had not fired, so
+    -- `if not t:stop() then t.c:recv() end` can never block for good.
+    local t = time.timer(0.01)
+    time.sleep(0.05)
+    assert.is_true(t:stop())
+    assert.is_true(empty(t.c))
+    assert.is_false(t:stop())
+    local u = time.timer(0.01)
+    time.sleep(0.05)
+    local blocked = false
+    if not u:stop() then
+      blocked = g.select { u.c:on_recv(), default = true } == "default"
+    end
+    assert.is_false(blocked)
+  end)
+
+  it("reset of a fired timer whose value nobody received returns true",
+     function()
+    local t = time.timer(0.01)
+    time.sleep(0.05)
+    local t0 = time.now()
+    assert.is_true(t:reset(0.03))
+    assert.is_true(empty(t.c))
+    t.c:recv()
+    took(0.03, time.now() - t0)
+  end)
+
   it("reset of an active timer returns true and moves its deadline",
      function()
     local t = time.timer(10)
@@ -310,6 +339,44 @@ describe("time.ticker", function()
     h.raises({ "bad argument #1", "non-positive interval" }, time.ticker, 0)
     h.raises({ "bad argument #1", "non-positive interval" }, time.ticker, -1)
   end)
+
+  it("stop of a ticker with a tick nobody received returns true",
+     function()
+    local tk = time.ticker(0.01)
+    time.sleep(0.05)
+    assert.is_true(tk:stop())
+    assert.is_true(empty(tk.c))
+  end)
+end)
+
+describe("argument errors of the time functions", function()
+  -- Called through pcall, Lua itself cannot name a function of the g.time
+  -- subtable: the functions name themselves.
+  it("name the function", function()
+    h.raises("bad argument #1 to 'tick' (non-positive interval)",
+             time.tick, -1)
+    h.raises("bad argument #1 to 'ticker' (non-positive interval)",
+             time.ticker, 0)
+    h.raises("bad argument #1 to 'sleep' (number expected, got string)",
+             time.sleep, "x")
+    h.raises("bad argument #1 to 'after' (number expected, got no value)",
+             time.after)
+    h.raises("bad argument #1 to 'timer' (number expected, got nil)",
+             time.timer, nil)
+    h.raises("bad argument #2 to 'after_func' (function expected, got nil)",
+             time.after_func, 1, nil)
+    h.raises("bad argument #1 to 'since' (number expected, got table)",
+             time.since, {})
+  end)
+
+  it("of a method do not count self", function()
+    local tk = time.ticker(1)
+    finally(function() tk:stop() end)
+    h.raises("bad argument #1 to 'reset' (non-positive interval)",
+             function() return tk:reset(-1) end)
+    h.raises("bad argument #2 to 'reset' (number expected, got boolean)",
+             tk.reset, tk, true)
+  end)
 end)
 
 describe("time.tick", function()
@@ -340,6 +407,22 @@ describe("time.tick", function()
     h.raises({ "bad argument #1", "non-positive interval" }, time.tick, 0)
     h.raises({ "bad argument #1", "non-positive interval" }, time.tick, -0.5)
   end)
+
+  it("with a period under a nanosecond keeps ticking", function()
+    -- 1e-10 s rounds to 0 ns: the period is at least 1 ns.
+    local out, err, code = h.run_script([[
+      local g = require "goroutines"
+      local c = g.time.tick(1e-10)
+      local n = 0
+      for _ = 1, 5 do
+        if type(c:recv()) == "number" then n = n + 1 end
+      end
+      print(n)
+    ]], 20)
+    assert.are.equal("", err)
+    assert.are.equal(0, code)
+    assert.are.equal("5\n", out)
+  end)
 end)
 
 describe("time.after_func", function()
@@ -363,6 +446,33 @@ describe("time.after_func", function()
     time.sleep(0.06)
     assert.is_false(ran)
     assert.is_false(t:stop())
+  end)
+
+  it("survives the collection of its dropped handle while it fires",
+     function()
+    -- Spawning f allocates: a collection then finalizes the handle of a
+    -- timer that fire() still uses.
+    local out, err, code = h.run_script([[
+      local g = require "goroutines"
+      local mt = { __gc = function() end }
+      local ran = 0
+      -- Fewer under gcstress, which collects at every scheduling point.
+      local N = (os.getenv("GOROUTINES_GCSTRESS") or "0") ~= "0" and 50
+                or 5000
+      for _ = 1, 10 do
+        for _ = 1, N do
+          g.time.after_func(0.002, function() ran = ran + 1 end)
+        end
+        for _ = 1, 20000 do setmetatable({}, mt) end
+        g.time.sleep(0.003)
+      end
+      local t0 = g.time.now()
+      while ran < 10 * N and g.time.since(t0) < 20 do g.time.sleep(0.01) end
+      print(ran == 10 * N)
+    ]], 60)
+    assert.are.equal("", err)
+    assert.are.equal(0, code)
+    assert.are.equal("true\n", out)
   end)
 
   it("lets f block", function()

@@ -17,6 +17,7 @@
 */
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "chan.h"
 #include "state.h"
@@ -33,6 +34,8 @@ struct gr_timer {
   size_t idx;           /* heap position, NOHEAP when inactive */
   int kind;             /* GR_T* */
   int ud;               /* a Lua handle owns this timer */
+  int firing;           /* GR_TFUNC: fire() runs it; a collected handle
+                           leaves the free to fire() */
   gr_state *S;
   gr_g *g;              /* GR_TSLEEP: the sleeper */
   gr_chan *c;           /* GR_TSEND: ref held */
@@ -127,6 +130,13 @@ static uint64_t tons (double d) {
   return (uint64_t)(d * 1e9);
 }
 
+/* The period of a ticker of d > 0 seconds: at least 1 ns, since 0 would
+** make it a one-shot timer. */
+static uint64_t toperiod (double d) {
+  uint64_t p = tons(d);
+  return p > 0 ? p : 1;
+}
+
 /* Frees an inactive timer. L is NULL at state close. */
 static void freetimer (lua_State *L, gr_timer *t) {
   GR_ASSERT(t->idx == NOHEAP);
@@ -193,9 +203,14 @@ static void fire (lua_State *L, gr_state *S, gr_timer *t, uint64_t now) {
       }
       break;
     case GR_TFUNC:
+      /* Spawning allocates: a collection may finalize the handle now,
+      ** which sees t->firing and leaves t to us. */
+      t->firing = 1;
       lua_rawgeti(L, LUA_REGISTRYINDEX, t->fref);
       gr_sched_spawn(L, S, 0, 0);
-      break;
+      t->firing = 0;
+      if (!t->ud && t->idx == NOHEAP) freetimer(L, t);
+      return;
     case GR_TCALL: {
       void (*call) (gr_state *, void *) = t->call;
       t->call = NULL;
@@ -270,6 +285,45 @@ void gr_timer_closeall (gr_state *S) {
 
 /* --- Lua functions: sleep, after, tick, now, since --------------------------- */
 
+/* luaL_argerror, naming the function fname. Lua finds the name of a
+** function called through pcall in package.loaded, one level deep: the
+** functions of the g.time subtable would be '?'. */
+static int argerror (lua_State *L, int arg, const char *fname,
+                     const char *msg) {
+  lua_Debug ar;
+  if (lua_getstack(L, 0, &ar) && lua_getinfo(L, "n", &ar) &&
+      ar.namewhat != NULL && strcmp(ar.namewhat, "method") == 0)
+    arg--;   /* as luaL_argerror: self is not counted */
+  return luaL_error(L, "bad argument #%d to '%s' (%s)", arg, fname, msg);
+}
+
+/* luaL_typeerror with argerror's name. */
+static int typeerror (lua_State *L, int arg, const char *fname,
+                      const char *tname) {
+  const char *typearg;
+  if (luaL_getmetafield(L, arg, "__name") == LUA_TSTRING)
+    typearg = lua_tostring(L, -1);
+  else if (lua_type(L, arg) == LUA_TLIGHTUSERDATA)
+    typearg = "light userdata";
+  else
+    typearg = luaL_typename(L, arg);
+  return argerror(L, arg, fname,
+                  lua_pushfstring(L, "%s expected, got %s", tname, typearg));
+}
+
+static double checknum (lua_State *L, int arg, const char *fname) {
+  int isnum;
+  lua_Number d = lua_tonumberx(L, arg, &isnum);
+  if (!isnum) typeerror(L, arg, fname, "number");
+  return (double)d;
+}
+
+static double checkperiod (lua_State *L, int arg, const char *fname) {
+  double d = checknum(L, arg, fname);
+  if (!(d > 0)) argerror(L, arg, fname, "non-positive interval");
+  return d;
+}
+
 static int sleep_k (lua_State *L, int status, lua_KContext ctx) {
   gr_state *S = gr_getstate(L);
   gr_g *g = S->current;
@@ -287,7 +341,7 @@ static int sleep_k (lua_State *L, int status, lua_KContext ctx) {
 
 static int lsleep (lua_State *L) {
   gr_state *S = gr_getstate(L);
-  double d = luaL_checknumber(L, 1);
+  double d = checknum(L, 1, "sleep");
   int mode;
   gr_timer *t;
   gr_g *g = S->current;
@@ -311,12 +365,6 @@ static void timerchan (lua_State *L, gr_timer *t) {
   t->c = c;   /* the creation ref becomes the timer's */
 }
 
-static double checkperiod (lua_State *L, int arg) {
-  double d = luaL_checknumber(L, arg);
-  luaL_argcheck(L, d > 0, arg, "non-positive interval");
-  return d;
-}
-
 /* Pushes the receive-only channel of a new timer without a handle, which
 ** sends on it d seconds from now, and every period after (0: once). */
 static int pushtimerchan (lua_State *L, double d, double period) {
@@ -328,18 +376,18 @@ static int pushtimerchan (lua_State *L, double d, double period) {
     return luaL_error(L, "not enough memory");
   }
   t->c = c;
-  t->period = tons(period);
+  t->period = period > 0 ? toperiod(period) : 0;
   start(L, S, t, d);           /* frees t (and c) on failure */
   gr_chan_pushud(L, c, GR_DIRRECV);
   return 1;
 }
 
 static int lafter (lua_State *L) {
-  return pushtimerchan(L, luaL_checknumber(L, 1), 0);
+  return pushtimerchan(L, checknum(L, 1, "after"), 0);
 }
 
 static int ltick (lua_State *L) {
-  double d = checkperiod(L, 1);
+  double d = checkperiod(L, 1, "tick");
   return pushtimerchan(L, d, d);
 }
 
@@ -349,7 +397,7 @@ static int lnow (lua_State *L) {
 }
 
 static int lsince (lua_State *L) {
-  double t = luaL_checknumber(L, 1);
+  double t = checknum(L, 1, "since");
   lua_pushnumber(L, (lua_Number)uv_hrtime() / 1e9 - t);
   return 1;
 }
@@ -374,10 +422,16 @@ static gr_timer *checktimer (lua_State *L) {
 }
 
 /* Empties the timer's channel: after stop or reset no stale value can be
-** received (Go 1.23 semantics). */
-static void drain (gr_state *S, gr_timer *t) {
+** received (Go 1.23 semantics). Returns how many values it discarded. */
+static int drain (gr_state *S, gr_timer *t) {
   gr_value v;
-  if (t->c) while (gr_chan_tryrecv(S, t->c, &v)) gr_value_setnil(&v);
+  int n = 0;
+  if (t->c)
+    while (gr_chan_tryrecv(S, t->c, &v)) {
+      gr_value_setnil(&v);
+      n++;
+    }
+  return n;
 }
 
 static int newhandle (lua_State *L, int kind, double d, double period) {
@@ -392,50 +446,53 @@ static int newhandle (lua_State *L, int kind, double d, double period) {
     lua_pushvalue(L, 2);
     t->fref = luaL_ref(L, LUA_REGISTRYINDEX);  /* released in freetimer */
   }
-  t->period = tons(period);
+  t->period = period > 0 ? toperiod(period) : 0;
   start(L, S, t, d);
   return 1;
 }
 
 static int ltimer (lua_State *L) {
-  return newhandle(L, GR_TSEND, luaL_checknumber(L, 1), 0);
+  return newhandle(L, GR_TSEND, checknum(L, 1, "timer"), 0);
 }
 
 static int lticker (lua_State *L) {
-  double d = checkperiod(L, 1);
+  double d = checkperiod(L, 1, "ticker");
   return newhandle(L, GR_TSEND, d, d);
 }
 
 static int lafterfunc (lua_State *L) {
-  double d = luaL_checknumber(L, 1);
+  double d = checknum(L, 1, "after_func");
   if (lua_type(L, 2) != LUA_TFUNCTION) {
     if (luaL_getmetafield(L, 2, "__call") == LUA_TNIL)
-      return luaL_typeerror(L, 2, "function");
+      return typeerror(L, 2, "after_func", "function");
     lua_pop(L, 1);
   }
   return newhandle(L, GR_TFUNC, d, 0);
 }
 
-/* t:stop() -> whether the call stopped an active timer */
+/* t:stop() -> whether the call stopped the timer: it was active, or it
+** had fired and nobody had received the value, which is discarded (Go
+** 1.23: false only once the value was received, or after a stop). */
 static int ltimer_stop (lua_State *L) {
   gr_state *S = gr_getstate(L);
   gr_timer *t = checktimer(L);
   int active = t->idx != NOHEAP;
   if (active) heapremove(S->timers, t);
-  drain(S, t);
+  if (drain(S, t) > 0) active = 1;
   lua_pushboolean(L, active);
   return 1;
 }
 
-/* t:reset(d) -> whether the timer had been active */
+/* t:reset(d) -> as stop, then arms the timer d seconds from now */
 static int ltimer_reset (lua_State *L) {
   gr_state *S = gr_getstate(L);
   gr_timer *t = checktimer(L);
   int active = t->idx != NOHEAP;
-  double d = t->period ? checkperiod(L, 2) : luaL_checknumber(L, 2);
+  double d = t->period ? checkperiod(L, 2, "reset")
+                       : checknum(L, 2, "reset");
   if (active) heapremove(S->timers, t);
-  drain(S, t);
-  if (t->period) t->period = tons(d);
+  if (drain(S, t) > 0) active = 1;
+  if (t->period) t->period = toperiod(d);
   start(L, S, t, d);
   lua_pushboolean(L, active);
   return 1;
@@ -462,7 +519,7 @@ static int ltimer_gc (lua_State *L) {
   if (t == NULL) return 0;
   u->t = NULL;
   t->ud = 0;
-  if (t->idx == NOHEAP) freetimer(L, t);
+  if (t->idx == NOHEAP && !t->firing) freetimer(L, t);
   return 0;
 }
 
