@@ -171,6 +171,19 @@ describe("time.after", function()
     assert.is_true(ok)
   end)
 
+  it("that nobody waits on does not hide a deadlock", function()
+    -- As in Go 1.23, where a channel timer is pending only while a
+    -- goroutine is blocked on its channel: firing, it could wake nobody.
+    local _, err, code = h.run_script([[
+      local g = require "goroutines"
+      local keep = g.time.after(3600)
+      local tk = g.time.ticker(3600)
+      g.chan():recv()
+    ]], 20)
+    assert.are.equal(1, code)
+    assert.is_true(h.has(err, "all goroutines are asleep - deadlock!"), err)
+  end)
+
   it("works as a select case", function()
     local never = g.chan()
     local elapsed, r = h.timed(g.select, {
@@ -482,5 +495,97 @@ describe("time.after_func", function()
       ch:send("from f")
     end)
     assert.are.equal("from f", ch:recv())
+  end)
+end)
+
+describe("a timer shared with another state", function()
+  -- Timers whose effect is safe on any thread fire on the process's timer
+  -- thread: on time, whatever the state that made them is doing.
+  it("fires on time while its state computes", function()
+    local out, err, code = h.run_script([[
+      local g = require "goroutines"
+      local res = g.chan(2)
+      local t0 = g.time.now()
+      local c = g.time.after(0.05)
+      local ctx = g.context.with_timeout(g.context.background(), 0.05)
+      g.parallel(function(c, res, t0)
+        local g = require "goroutines"
+        c:recv()
+        res:send(g.time.now() - t0)
+      end, c, res, t0)
+      g.parallel(function(ctx, res, t0)
+        local g = require "goroutines"
+        ctx:done():recv()
+        res:send(g.time.now() - t0)
+      end, ctx, res, t0)
+      while g.time.since(t0) < 1 do end   -- computes: never blocks
+      local a, b = res:recv(), res:recv()
+      print(string.format("%.3f %.3f %s", a, b, ctx:err()))
+    ]], 30)
+    assert.are.equal("", err)
+    assert.are.equal(0, code)
+    local a, b, e = out:match("^([%d.]+) ([%d.]+) (.-)\n$")
+    took(0.05, tonumber(a))
+    took(0.05, tonumber(b))
+    assert.are.equal("context deadline exceeded", e)
+  end)
+
+  it("stops, resets and ticks as a local one", function()
+    local out, err, code = h.run_script([[
+      local g = require "goroutines"
+      local t = g.time.timer(0.02)
+      local tk = g.time.ticker(0.01)
+      local done = g.chan()
+      g.parallel(function(a, b, done) done:send(a:cap() + b:cap()) end,
+                 t.c, tk.c, done)
+      assert(done:recv() == 2)
+      g.time.sleep(0.06)
+      local r = { t:stop(), t:stop() }       -- fired, not received: true
+      local t0 = g.time.now()
+      r[3] = t:reset(0.03)                   -- stopped: false
+      t.c:recv()
+      r[4] = g.time.since(t0) >= 0.025
+      for _ = 1, 3 do tk.c:recv() end
+      r[5] = tk:stop()
+      g.time.sleep(0.03)
+      r[6] = g.select { tk.c:on_recv(), default = true }
+      print(table.concat({ tostring(r[1]), tostring(r[2]), tostring(r[3]),
+                           tostring(r[4]), tostring(r[5]), r[6] }, " "))
+    ]], 30)
+    assert.are.equal("", err)
+    assert.are.equal(0, code)
+    assert.are.equal("true false false true true default\n", out)
+  end)
+
+  it("is collected when no state references its channel", function()
+    local out, err, code = h.run_script([[
+      local g = require "goroutines"
+      collectgarbage(); collectgarbage()
+      local before = g._stats().chans
+      local done = g.chan()
+      -- A worker drops its handle and collects: its last ref may be
+      -- the one that frees the channel, on its thread.
+      local function use(c, done)
+        local n = c:cap()
+        c = nil
+        collectgarbage(); collectgarbage()
+        done:send(n)
+      end
+      for _ = 1, 50 do
+        g.parallel(use, g.time.after(3600), done)
+        g.parallel(use, g.time.tick(3600), done)
+        done:recv(); done:recv()
+      end
+      -- Only done is left, and workers may still hold it.
+      local t0 = g.time.now()
+      repeat
+        collectgarbage(); collectgarbage()
+        g.time.sleep(0.01)
+      until g._stats().chans == before + 1 or g.time.since(t0) > 10
+      print(g._stats().chans - before - 1)
+    ]], 30)
+    assert.are.equal("", err)
+    assert.are.equal(0, code)
+    assert.are.equal("0\n", out)
   end)
 end)
