@@ -189,3 +189,65 @@ describe("a channel", function()
     assert.are.equal(before, g._stats().chans)
   end)
 end)
+
+describe("a timer nobody references", function()
+  -- Go 1.23: a timer whose channel is unreachable is collected, pending
+  -- or not. Each timer here has a channel of its own, so the count of
+  -- live channels shows whether its timer still holds it.
+  it("made by time.after or time.tick is collected with its channel",
+     function()
+    h.collect()
+    local before = g._stats().chans
+    for _ = 1, 500 do
+      g.time.after(3600)
+      g.time.tick(3600)
+    end
+    h.collect()
+    assert.are.equal(before, g._stats().chans)
+  end)
+
+  it("made by time.timer or time.ticker is collected with its handle",
+     function()
+    h.collect()
+    local before = g._stats().chans
+    for _ = 1, 500 do
+      g.time.timer(3600)
+      g.time.ticker(3600)
+    end
+    h.collect()
+    assert.are.equal(before, g._stats().chans)
+  end)
+
+  it("is collected in a select loop with a time.after case", function()
+    h.collect()
+    local before = g._stats().chans
+    local ch = g.chan(1)
+    for i = 1, 20000 do
+      ch:send(i)
+      g.select { ch:on_recv(), g.time.after(3600):on_recv() }
+    end
+    h.collect()
+    assert.are.equal(before + 1, g._stats().chans)
+  end)
+
+  it("but whose channel is held keeps firing", function()
+    local c = g.time.timer(0.03).c
+    local tc = g.time.ticker(0.01).c
+    h.collect()
+    assert.are.equal("number", type(h.recv_within(c, 2)))
+    assert.are.equal("number", type(h.recv_within(tc, 2)))
+    assert.are.equal("number", type(h.recv_within(tc, 2)))
+  end)
+
+  it("does not hide a deadlock", function()
+    local _, err, code = h.run_script([[
+      local g = require "goroutines"
+      local _ = g.time.after(3600); _ = nil
+      local t = g.time.timer(3600); t = nil
+      collectgarbage()
+      g.chan():recv()
+    ]], 20)
+    assert.are.equal(1, code)
+    assert.is_true(h.has(err, "all goroutines are asleep - deadlock!"), err)
+  end)
+end)

@@ -171,6 +171,19 @@ describe("time.after", function()
     assert.is_true(ok)
   end)
 
+  it("that nobody waits on does not hide a deadlock", function()
+    -- As in Go 1.23, where a channel timer is pending only while a
+    -- goroutine is blocked on its channel: firing, it could wake nobody.
+    local _, err, code = h.run_script([[
+      local g = require "goroutines"
+      local keep = g.time.after(3600)
+      local tk = g.time.ticker(3600)
+      g.chan():recv()
+    ]], 20)
+    assert.are.equal(1, code)
+    assert.is_true(h.has(err, "all goroutines are asleep - deadlock!"), err)
+  end)
+
   it("works as a select case", function()
     local never = g.chan()
     local elapsed, r = h.timed(g.select, {
@@ -217,6 +230,35 @@ describe("time.timer", function()
     time.sleep(0.05)
     t:stop()
     assert.is_true(empty(t.c))
+  end)
+
+  it("stop of a fired timer whose value nobody received returns true",
+     function()
+    -- Go 1.23: the value is discarded, as if the timer had not fired, so
+    -- `if not t:stop() then t.c:recv() end` can never block for good.
+    local t = time.timer(0.01)
+    time.sleep(0.05)
+    assert.is_true(t:stop())
+    assert.is_true(empty(t.c))
+    assert.is_false(t:stop())
+    local u = time.timer(0.01)
+    time.sleep(0.05)
+    local blocked = false
+    if not u:stop() then
+      blocked = g.select { u.c:on_recv(), default = true } == "default"
+    end
+    assert.is_false(blocked)
+  end)
+
+  it("reset of a fired timer whose value nobody received returns true",
+     function()
+    local t = time.timer(0.01)
+    time.sleep(0.05)
+    local t0 = time.now()
+    assert.is_true(t:reset(0.03))
+    assert.is_true(empty(t.c))
+    t.c:recv()
+    took(0.03, time.now() - t0)
   end)
 
   it("reset of an active timer returns true and moves its deadline",
@@ -310,6 +352,44 @@ describe("time.ticker", function()
     h.raises({ "bad argument #1", "non-positive interval" }, time.ticker, 0)
     h.raises({ "bad argument #1", "non-positive interval" }, time.ticker, -1)
   end)
+
+  it("stop of a ticker with a tick nobody received returns true",
+     function()
+    local tk = time.ticker(0.01)
+    time.sleep(0.05)
+    assert.is_true(tk:stop())
+    assert.is_true(empty(tk.c))
+  end)
+end)
+
+describe("argument errors of the time functions", function()
+  -- Called through pcall, Lua itself cannot name a function of the g.time
+  -- subtable: the functions name themselves.
+  it("name the function", function()
+    h.raises("bad argument #1 to 'tick' (non-positive interval)",
+             time.tick, -1)
+    h.raises("bad argument #1 to 'ticker' (non-positive interval)",
+             time.ticker, 0)
+    h.raises("bad argument #1 to 'sleep' (number expected, got string)",
+             time.sleep, "x")
+    h.raises("bad argument #1 to 'after' (number expected, got no value)",
+             time.after)
+    h.raises("bad argument #1 to 'timer' (number expected, got nil)",
+             time.timer, nil)
+    h.raises("bad argument #2 to 'after_func' (function expected, got nil)",
+             time.after_func, 1, nil)
+    h.raises("bad argument #1 to 'since' (number expected, got table)",
+             time.since, {})
+  end)
+
+  it("of a method do not count self", function()
+    local tk = time.ticker(1)
+    finally(function() tk:stop() end)
+    h.raises("bad argument #1 to 'reset' (non-positive interval)",
+             function() return tk:reset(-1) end)
+    h.raises("bad argument #2 to 'reset' (number expected, got boolean)",
+             tk.reset, tk, true)
+  end)
 end)
 
 describe("time.tick", function()
@@ -340,6 +420,22 @@ describe("time.tick", function()
     h.raises({ "bad argument #1", "non-positive interval" }, time.tick, 0)
     h.raises({ "bad argument #1", "non-positive interval" }, time.tick, -0.5)
   end)
+
+  it("with a period under a nanosecond keeps ticking", function()
+    -- 1e-10 s rounds to 0 ns: the period is at least 1 ns.
+    local out, err, code = h.run_script([[
+      local g = require "goroutines"
+      local c = g.time.tick(1e-10)
+      local n = 0
+      for _ = 1, 5 do
+        if type(c:recv()) == "number" then n = n + 1 end
+      end
+      print(n)
+    ]], 20)
+    assert.are.equal("", err)
+    assert.are.equal(0, code)
+    assert.are.equal("5\n", out)
+  end)
 end)
 
 describe("time.after_func", function()
@@ -365,6 +461,33 @@ describe("time.after_func", function()
     assert.is_false(t:stop())
   end)
 
+  it("survives the collection of its dropped handle while it fires",
+     function()
+    -- Spawning f allocates: a collection then finalizes the handle of a
+    -- timer that fire() still uses.
+    local out, err, code = h.run_script([[
+      local g = require "goroutines"
+      local mt = { __gc = function() end }
+      local ran = 0
+      -- Fewer under gcstress, which collects at every scheduling point.
+      local N = (os.getenv("GOROUTINES_GCSTRESS") or "0") ~= "0" and 50
+                or 5000
+      for _ = 1, 10 do
+        for _ = 1, N do
+          g.time.after_func(0.002, function() ran = ran + 1 end)
+        end
+        for _ = 1, 20000 do setmetatable({}, mt) end
+        g.time.sleep(0.003)
+      end
+      local t0 = g.time.now()
+      while ran < 10 * N and g.time.since(t0) < 20 do g.time.sleep(0.01) end
+      print(ran == 10 * N)
+    ]], 60)
+    assert.are.equal("", err)
+    assert.are.equal(0, code)
+    assert.are.equal("true\n", out)
+  end)
+
   it("lets f block", function()
     local ch = g.chan()
     time.after_func(0.01, function()
@@ -372,5 +495,97 @@ describe("time.after_func", function()
       ch:send("from f")
     end)
     assert.are.equal("from f", ch:recv())
+  end)
+end)
+
+describe("a timer shared with another state", function()
+  -- Timers whose effect is safe on any thread fire on the process's timer
+  -- thread: on time, whatever the state that made them is doing.
+  it("fires on time while its state computes", function()
+    local out, err, code = h.run_script([[
+      local g = require "goroutines"
+      local res = g.chan(2)
+      local t0 = g.time.now()
+      local c = g.time.after(0.05)
+      local ctx = g.context.with_timeout(g.context.background(), 0.05)
+      g.parallel(function(c, res, t0)
+        local g = require "goroutines"
+        c:recv()
+        res:send(g.time.now() - t0)
+      end, c, res, t0)
+      g.parallel(function(ctx, res, t0)
+        local g = require "goroutines"
+        ctx:done():recv()
+        res:send(g.time.now() - t0)
+      end, ctx, res, t0)
+      while g.time.since(t0) < 1 do end   -- computes: never blocks
+      local a, b = res:recv(), res:recv()
+      print(string.format("%.3f %.3f %s", a, b, ctx:err()))
+    ]], 30)
+    assert.are.equal("", err)
+    assert.are.equal(0, code)
+    local a, b, e = out:match("^([%d.]+) ([%d.]+) (.-)\n$")
+    took(0.05, tonumber(a))
+    took(0.05, tonumber(b))
+    assert.are.equal("context deadline exceeded", e)
+  end)
+
+  it("stops, resets and ticks as a local one", function()
+    local out, err, code = h.run_script([[
+      local g = require "goroutines"
+      local t = g.time.timer(0.02)
+      local tk = g.time.ticker(0.01)
+      local done = g.chan()
+      g.parallel(function(a, b, done) done:send(a:cap() + b:cap()) end,
+                 t.c, tk.c, done)
+      assert(done:recv() == 2)
+      g.time.sleep(0.06)
+      local r = { t:stop(), t:stop() }       -- fired, not received: true
+      local t0 = g.time.now()
+      r[3] = t:reset(0.03)                   -- stopped: false
+      t.c:recv()
+      r[4] = g.time.since(t0) >= 0.025
+      for _ = 1, 3 do tk.c:recv() end
+      r[5] = tk:stop()
+      g.time.sleep(0.03)
+      r[6] = g.select { tk.c:on_recv(), default = true }
+      print(table.concat({ tostring(r[1]), tostring(r[2]), tostring(r[3]),
+                           tostring(r[4]), tostring(r[5]), r[6] }, " "))
+    ]], 30)
+    assert.are.equal("", err)
+    assert.are.equal(0, code)
+    assert.are.equal("true false false true true default\n", out)
+  end)
+
+  it("is collected when no state references its channel", function()
+    local out, err, code = h.run_script([[
+      local g = require "goroutines"
+      collectgarbage(); collectgarbage()
+      local before = g._stats().chans
+      local done = g.chan()
+      -- A worker drops its handle and collects: its last ref may be
+      -- the one that frees the channel, on its thread.
+      local function use(c, done)
+        local n = c:cap()
+        c = nil
+        collectgarbage(); collectgarbage()
+        done:send(n)
+      end
+      for _ = 1, 50 do
+        g.parallel(use, g.time.after(3600), done)
+        g.parallel(use, g.time.tick(3600), done)
+        done:recv(); done:recv()
+      end
+      -- Only done is left, and workers may still hold it.
+      local t0 = g.time.now()
+      repeat
+        collectgarbage(); collectgarbage()
+        g.time.sleep(0.01)
+      until g._stats().chans == before + 1 or g.time.since(t0) > 10
+      print(g._stats().chans - before - 1)
+    ]], 30)
+    assert.are.equal("", err)
+    assert.are.equal(0, code)
+    assert.are.equal("0\n", out)
   end)
 end)

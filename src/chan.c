@@ -56,6 +56,7 @@ void gr_chan_release (lua_State *L, gr_chan *c) {
   if (atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel) != 1)
     return;
   GR_ASSERT(c->recvq.first == NULL && c->sendq.first == NULL);
+  if (c->hook) c->hook(L, c, GR_CHAN_FREED);   /* a timer goes with c */
   for (i = 0; i < c->count; i++)
     gr_value_discard(L, &c->buf[(c->head + i) % c->cap]);
   gr_mutex_destroy(&c->lock);
@@ -203,6 +204,7 @@ void gr_chan_checkshare (lua_State *L, gr_chan *c) {
   gr_waiter *w;
   size_t i;
   if (atomic_load_explicit(&c->shared, memory_order_acquire)) return;
+  if (c->hook) c->hook(L, c, GR_CHAN_WILLSHARE);
   for (i = 0; i < c->count + 1; i++) {
     gr_value *v = i < c->count ? &c->buf[(c->head + i) % c->cap] : NULL;
     for (w = (v ? NULL : c->sendq.first); v || w; w = w ? w->next : NULL) {
@@ -231,6 +233,7 @@ void gr_chan_share (lua_State *L, gr_chan *c) {
   for (w = c->sendq.first; w != NULL; w = w->next)
     gr_value_share(L, &w->val, "value being sent");
   atomic_store_explicit(&c->shared, 1, memory_order_release);
+  if (c->hook) c->hook(L, c, GR_CHAN_SHARED);   /* its timer moves */
 }
 
 static int isshared (gr_chan *c) {

@@ -10,11 +10,21 @@
 /* Directions of a handle. */
 enum { GR_DIRBOTH = 3, GR_DIRSEND = 1, GR_DIRRECV = 2 };
 
+/* Events of a channel's hook: it is about to become shared (may raise;
+** the share may still not happen), it has just become shared (must not
+** fail), its last ref is gone (any thread; no lock held). */
+enum { GR_CHAN_WILLSHARE, GR_CHAN_SHARED, GR_CHAN_FREED };
+
 struct gr_chan {
   gr_mutex lock;
-  atomic_int refs;      /* handles, queued or woken waiters, timers */
+  atomic_int refs;      /* handles (a timer handle holds one), queued or
+                           woken waiters, packs */
   size_t cap;           /* capacity (immutable) */
   gr_value *buf;        /* ring of cap slots; NULL when cap == 0 */
+  void (*hook) (lua_State *L, gr_chan *c, int event);  /* NULL, or the
+                           hook of the timer that sends on c (timer.c) */
+  void *hookarg;        /* the hook's: its timer (hook and hookarg are set
+                           before any handle of c exists) */
   atomic_int shared;    /* 0 while only one state holds a handle: values
                            are plain Lua values of that state; 1 once a
                            handle has been packed: values are packed. Set

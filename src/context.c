@@ -331,9 +331,11 @@ static gr_ctx *newpair (lua_State *L, gr_state *S) {
   return c;
 }
 
-static void ondeadline (gr_state *S, void *arg) {
+/* Runs on the timer thread (cur NULL), so that the deadline holds
+** whatever the creating state does. */
+static void ondeadline (void *arg, int fired) {
   gr_ctx *c = (gr_ctx *)arg;
-  if (S != NULL) cancel(S, c, DEADLINE);
+  if (fired) cancel(NULL, c, DEADLINE);
   release(c);   /* the timer's ref */
 }
 
@@ -350,7 +352,7 @@ static int withdeadline (lua_State *L, double d) {
   if (d <= 0) cancel(S, c, DEADLINE);
   else if (d < NEVER && geterr(c) == NULL) {   /* err: the parent's, at once */
     retain(c);   /* the timer's ref, dropped by ondeadline */
-    gr_timer_call(L, S, d, ondeadline, c);
+    gr_timer_callsafe(L, d, ondeadline, c);
   }
   return 2;
 }

@@ -98,6 +98,7 @@ static void closestate (gr_state *S) {
     S->pool = NULL;
   }
   gr_sched_forget(S);
+  gr_timer_pause(S);   /* no timer-thread wake in flight while g's go */
   gr_sched_closeall(S);
   gr_timer_closeall(S);
   gr_select_closestate(S);

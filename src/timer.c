@@ -1,22 +1,55 @@
 /*
 ** timer.c -- time.sleep, after, tick, timer, ticker, after_func, now and
-** since, on the owning state's libuv loop.
+** since; context deadlines (gr_timer_callsafe).
 **
-** All timers of a state live in one binary heap ordered by (when, seq);
-** the scheduler fires the expired ones between goroutine runs and, when it
-** has nothing to run, arms the single uv_timer_t at the earliest deadline
-** and sleeps in uv_run. So thousands of timers cost one libuv handle.
+** Timers live in binary heaps ordered by (when, seq):
+** - one per state (S->timers), touched by its thread alone: sleeps,
+**   after_funcs, and the timers whose channel no other state holds. The
+**   scheduler fires the expired ones between goroutine runs and, when it
+**   has nothing to run, arms the single uv_timer_t at the earliest deadline
+**   and sleeps in uv_run. So thousands of timers cost one libuv handle.
+** - one for the process (gt), fired by the timer thread on a libuv loop of
+**   its own, so that they fire on time whatever their state is doing:
+**   timers whose effect is safe on any thread, a send on a channel shared
+**   with another state (a timer moves there when its channel becomes
+**   shared: the channel hook, before any other state can see it) and
+**   context deadlines. Started with the first such timer, stopped and
+**   joined when the last state closes.
 **
-** Invariants (owner thread only; timers never cross threads):
-**   t->idx is t's position in S->timers, or NOHEAP when t is inactive;
-**   a timer is owned by its Lua handle (t->ud != 0) or, when it has none,
-**   by the heap: an inactive timer without handle is freed at once;
-**   a GR_TSEND timer holds a ref on t->c; a GR_TFUNC timer owns the
-**   registry ref t->fref, released where the timer is freed.
+** Ownership:
+**   GR_TSLEEP: the sleeping goroutine (g->sleep); freed when it fires.
+**   GR_TFUNC: its handle (t->ud) or, once that is collected, its heap: an
+**     inactive one without handle is freed at once, but not while fire()
+**     runs it (t->firing: spawning may collect the handle).
+**   GR_TSEND: its channel (c->hookarg), freed with it by the channel
+**     hook (GR_CHAN_FREED), never before. The timer holds no ref on the
+**     channel; a timer handle holds one. So a timer whose channel nobody
+**     references (no handle in any state, no waiter, no pack) goes with
+**     the channel, as in Go 1.23.
+**   GR_TCALL: the process heap; freed after its call.
+** Invariants:
+**   t->idx is t's position in its heap, or NOHEAP when t is inactive;
+**   t->global: t is the process heap's, touched only under gt.lock from
+**   then on (set once, by the owner thread, under gt.lock);
+**   gt.heap.cap >= gt.heap.n + gt.reserved (slots promised to the timers
+**   of channels about to be shared: moving one cannot fail).
+** Pending, for deadlock detection: a sleep, after_func or deadline wakes
+**   something by itself; a channel timer only when a receiver waits on its
+**   channel (Go 1.23 keeps channel timers in its heap only then). A state
+**   that sleeps because of a pending timer of the process is in gt.watch
+**   and is kicked when one of those fires or goes, to look again.
+** State close: gr_timer_pause (before the goroutines are freed) makes the
+**   timer thread finish the wake it may be making and fire nothing more
+**   until gr_timer_closeall; so it never wakes a freed goroutine.
+** Lock order: gt.life < gt.lock < ctxlock (context.c) < chan locks <
+**   state rlock. Under gt.lock the timer thread sends on channels and runs
+**   the deadline calls; none of them frees a timer's channel, whose hook
+**   takes gt.lock.
 ** Deadlines are uv_hrtime() nanoseconds (monotonic).
 */
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "chan.h"
 #include "state.h"
@@ -31,29 +64,59 @@ struct gr_timer {
   uint64_t seq;         /* insertion order: ties fire in FIFO order */
   uint64_t period;      /* ns between ticks; 0 for a one-shot timer */
   size_t idx;           /* heap position, NOHEAP when inactive */
-  int kind;             /* GR_T* */
-  int ud;               /* a Lua handle owns this timer */
-  gr_state *S;
+  int kind;             /* GR_T* (immutable) */
+  int global;           /* in the process heap (see the invariants) */
+  int reserved;         /* GR_TSEND: holds a slot of gt.heap (gt.lock) */
+  int ud;               /* GR_TFUNC: a Lua handle owns this timer */
+  int firing;           /* GR_TFUNC: fire() runs it; a collected handle
+                           leaves the free to fire() */
+  gr_state *S;          /* local timer: its state; NULL once it closed
+                           (only for the timers in its heap then) */
   gr_g *g;              /* GR_TSLEEP: the sleeper */
-  gr_chan *c;           /* GR_TSEND: ref held */
+  gr_chan *c;           /* GR_TSEND: its channel, which owns it */
   int fref;             /* GR_TFUNC: registry ref of the function */
-  void (*call) (gr_state *S, void *arg);  /* GR_TCALL: called when it
-                           fires, or with S NULL when dropped unfired */
+  void (*call) (void *arg, int fired);  /* GR_TCALL */
   void *arg;
 };
 
 typedef struct gr_timerheap {
   gr_timer **a;
   size_t n, cap;
+  size_t nwake;         /* entries that wake something by themselves:
+                           every kind but GR_TSEND */
   uint64_t seq;
+  int paused;           /* a state's: its close paused the timer thread */
+  int watching;         /* a state's: in gt.watch (gt.lock) */
 } gr_timerheap;
 
 /* Lua handle of a timer or ticker: one user value, the channel t.c. */
 typedef struct gr_timerud {
-  gr_timer *t;          /* NULL once collected */
+  gr_timer *t;          /* NULL once collected; a GR_TSEND timer's
+                           handle holds a ref on t->c */
 } gr_timerud;
 
 #define TIMERMT "goroutines.timer"
+
+/* The process's timer thread and heap. */
+static struct {
+  pthread_mutex_t life; /* start and stop of the thread */
+  int nstates;          /* protected by life: states alive */
+  atomic_int running;   /* the thread runs; changed under life */
+  uv_thread_t thread;   /* these four: the timer thread's, but for */
+  uv_loop_t loop;       /* uv_async_send, and init and close under */
+  uv_async_t async;     /* life while the thread does not run */
+  uv_timer_t uvtimer;
+  gr_mutex lock;
+  /* protected by lock: */
+  gr_timerheap heap;
+  size_t reserved;      /* slots promised in heap (the invariant) */
+  uint64_t armed;       /* deadline the thread wakes at; UINT64_MAX none */
+  int paused;           /* states closing: fire nothing meanwhile */
+  int stopping;         /* the last state closes: the thread ends */
+  gr_state **watch;     /* states that may sleep because a timer here is
+                           pending: told when that may have changed */
+  size_t nwatch, capwatch;
+} gt = { .life = PTHREAD_MUTEX_INITIALIZER };
 
 
 /* --- the heap ------------------------------------------------------------- */
@@ -92,18 +155,26 @@ static void siftdown (gr_timerheap *h, size_t i) {
   place(h, t, i);
 }
 
+/* Makes room for need entries. Returns 0, or -1 without memory. */
+static int heapgrow (gr_timerheap *h, size_t need) {
+  size_t cap = h->cap ? h->cap : 64;
+  gr_timer **a;
+  if (need <= h->cap) return 0;
+  while (cap < need) cap *= 2;
+  a = (gr_timer **)realloc(h->a, cap * sizeof(*a));
+  if (a == NULL) return -1;
+  h->a = a;
+  h->cap = cap;
+  return 0;
+}
+
 /* Returns 0, or -1 without memory (t stays inactive). */
 static int heapadd (gr_timerheap *h, gr_timer *t) {
-  if (h->n == h->cap) {
-    size_t cap = h->cap ? h->cap * 2 : 64;
-    gr_timer **a = (gr_timer **)realloc(h->a, cap * sizeof(*a));
-    if (a == NULL) return -1;
-    h->a = a;
-    h->cap = cap;
-  }
+  if (h->n == h->cap && heapgrow(h, h->n + 1) != 0) return -1;
   t->seq = h->seq++;
   h->a[h->n] = t;
   t->idx = h->n++;
+  if (t->kind != GR_TSEND) h->nwake++;
   siftup(h, t->idx);
   return 0;
 }
@@ -112,14 +183,31 @@ static void heapremove (gr_timerheap *h, gr_timer *t) {
   size_t i = t->idx;
   GR_ASSERT(i != NOHEAP && h->a[i] == t);
   t->idx = NOHEAP;
+  if (t->kind != GR_TSEND) h->nwake--;
   if (--h->n == i) return;
   place(h, h->a[h->n], i);   /* the last entry fills the hole */
   siftdown(h, i);
   siftup(h, i);
 }
 
+/* Whether a receiver waits on the channel of a GR_TSEND entry of h.
+** Requires gt.lock for the process heap. */
+static int anywaiter (gr_timerheap *h) {
+  size_t i;
+  for (i = 0; i < h->n; i++) {
+    gr_chan *c = h->a[i]->c;
+    int w;
+    if (h->a[i]->kind != GR_TSEND) continue;
+    gr_chan_lock(c);
+    w = c->recvq.first != NULL;
+    gr_chan_unlock(c);
+    if (w) return 1;
+  }
+  return 0;
+}
 
-/* --- timers ------------------------------------------------------------------ */
+
+/* --- the timer thread ------------------------------------------------------ */
 
 static uint64_t tons (double d) {
   if (!(d > 0)) return 0;   /* also NaN */
@@ -127,11 +215,323 @@ static uint64_t tons (double d) {
   return (uint64_t)(d * 1e9);
 }
 
-/* Frees an inactive timer. L is NULL at state close. */
+/* The period of a ticker of d > 0 seconds: at least 1 ns, since 0 would
+** make it a one-shot timer. */
+static uint64_t toperiod (double d) {
+  uint64_t p = tons(d);
+  return p > 0 ? p : 1;
+}
+
+/* Sends the time on t's channel (a full channel drops it) and, for a
+** ticker, schedules the next tick at the first multiple of the period
+** after now. Requires t out of h, and h's lock for the process heap. */
+static void sendtick (gr_state *cur, gr_timerheap *h, gr_timer *t,
+                      uint64_t now) {
+  gr_value v;
+  gr_value_number(&v, (lua_Number)now / 1e9);
+  gr_chan_trysend(cur, t->c, &v);
+  if (t->period) {
+    t->when += t->period * (1 + (now - t->when) / t->period);
+    heapadd(h, t);   /* cannot fail: t just left h */
+  }
+}
+
+/* Requires gt.lock, t just added. Whether the thread must be woken to
+** arm its timer earlier. */
+static int wantkick (gr_timer *t) {
+  if (t->idx != 0 || t->when >= gt.armed) return 0;
+  gt.armed = t->when;
+  return 1;
+}
+
+/* Requires gt.lock. Tells the watching states that the timers here
+** changed: each looks again whether it can sleep or is deadlocked.
+** rpending first, so that a state about to sleep either sees it or is
+** seen asleep by the kick (the protocol of gr_sched_kick). */
+static void gtkickall (void) {
+  size_t i;
+  for (i = 0; i < gt.nwatch; i++) {
+    gr_state *S = gt.watch[i];
+    S->timers->watching = 0;
+    atomic_store(&S->rpending, 1);
+    gr_sched_kick(S);
+  }
+  gt.nwatch = 0;
+}
+
+/* Requires gt.lock. Adds S to the watching states (when memory lacks, it
+** is kicked now and then, as the timers of the process fire). */
+static void gtwatch (gr_state *S) {
+  if (S->timers->watching) return;
+  if (gt.nwatch == gt.capwatch) {
+    size_t cap = gt.capwatch ? 2 * gt.capwatch : 8;
+    gr_state **a = (gr_state **)realloc(gt.watch, cap * sizeof(*a));
+    if (a == NULL) return;
+    gt.watch = a;
+    gt.capwatch = cap;
+  }
+  gt.watch[gt.nwatch++] = S;
+  S->timers->watching = 1;
+}
+
+static void gtunwatch (gr_state *S) {
+  size_t i;
+  if (!S->timers->watching) return;
+  for (i = 0; i < gt.nwatch; i++)
+    if (gt.watch[i] == S) {
+      gt.watch[i] = gt.watch[--gt.nwatch];
+      break;
+    }
+  S->timers->watching = 0;
+}
+
+static void gtfire (void);
+
+static void gtontimer (uv_timer_t *handle) {
+  (void)handle;
+  gtfire();
+}
+
+static void gtonasync (uv_async_t *handle) {
+  int stop;
+  (void)handle;
+  gr_mutex_lock(&gt.lock);
+  stop = gt.stopping;
+  gr_mutex_unlock(&gt.lock);
+  if (stop) {   /* the loop ends once both are closed */
+    uv_close((uv_handle_t *)&gt.async, NULL);
+    uv_close((uv_handle_t *)&gt.uvtimer, NULL);
+    return;
+  }
+  gtfire();
+}
+
+/* Timer thread: fires what expired, under gt.lock (so that stop and
+** reset see a timer either pending or fired, and a closing state sees no
+** wake in flight), then arms the libuv timer at the next deadline. */
+static void gtfire (void) {
+  uint64_t now, next;
+  int fired = 0;
+  gr_mutex_lock(&gt.lock);
+  now = uv_hrtime();
+  while (!gt.paused && gt.heap.n > 0 && gt.heap.a[0]->when <= now) {
+    gr_timer *t = gt.heap.a[0];
+    fired = 1;
+    heapremove(&gt.heap, t);
+    if (t->kind == GR_TSEND)
+      sendtick(NULL, &gt.heap, t, now);
+    else {
+      t->call(t->arg, 1);
+      free(t);
+    }
+  }
+  if (fired) gtkickall();
+  next = gt.heap.n > 0 && !gt.paused ? gt.heap.a[0]->when : UINT64_MAX;
+  gt.armed = next;
+  gr_mutex_unlock(&gt.lock);
+  if (next == UINT64_MAX)
+    uv_timer_stop(&gt.uvtimer);
+  else {
+    uint64_t ms = next > now ? (next - now + 999999) / 1000000 : 0;
+    uv_update_time(&gt.loop);
+    uv_timer_start(&gt.uvtimer, gtontimer, ms, 0);
+  }
+}
+
+static void gtmain (void *arg) {
+  (void)arg;
+  uv_run(&gt.loop, UV_RUN_DEFAULT);
+}
+
+/* Starts the timer thread if it does not run. Returns 0 on failure. */
+static int gtstart (void) {
+  int ok = 1;
+  if (atomic_load_explicit(&gt.running, memory_order_acquire)) return 1;
+  pthread_mutex_lock(&gt.life);
+  if (!atomic_load(&gt.running)) {
+    ok = 0;
+    gr_mutex_lock(&gt.lock);
+    gt.armed = UINT64_MAX;
+    gt.stopping = 0;
+    gr_mutex_unlock(&gt.lock);
+    if (uv_loop_init(&gt.loop) == 0) {
+      if (uv_async_init(&gt.loop, &gt.async, gtonasync) == 0) {
+        uv_timer_init(&gt.loop, &gt.uvtimer);   /* cannot fail */
+        ok = uv_thread_create(&gt.thread, gtmain, NULL) == 0;
+        if (!ok) {
+          uv_close((uv_handle_t *)&gt.async, NULL);
+          uv_close((uv_handle_t *)&gt.uvtimer, NULL);
+          uv_run(&gt.loop, UV_RUN_DEFAULT);
+        }
+      }
+      if (!ok) uv_loop_close(&gt.loop);
+    }
+    if (ok) atomic_store(&gt.running, 1);
+  }
+  pthread_mutex_unlock(&gt.life);
+  return ok;
+}
+
+/* At the close of the last state: stops and joins the thread; the
+** deadline calls still pending are made with fired 0. Requires gt.life. */
+static void gtstop (void) {
+  gr_timer *calls = NULL, *t;
+  size_t i;
+  if (!atomic_load(&gt.running)) return;
+  gr_mutex_lock(&gt.lock);
+  gt.stopping = 1;
+  gr_mutex_unlock(&gt.lock);
+  uv_async_send(&gt.async);
+  uv_thread_join(&gt.thread);
+  uv_loop_close(&gt.loop);
+  atomic_store(&gt.running, 0);
+  gr_mutex_lock(&gt.lock);
+  for (i = 0; i < gt.heap.n; i++) {
+    t = gt.heap.a[i];
+    t->idx = NOHEAP;   /* a channel timer stays its channel's */
+    if (t->kind == GR_TCALL) {
+      t->g = (gr_g *)(void *)calls;   /* links the list */
+      calls = t;
+    }
+  }
+  gt.heap.n = gt.heap.nwake = 0;
+  if (gt.reserved == 0) {   /* the module may be unloaded next */
+    free(gt.heap.a);
+    gt.heap.a = NULL;
+    gt.heap.cap = 0;
+  }
+  free(gt.watch);
+  gt.watch = NULL;
+  gt.nwatch = gt.capwatch = 0;
+  gr_mutex_unlock(&gt.lock);
+  while ((t = calls) != NULL) {
+    calls = (gr_timer *)(void *)t->g;
+    t->call(t->arg, 0);
+    free(t);
+  }
+}
+
+/* Adds t to the process heap, to fire d seconds from now. Returns 0, or
+** -1 without memory. */
+static int gtadd (gr_timer *t, uint64_t when) {
+  int kick = 0, r = -1;
+  gr_mutex_lock(&gt.lock);
+  t->when = when;
+  if (heapgrow(&gt.heap, gt.heap.n + gt.reserved + 1) == 0) {
+    r = heapadd(&gt.heap, t);
+    kick = wantkick(t);
+  }
+  gr_mutex_unlock(&gt.lock);
+  if (kick) uv_async_send(&gt.async);
+  return r;
+}
+
+/* Calls call(arg, 1) on the timer thread d seconds from now, or call(arg,
+** 0) if the last state closes first (or here, before raising, when there
+** is no memory). call must be thread-safe, must not raise, and must not
+** free a timer's channel: it runs under gt.lock. */
+void gr_timer_callsafe (lua_State *L, double d,
+                        void (*call) (void *arg, int fired), void *arg) {
+  gr_timer *t = (gr_timer *)calloc(1, sizeof(*t));
+  uint64_t when = uv_hrtime() + tons(d);
+  if (t == NULL) {
+    call(arg, 0);
+    luaL_error(L, "not enough memory");
+  }
+  t->idx = NOHEAP;
+  t->kind = GR_TCALL;
+  t->global = 1;
+  t->fref = LUA_NOREF;
+  t->call = call;
+  t->arg = arg;
+  if (!gtstart()) {
+    free(t);
+    call(arg, 0);
+    luaL_error(L, "goroutines: cannot start the timer thread");
+  }
+  if (gtadd(t, when) != 0) {
+    free(t);
+    call(arg, 0);
+    luaL_error(L, "not enough memory");
+  }
+}
+
+
+/* --- channel timers: the channel hook ---------------------------------------- */
+
+/* Promises t a slot in the process heap, before its channel becomes
+** shared (nothing may fail then). Owner thread; may raise. */
+static void reserve (lua_State *L, gr_timer *t) {
+  int ok;
+  if (t->reserved || t->global) return;
+  if (!gtstart()) luaL_error(L, "goroutines: cannot start the timer thread");
+  gr_mutex_lock(&gt.lock);
+  ok = heapgrow(&gt.heap, gt.heap.n + gt.reserved + 1) == 0;
+  if (ok) {
+    gt.reserved++;
+    t->reserved = 1;
+  }
+  gr_mutex_unlock(&gt.lock);
+  if (!ok) luaL_error(L, "not enough memory");
+}
+
+/* Moves t to the process heap once its channel is shared. Owner thread,
+** before any other state can see the channel. */
+static void moveglobal (gr_timer *t) {
+  int active = t->idx != NOHEAP, kick = 0;
+  if (active) heapremove(t->S->timers, t);
+  gr_mutex_lock(&gt.lock);
+  t->global = 1;
+  if (t->reserved) {
+    t->reserved = 0;
+    gt.reserved--;
+  }
+  /* Without the promised slot (a share that did not announce itself) a
+  ** timer that finds no memory stays stopped. */
+  if (active && heapadd(&gt.heap, t) == 0) kick = wantkick(t);
+  gr_mutex_unlock(&gt.lock);
+  if (kick) uv_async_send(&gt.async);
+}
+
+/* The channel of t is freed (its last ref dropped, on any thread): so is
+** t. */
+static void chanfreed (gr_timer *t) {
+  if (t->global || t->reserved) {
+    gr_mutex_lock(&gt.lock);
+    if (t->global && t->idx != NOHEAP) {
+      heapremove(&gt.heap, t);
+      gtkickall();
+    }
+    if (t->reserved) gt.reserved--;
+    gr_mutex_unlock(&gt.lock);
+  }
+  if (!t->global && t->idx != NOHEAP) heapremove(t->S->timers, t);
+  free(t);
+}
+
+static void chanhook (lua_State *L, gr_chan *c, int event) {
+  gr_timer *t = (gr_timer *)c->hookarg;
+  switch (event) {
+    case GR_CHAN_WILLSHARE: reserve(L, t); break;
+    case GR_CHAN_SHARED: moveglobal(t); break;
+    case GR_CHAN_FREED: chanfreed(t); break;
+  }
+}
+
+/* Makes c the channel of t, which it owns from now on. */
+static void attach (gr_timer *t, gr_chan *c) {
+  t->c = c;
+  c->hookarg = t;
+  c->hook = chanhook;
+}
+
+
+/* --- timers ------------------------------------------------------------------ */
+
+/* Frees an inactive sleep, after_func or call timer. L is NULL at state
+** close. */
 static void freetimer (lua_State *L, gr_timer *t) {
-  GR_ASSERT(t->idx == NOHEAP);
-  if (t->call) t->call(NULL, t->arg);
-  if (t->c) gr_chan_release(L, t->c);
+  GR_ASSERT(t->idx == NOHEAP && t->kind != GR_TSEND);
   if (t->fref != LUA_NOREF && L != NULL)
     luaL_unref(L, LUA_REGISTRYINDEX, t->fref);
   free(t);
@@ -147,32 +547,38 @@ static gr_timer *newtimer (lua_State *L, gr_state *S, int kind) {
   return t;
 }
 
-/* Activates t to fire d seconds from now. */
+/* Activates the inactive t to fire d seconds from now, in its heap. On
+** failure frees a timer that nothing else owns, and raises. */
 static void start (lua_State *L, gr_state *S, gr_timer *t, double d) {
-  t->when = uv_hrtime() + tons(d);
-  if (heapadd(S->timers, t) != 0) {
-    if (!t->ud) freetimer(L, t);
+  uint64_t when = uv_hrtime() + tons(d);
+  int r;
+  if (t->global)
+    r = gtadd(t, when);
+  else {
+    t->when = when;
+    r = heapadd(S->timers, t);
+  }
+  if (r != 0) {
+    if (t->kind != GR_TSEND && !t->ud) freetimer(L, t);
     luaL_error(L, "not enough memory");
   }
 }
 
-/* Calls call(S, arg) on S's thread d seconds from now; if S closes first,
-** calls call(NULL, arg) instead. */
-void gr_timer_call (lua_State *L, gr_state *S, double d,
-                    void (*call) (gr_state *S, void *arg), void *arg) {
-  gr_timer *t = newtimer(L, S, GR_TCALL);
-  t->call = call;
-  t->arg = arg;
-  start(L, S, t, d);
-}
-
+/* Whether a timer of S, or of the process, can still wake something. */
 int gr_timer_pending (gr_state *S) {
-  return S->timers->n > 0;
+  gr_timerheap *h = S->timers;
+  int r;
+  if (h->nwake > 0 || (h->n > 0 && anywaiter(h))) return 1;
+  if (!atomic_load_explicit(&gt.running, memory_order_acquire)) return 0;
+  gr_mutex_lock(&gt.lock);
+  r = gt.heap.nwake > 0 || anywaiter(&gt.heap);
+  if (r) gtwatch(S);
+  gr_mutex_unlock(&gt.lock);
+  return r;
 }
 
-/* Fires one expired timer, already out of the heap. */
+/* Fires one expired timer of S, already out of the heap. */
 static void fire (lua_State *L, gr_state *S, gr_timer *t, uint64_t now) {
-  gr_value v;
   switch (t->kind) {
     case GR_TSLEEP: {
       gr_g *g = t->g;
@@ -182,31 +588,21 @@ static void fire (lua_State *L, gr_state *S, gr_timer *t, uint64_t now) {
       return;
     }
     case GR_TSEND:
-      /* A handle-less timer whose channel nobody else holds is dead. */
-      if (!t->ud && atomic_load(&t->c->refs) == 1) break;
-      gr_value_number(&v, (lua_Number)now / 1e9);
-      gr_chan_trysend(S, t->c, &v);   /* a full channel drops the tick */
-      if (t->period) {
-        /* Next tick at the first multiple of period after now. */
-        t->when += t->period * (1 + (now - t->when) / t->period);
-        if (heapadd(S->timers, t) == 0) return;
-      }
-      break;
+      sendtick(S, S->timers, t, now);   /* no Lua allocation: no GC */
+      return;
     case GR_TFUNC:
+      /* Spawning allocates: a collection may finalize the handle now,
+      ** which sees t->firing and leaves t to us. */
+      t->firing = 1;
       lua_rawgeti(L, LUA_REGISTRYINDEX, t->fref);
       gr_sched_spawn(L, S, 0, 0);
-      break;
-    case GR_TCALL: {
-      void (*call) (gr_state *, void *) = t->call;
-      t->call = NULL;
-      call(S, t->arg);
-      break;
-    }
+      t->firing = 0;
+      if (!t->ud && t->idx == NOHEAP) freetimer(L, t);
+      return;
   }
-  if (!t->ud) freetimer(L, t);
 }
 
-/* Fires every timer whose deadline has passed. Owner thread only. */
+/* Fires every timer of S whose deadline has passed. Owner thread only. */
 void gr_timer_fire (lua_State *L, gr_state *S) {
   gr_timerheap *h = S->timers;
   uint64_t now;
@@ -244,31 +640,100 @@ void gr_timer_arm (gr_state *S) {
 int gr_timer_init (gr_state *S) {
   S->timers = (gr_timerheap *)calloc(1, sizeof(gr_timerheap));
   if (S->timers == NULL) return -1;
-  return uv_timer_init(&S->loop, &S->uvtimer);
+  if (uv_timer_init(&S->loop, &S->uvtimer) != 0) return -1;
+  pthread_mutex_lock(&gt.life);
+  gt.nstates++;
+  pthread_mutex_unlock(&gt.life);
+  return 0;
 }
 
-/* At state close: frees the timers that no handle owns, and detaches the
-** others (their handles' __gc frees them). */
+/* Before a state frees its goroutines: the timer thread, which may be
+** waking one of them, finishes and fires nothing until gr_timer_closeall.
+** Wakes are made under gt.lock, so none is in flight once it is taken. */
+void gr_timer_pause (gr_state *S) {
+  if (S->timers == NULL || S->timers->paused) return;
+  S->timers->paused = 1;
+  gr_mutex_lock(&gt.lock);
+  gt.paused++;
+  gr_mutex_unlock(&gt.lock);
+}
+
+/* At state close (after gr_timer_pause): frees the timers of S that
+** nothing else owns and detaches the others (handles and channels free
+** them); the last state stops the timer thread. */
 void gr_timer_closeall (gr_state *S) {
   gr_timerheap *h = S->timers;
   size_t i;
-  if (h == NULL) return;
-  for (i = 0; i < h->n; i++) {
-    gr_timer *t = h->a[i];
-    t->idx = NOHEAP;
-    t->S = NULL;
-    if (!t->ud) {
-      t->fref = LUA_NOREF;
-      freetimer(NULL, t);
+  int counted = h != NULL, paused = h != NULL && h->paused;
+  if (h != NULL) {
+    gr_mutex_lock(&gt.lock);
+    gtunwatch(S);
+    gr_mutex_unlock(&gt.lock);
+    for (i = 0; i < h->n; i++) {
+      gr_timer *t = h->a[i];
+      t->idx = NOHEAP;
+      t->S = NULL;
+      if (t->kind != GR_TSEND && !t->ud) {
+        t->fref = LUA_NOREF;
+        freetimer(NULL, t);
+      }
     }
+    free(h->a);
+    free(h);
+    S->timers = NULL;
   }
-  free(h->a);
-  free(h);
-  S->timers = NULL;
+  if (paused) {
+    gr_mutex_lock(&gt.lock);
+    gt.paused--;
+    gr_mutex_unlock(&gt.lock);
+  }
+  pthread_mutex_lock(&gt.life);
+  if (counted && --gt.nstates == 0) gtstop();
+  else if (atomic_load(&gt.running)) uv_async_send(&gt.async);
+  pthread_mutex_unlock(&gt.life);
 }
 
 
 /* --- Lua functions: sleep, after, tick, now, since --------------------------- */
+
+/* luaL_argerror, naming the function fname. Lua finds the name of a
+** function called through pcall in package.loaded, one level deep: the
+** functions of the g.time subtable would be '?'. */
+static int argerror (lua_State *L, int arg, const char *fname,
+                     const char *msg) {
+  lua_Debug ar;
+  if (lua_getstack(L, 0, &ar) && lua_getinfo(L, "n", &ar) &&
+      ar.namewhat != NULL && strcmp(ar.namewhat, "method") == 0)
+    arg--;   /* as luaL_argerror: self is not counted */
+  return luaL_error(L, "bad argument #%d to '%s' (%s)", arg, fname, msg);
+}
+
+/* luaL_typeerror with argerror's name. */
+static int typeerror (lua_State *L, int arg, const char *fname,
+                      const char *tname) {
+  const char *typearg;
+  if (luaL_getmetafield(L, arg, "__name") == LUA_TSTRING)
+    typearg = lua_tostring(L, -1);
+  else if (lua_type(L, arg) == LUA_TLIGHTUSERDATA)
+    typearg = "light userdata";
+  else
+    typearg = luaL_typename(L, arg);
+  return argerror(L, arg, fname,
+                  lua_pushfstring(L, "%s expected, got %s", tname, typearg));
+}
+
+static double checknum (lua_State *L, int arg, const char *fname) {
+  int isnum;
+  lua_Number d = lua_tonumberx(L, arg, &isnum);
+  if (!isnum) typeerror(L, arg, fname, "number");
+  return (double)d;
+}
+
+static double checkperiod (lua_State *L, int arg, const char *fname) {
+  double d = checknum(L, arg, fname);
+  if (!(d > 0)) argerror(L, arg, fname, "non-positive interval");
+  return d;
+}
 
 static int sleep_k (lua_State *L, int status, lua_KContext ctx) {
   gr_state *S = gr_getstate(L);
@@ -287,7 +752,7 @@ static int sleep_k (lua_State *L, int status, lua_KContext ctx) {
 
 static int lsleep (lua_State *L) {
   gr_state *S = gr_getstate(L);
-  double d = luaL_checknumber(L, 1);
+  double d = checknum(L, 1, "sleep");
   int mode;
   gr_timer *t;
   gr_g *g = S->current;
@@ -302,24 +767,9 @@ static int lsleep (lua_State *L) {
   return gr_sched_park(L, S, g, 0, sleep_k);
 }
 
-/* A new channel of capacity 1 for a timer: its receive-only handle is
-** pushed, and t holds a ref. */
-static void timerchan (lua_State *L, gr_timer *t) {
-  gr_chan *c = gr_chan_new(1);
-  if (c == NULL) luaL_error(L, "not enough memory");
-  gr_chan_pushud(L, c, GR_DIRRECV);
-  t->c = c;   /* the creation ref becomes the timer's */
-}
-
-static double checkperiod (lua_State *L, int arg) {
-  double d = luaL_checknumber(L, arg);
-  luaL_argcheck(L, d > 0, arg, "non-positive interval");
-  return d;
-}
-
 /* Pushes the receive-only channel of a new timer without a handle, which
-** sends on it d seconds from now, and every period after (0: once). */
-static int pushtimerchan (lua_State *L, double d, double period) {
+** sends on it d seconds from now, and every period ns after (0: once). */
+static int pushtimerchan (lua_State *L, double d, uint64_t period) {
   gr_state *S = gr_getstate(L);
   gr_timer *t = newtimer(L, S, GR_TSEND);
   gr_chan *c = gr_chan_new(1);
@@ -327,20 +777,21 @@ static int pushtimerchan (lua_State *L, double d, double period) {
     free(t);
     return luaL_error(L, "not enough memory");
   }
-  t->c = c;
-  t->period = tons(period);
-  start(L, S, t, d);           /* frees t (and c) on failure */
+  attach(t, c);
+  t->period = period;
   gr_chan_pushud(L, c, GR_DIRRECV);
+  gr_chan_release(L, c);   /* the handle holds the only ref now */
+  start(L, S, t, d);       /* on failure the handle frees c and t */
   return 1;
 }
 
 static int lafter (lua_State *L) {
-  return pushtimerchan(L, luaL_checknumber(L, 1), 0);
+  return pushtimerchan(L, checknum(L, 1, "after"), 0);
 }
 
 static int ltick (lua_State *L) {
-  double d = checkperiod(L, 1);
-  return pushtimerchan(L, d, d);
+  double d = checkperiod(L, 1, "tick");
+  return pushtimerchan(L, d, toperiod(d));
 }
 
 static int lnow (lua_State *L) {
@@ -349,7 +800,7 @@ static int lnow (lua_State *L) {
 }
 
 static int lsince (lua_State *L) {
-  double t = luaL_checknumber(L, 1);
+  double t = checknum(L, 1, "since");
   lua_pushnumber(L, (lua_Number)uv_hrtime() / 1e9 - t);
   return 1;
 }
@@ -357,88 +808,121 @@ static int lsince (lua_State *L) {
 
 /* --- timer and ticker handles ------------------------------------------------ */
 
-/* Pushes a handle owning t, with t's channel (if any) as its user value. */
+/* Pushes a handle of t: it owns a GR_TFUNC timer, and holds a ref on the
+** channel (the owner) of a GR_TSEND one. */
 static gr_timerud *pushhandle (lua_State *L, gr_timer *t) {
   gr_timerud *u = (gr_timerud *)lua_newuserdatauv(L, sizeof(*u), 1);
   u->t = t;
-  t->ud = 1;
+  if (t->kind != GR_TSEND) t->ud = 1;
   luaL_setmetatable(L, TIMERMT);
   return u;
 }
 
 static gr_timer *checktimer (lua_State *L) {
   gr_timerud *u = (gr_timerud *)luaL_checkudata(L, 1, TIMERMT);
-  if (u->t == NULL || u->t->S == NULL)
+  if (u->t == NULL || (!u->t->global && u->t->S == NULL))
     luaL_error(L, "timer used after its state was closed");
   return u->t;
 }
 
 /* Empties the timer's channel: after stop or reset no stale value can be
-** received (Go 1.23 semantics). */
-static void drain (gr_state *S, gr_timer *t) {
+** received (Go 1.23 semantics). Returns how many values it discarded. */
+static int drain (gr_state *S, gr_timer *t) {
   gr_value v;
+  int n = 0;
   if (t->c)
-    while (gr_chan_tryrecv(S, t->c, &v) == GR_OK) gr_value_setnil(&v);
+    while (gr_chan_tryrecv(S, t->c, &v) == GR_OK) {
+      gr_value_setnil(&v);
+      n++;
+    }
+  return n;
 }
 
-static int newhandle (lua_State *L, int kind, double d, double period) {
+static int newhandle (lua_State *L, int kind, double d, uint64_t period) {
   gr_state *S = gr_getstate(L);
   gr_timer *t = newtimer(L, S, kind);
-  pushhandle(L, t);          /* owns t from here on, even on error */
   if (kind == GR_TSEND) {
-    timerchan(L, t);
+    gr_chan *c = gr_chan_new(1);   /* its creation ref: the handle's */
+    if (c == NULL) {
+      free(t);
+      return luaL_error(L, "not enough memory");
+    }
+    attach(t, c);
+    pushhandle(L, t);          /* holds c, the owner of t, from here on */
+    gr_chan_pushud(L, c, GR_DIRRECV);
     lua_setiuservalue(L, -2, 1);
   }
   else {
+    pushhandle(L, t);          /* owns t from here on, even on error */
     lua_pushvalue(L, 2);
     t->fref = luaL_ref(L, LUA_REGISTRYINDEX);  /* released in freetimer */
   }
-  t->period = tons(period);
+  t->period = period;
   start(L, S, t, d);
   return 1;
 }
 
 static int ltimer (lua_State *L) {
-  return newhandle(L, GR_TSEND, luaL_checknumber(L, 1), 0);
+  return newhandle(L, GR_TSEND, checknum(L, 1, "timer"), 0);
 }
 
 static int lticker (lua_State *L) {
-  double d = checkperiod(L, 1);
-  return newhandle(L, GR_TSEND, d, d);
+  double d = checkperiod(L, 1, "ticker");
+  return newhandle(L, GR_TSEND, d, toperiod(d));
 }
 
 static int lafterfunc (lua_State *L) {
-  double d = luaL_checknumber(L, 1);
+  double d = checknum(L, 1, "after_func");
   if (lua_type(L, 2) != LUA_TFUNCTION) {
     if (luaL_getmetafield(L, 2, "__call") == LUA_TNIL)
-      return luaL_typeerror(L, 2, "function");
+      return typeerror(L, 2, "after_func", "function");
     lua_pop(L, 1);
   }
   return newhandle(L, GR_TFUNC, d, 0);
 }
 
-/* t:stop() -> whether the call stopped an active timer */
+/* t:stop() -> whether the call stopped the timer: it was active, or it
+** had fired and nobody had received the value, which is discarded (Go
+** 1.23: false only once the value was received, or after a stop). A
+** timer of the process heap is looked at under gt.lock, so that it is
+** either pending or fired with its value in the channel. */
 static int ltimer_stop (lua_State *L) {
   gr_state *S = gr_getstate(L);
   gr_timer *t = checktimer(L);
-  int active = t->idx != NOHEAP;
-  if (active) heapremove(S->timers, t);
-  drain(S, t);
-  lua_pushboolean(L, active);
+  int global = t->global, stopped;
+  if (global) gr_mutex_lock(&gt.lock);
+  stopped = t->idx != NOHEAP;
+  if (stopped) heapremove(global ? &gt.heap : S->timers, t);
+  if (drain(S, t) > 0) stopped = 1;
+  if (global) {
+    if (stopped) gtkickall();
+    gr_mutex_unlock(&gt.lock);
+  }
+  lua_pushboolean(L, stopped);
   return 1;
 }
 
-/* t:reset(d) -> whether the timer had been active */
+/* t:reset(d) -> as stop, then arms the timer d seconds from now */
 static int ltimer_reset (lua_State *L) {
   gr_state *S = gr_getstate(L);
   gr_timer *t = checktimer(L);
-  int active = t->idx != NOHEAP;
-  double d = t->period ? checkperiod(L, 2) : luaL_checknumber(L, 2);
-  if (active) heapremove(S->timers, t);
-  drain(S, t);
-  if (t->period) t->period = tons(d);
-  start(L, S, t, d);
-  lua_pushboolean(L, active);
+  double d = t->period ? checkperiod(L, 2, "reset")
+                       : checknum(L, 2, "reset");
+  int global = t->global, stopped, r, kick = 0;
+  gr_timerheap *h = global ? &gt.heap : S->timers;
+  if (global) gr_mutex_lock(&gt.lock);
+  stopped = t->idx != NOHEAP;
+  if (stopped) heapremove(h, t);
+  if (drain(S, t) > 0) stopped = 1;
+  if (t->period) t->period = toperiod(d);
+  t->when = uv_hrtime() + tons(d);
+  r = heapgrow(h, h->n + (global ? gt.reserved : 0) + 1);
+  if (r == 0) r = heapadd(h, t);
+  if (r == 0 && global) kick = wantkick(t);
+  if (global) gr_mutex_unlock(&gt.lock);
+  if (kick) uv_async_send(&gt.async);
+  if (r != 0) return luaL_error(L, "not enough memory");
+  lua_pushboolean(L, stopped);
   return 1;
 }
 
@@ -454,16 +938,20 @@ static int ltimer_index (lua_State *L) {
   return 1;
 }
 
-/* A collected handle stops a timer that sends on its channel only when
-** nobody holds the channel (checked when it fires); an after_func timer
-** runs on, as in Go. The heap owns the timer from then on. */
+/* A collected handle of a channel timer drops its ref on the channel,
+** which frees the timer with it once nobody else holds it; an after_func
+** timer runs on, as in Go: its heap owns it from then on. */
 static int ltimer_gc (lua_State *L) {
   gr_timerud *u = (gr_timerud *)lua_touserdata(L, 1);
   gr_timer *t = u->t;
-  if (t == NULL) return 0;
+  if (t == NULL) return 0;   /* idempotent */
   u->t = NULL;
+  if (t->kind == GR_TSEND) {
+    gr_chan_release(L, t->c);
+    return 0;
+  }
   t->ud = 0;
-  if (t->idx == NOHEAP) freetimer(L, t);
+  if (t->idx == NOHEAP && !t->firing) freetimer(L, t);
   return 0;
 }
 

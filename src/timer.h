@@ -1,6 +1,7 @@
 /*
-** timer.h -- timers of one state: a binary heap ordered by deadline, one
-** libuv timer armed at its earliest entry, and the g.time functions.
+** timer.h -- timers: a heap per state with one libuv timer armed at its
+** earliest entry, a heap for the process fired by the timer thread, and
+** the g.time functions.
 */
 #ifndef GR_TIMER_H
 #define GR_TIMER_H
@@ -8,11 +9,12 @@
 #include "sched.h"
 
 int gr_timer_pending (gr_state *S);
-void gr_timer_call (lua_State *L, gr_state *S, double d,
-                    void (*call) (gr_state *S, void *arg), void *arg);
+void gr_timer_callsafe (lua_State *L, double d,
+                        void (*call) (void *arg, int fired), void *arg);
 void gr_timer_fire (lua_State *L, gr_state *S);
 void gr_timer_arm (gr_state *S);
 int gr_timer_init (gr_state *S);
+void gr_timer_pause (gr_state *S);
 void gr_timer_closeall (gr_state *S);
 void gr_timer_open (lua_State *L);
 
