@@ -13,6 +13,12 @@
 **                 uv_async_send)
 **   GR_LMONITOR   monlock of the preemption     alone: the monitor and the
 **                 monitor (gr_lock)             preemption hook
+**   GR_LTIMERLIFE gt.life (timer.c): start and  before gt.lock
+**                 stop of the timer thread
+**   GR_LTIMERS    gt.lock (timer.c): the        the timer thread fires
+**                 process's timer heap          under it: before a
+**                 (gr_lock)                     context, a channel, a
+**                                               mailbox
 **   GR_LCTX       c->mu of a context            one at a time
 **   GR_LSYNC      o->lock of a sync object      one at a time
 **   GR_LCHAN      c->lock of a shared channel   several only in select, in
@@ -57,8 +63,8 @@ typedef struct gr_timer gr_timer;   /* timer (timer.c) */
 #endif
 
 enum {
-  GR_LPOOLSTOP = 1, GR_LPOOL, GR_LMONITOR, GR_LCTX, GR_LSYNC, GR_LCHAN,
-  GR_LMAILBOX
+  GR_LPOOLSTOP = 1, GR_LPOOL, GR_LMONITOR, GR_LTIMERLIFE, GR_LTIMERS,
+  GR_LCTX, GR_LSYNC, GR_LCHAN, GR_LMAILBOX
 };
 
 #ifdef GR_DEBUG

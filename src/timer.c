@@ -41,10 +41,10 @@
 ** State close: gr_timer_pause (before the goroutines are freed) makes the
 **   timer thread finish the wake it may be making and fire nothing more
 **   until gr_timer_closeall; so it never wakes a freed goroutine.
-** Lock order: gt.life < gt.lock < ctxlock (context.c) < chan locks <
-**   state rlock. Under gt.lock the timer thread sends on channels and runs
-**   the deadline calls; none of them frees a timer's channel, whose hook
-**   takes gt.lock.
+** Lock order (gr.h ranks them): gt.life < gt.lock < a context's mu <
+**   chan locks < state rlock. Under gt.lock the timer thread sends on
+**   channels and runs the deadline calls; none of them frees a timer's
+**   channel, whose hook takes gt.lock.
 ** Deadlines are uv_hrtime() nanoseconds (monotonic).
 */
 #include <math.h>
@@ -99,14 +99,15 @@ typedef struct gr_timerud {
 
 /* The process's timer thread and heap. */
 static struct {
-  pthread_mutex_t life; /* start and stop of the thread */
+  gr_lock life;         /* start and stop of the thread (GR_LTIMERLIFE) */
   int nstates;          /* protected by life: states alive */
   atomic_int running;   /* the thread runs; changed under life */
   uv_thread_t thread;   /* these four: the timer thread's, but for */
   uv_loop_t loop;       /* uv_async_send, and init and close under */
   uv_async_t async;     /* life while the thread does not run */
   uv_timer_t uvtimer;
-  gr_mutex lock;
+  gr_lock lock;         /* GR_LTIMERS: held while the thread sends and
+                           wakes, so a mutex that sleeps */
   /* protected by lock: */
   gr_timerheap heap;
   size_t reserved;      /* slots promised in heap (the invariant) */
@@ -116,7 +117,15 @@ static struct {
   gr_state **watch;     /* states that may sleep because a timer here is
                            pending: told when that may have changed */
   size_t nwatch, capwatch;
-} gt = { .life = PTHREAD_MUTEX_INITIALIZER };
+} gt;
+
+static uv_once_t gtonce = UV_ONCE_INIT;
+
+static void gtinit (void) {
+  if (gr_lock_init(&gt.life, GR_LTIMERLIFE) != 0 ||
+      gr_lock_init(&gt.lock, GR_LTIMERS) != 0)
+    abort();   /* at the first require: no timer can work without them */
+}
 
 
 /* --- the heap ------------------------------------------------------------- */
@@ -295,9 +304,9 @@ static void gtontimer (uv_timer_t *handle) {
 static void gtonasync (uv_async_t *handle) {
   int stop;
   (void)handle;
-  gr_mutex_lock(&gt.lock);
+  gr_lock_lock(&gt.lock);
   stop = gt.stopping;
-  gr_mutex_unlock(&gt.lock);
+  gr_lock_unlock(&gt.lock);
   if (stop) {   /* the loop ends once both are closed */
     uv_close((uv_handle_t *)&gt.async, NULL);
     uv_close((uv_handle_t *)&gt.uvtimer, NULL);
@@ -312,7 +321,7 @@ static void gtonasync (uv_async_t *handle) {
 static void gtfire (void) {
   uint64_t now, next;
   int fired = 0;
-  gr_mutex_lock(&gt.lock);
+  gr_lock_lock(&gt.lock);
   now = uv_hrtime();
   while (!gt.paused && gt.heap.n > 0 && gt.heap.a[0]->when <= now) {
     gr_timer *t = gt.heap.a[0];
@@ -328,7 +337,7 @@ static void gtfire (void) {
   if (fired) gtkickall();
   next = gt.heap.n > 0 && !gt.paused ? gt.heap.a[0]->when : UINT64_MAX;
   gt.armed = next;
-  gr_mutex_unlock(&gt.lock);
+  gr_lock_unlock(&gt.lock);
   if (next == UINT64_MAX)
     uv_timer_stop(&gt.uvtimer);
   else {
@@ -347,13 +356,13 @@ static void gtmain (void *arg) {
 static int gtstart (void) {
   int ok = 1;
   if (atomic_load_explicit(&gt.running, memory_order_acquire)) return 1;
-  pthread_mutex_lock(&gt.life);
+  gr_lock_lock(&gt.life);
   if (!atomic_load(&gt.running)) {
     ok = 0;
-    gr_mutex_lock(&gt.lock);
+    gr_lock_lock(&gt.lock);
     gt.armed = UINT64_MAX;
     gt.stopping = 0;
-    gr_mutex_unlock(&gt.lock);
+    gr_lock_unlock(&gt.lock);
     if (uv_loop_init(&gt.loop) == 0) {
       if (uv_async_init(&gt.loop, &gt.async, gtonasync) == 0) {
         uv_timer_init(&gt.loop, &gt.uvtimer);   /* cannot fail */
@@ -368,7 +377,7 @@ static int gtstart (void) {
     }
     if (ok) atomic_store(&gt.running, 1);
   }
-  pthread_mutex_unlock(&gt.life);
+  gr_lock_unlock(&gt.life);
   return ok;
 }
 
@@ -378,14 +387,14 @@ static void gtstop (void) {
   gr_timer *calls = NULL, *t;
   size_t i;
   if (!atomic_load(&gt.running)) return;
-  gr_mutex_lock(&gt.lock);
+  gr_lock_lock(&gt.lock);
   gt.stopping = 1;
-  gr_mutex_unlock(&gt.lock);
+  gr_lock_unlock(&gt.lock);
   uv_async_send(&gt.async);
   uv_thread_join(&gt.thread);
   uv_loop_close(&gt.loop);
   atomic_store(&gt.running, 0);
-  gr_mutex_lock(&gt.lock);
+  gr_lock_lock(&gt.lock);
   for (i = 0; i < gt.heap.n; i++) {
     t = gt.heap.a[i];
     t->idx = NOHEAP;   /* a channel timer stays its channel's */
@@ -403,7 +412,7 @@ static void gtstop (void) {
   free(gt.watch);
   gt.watch = NULL;
   gt.nwatch = gt.capwatch = 0;
-  gr_mutex_unlock(&gt.lock);
+  gr_lock_unlock(&gt.lock);
   while ((t = calls) != NULL) {
     calls = (gr_timer *)(void *)t->g;
     t->call(t->arg, 0);
@@ -415,13 +424,13 @@ static void gtstop (void) {
 ** -1 without memory. */
 static int gtadd (gr_timer *t, uint64_t when) {
   int kick = 0, r = -1;
-  gr_mutex_lock(&gt.lock);
+  gr_lock_lock(&gt.lock);
   t->when = when;
   if (heapgrow(&gt.heap, gt.heap.n + gt.reserved + 1) == 0) {
     r = heapadd(&gt.heap, t);
     kick = wantkick(t);
   }
-  gr_mutex_unlock(&gt.lock);
+  gr_lock_unlock(&gt.lock);
   if (kick) uv_async_send(&gt.async);
   return r;
 }
@@ -465,13 +474,13 @@ static void reserve (lua_State *L, gr_timer *t) {
   int ok;
   if (t->reserved || t->global) return;
   if (!gtstart()) luaL_error(L, "goroutines: cannot start the timer thread");
-  gr_mutex_lock(&gt.lock);
+  gr_lock_lock(&gt.lock);
   ok = heapgrow(&gt.heap, gt.heap.n + gt.reserved + 1) == 0;
   if (ok) {
     gt.reserved++;
     t->reserved = 1;
   }
-  gr_mutex_unlock(&gt.lock);
+  gr_lock_unlock(&gt.lock);
   if (!ok) luaL_error(L, "not enough memory");
 }
 
@@ -480,7 +489,7 @@ static void reserve (lua_State *L, gr_timer *t) {
 static void moveglobal (gr_timer *t) {
   int active = t->idx != NOHEAP, kick = 0;
   if (active) heapremove(t->S->timers, t);
-  gr_mutex_lock(&gt.lock);
+  gr_lock_lock(&gt.lock);
   t->global = 1;
   if (t->reserved) {
     t->reserved = 0;
@@ -489,7 +498,7 @@ static void moveglobal (gr_timer *t) {
   /* Without the promised slot (a share that did not announce itself) a
   ** timer that finds no memory stays stopped. */
   if (active && heapadd(&gt.heap, t) == 0) kick = wantkick(t);
-  gr_mutex_unlock(&gt.lock);
+  gr_lock_unlock(&gt.lock);
   if (kick) uv_async_send(&gt.async);
 }
 
@@ -497,13 +506,13 @@ static void moveglobal (gr_timer *t) {
 ** t. */
 static void chanfreed (gr_timer *t) {
   if (t->global || t->reserved) {
-    gr_mutex_lock(&gt.lock);
+    gr_lock_lock(&gt.lock);
     if (t->global && t->idx != NOHEAP) {
       heapremove(&gt.heap, t);
       gtkickall();
     }
     if (t->reserved) gt.reserved--;
-    gr_mutex_unlock(&gt.lock);
+    gr_lock_unlock(&gt.lock);
   }
   if (!t->global && t->idx != NOHEAP) heapremove(t->S->timers, t);
   free(t);
@@ -570,10 +579,10 @@ int gr_timer_pending (gr_state *S) {
   int r;
   if (h->nwake > 0 || (h->n > 0 && anywaiter(h))) return 1;
   if (!atomic_load_explicit(&gt.running, memory_order_acquire)) return 0;
-  gr_mutex_lock(&gt.lock);
+  gr_lock_lock(&gt.lock);
   r = gt.heap.nwake > 0 || anywaiter(&gt.heap);
   if (r) gtwatch(S);
-  gr_mutex_unlock(&gt.lock);
+  gr_lock_unlock(&gt.lock);
   return r;
 }
 
@@ -638,12 +647,13 @@ void gr_timer_arm (gr_state *S) {
 }
 
 int gr_timer_init (gr_state *S) {
+  uv_once(&gtonce, gtinit);
   S->timers = (gr_timerheap *)calloc(1, sizeof(gr_timerheap));
   if (S->timers == NULL) return -1;
   if (uv_timer_init(&S->loop, &S->uvtimer) != 0) return -1;
-  pthread_mutex_lock(&gt.life);
+  gr_lock_lock(&gt.life);
   gt.nstates++;
-  pthread_mutex_unlock(&gt.life);
+  gr_lock_unlock(&gt.life);
   return 0;
 }
 
@@ -653,9 +663,9 @@ int gr_timer_init (gr_state *S) {
 void gr_timer_pause (gr_state *S) {
   if (S->timers == NULL || S->timers->paused) return;
   S->timers->paused = 1;
-  gr_mutex_lock(&gt.lock);
+  gr_lock_lock(&gt.lock);
   gt.paused++;
-  gr_mutex_unlock(&gt.lock);
+  gr_lock_unlock(&gt.lock);
 }
 
 /* At state close (after gr_timer_pause): frees the timers of S that
@@ -666,9 +676,9 @@ void gr_timer_closeall (gr_state *S) {
   size_t i;
   int counted = h != NULL, paused = h != NULL && h->paused;
   if (h != NULL) {
-    gr_mutex_lock(&gt.lock);
+    gr_lock_lock(&gt.lock);
     gtunwatch(S);
-    gr_mutex_unlock(&gt.lock);
+    gr_lock_unlock(&gt.lock);
     for (i = 0; i < h->n; i++) {
       gr_timer *t = h->a[i];
       t->idx = NOHEAP;
@@ -683,14 +693,14 @@ void gr_timer_closeall (gr_state *S) {
     S->timers = NULL;
   }
   if (paused) {
-    gr_mutex_lock(&gt.lock);
+    gr_lock_lock(&gt.lock);
     gt.paused--;
-    gr_mutex_unlock(&gt.lock);
+    gr_lock_unlock(&gt.lock);
   }
-  pthread_mutex_lock(&gt.life);
+  gr_lock_lock(&gt.life);
   if (counted && --gt.nstates == 0) gtstop();
   else if (atomic_load(&gt.running)) uv_async_send(&gt.async);
-  pthread_mutex_unlock(&gt.life);
+  gr_lock_unlock(&gt.life);
 }
 
 
@@ -890,13 +900,13 @@ static int ltimer_stop (lua_State *L) {
   gr_state *S = gr_getstate(L);
   gr_timer *t = checktimer(L);
   int global = t->global, stopped;
-  if (global) gr_mutex_lock(&gt.lock);
+  if (global) gr_lock_lock(&gt.lock);
   stopped = t->idx != NOHEAP;
   if (stopped) heapremove(global ? &gt.heap : S->timers, t);
   if (drain(S, t) > 0) stopped = 1;
   if (global) {
     if (stopped) gtkickall();
-    gr_mutex_unlock(&gt.lock);
+    gr_lock_unlock(&gt.lock);
   }
   lua_pushboolean(L, stopped);
   return 1;
@@ -910,7 +920,7 @@ static int ltimer_reset (lua_State *L) {
                        : checknum(L, 2, "reset");
   int global = t->global, stopped, r, kick = 0;
   gr_timerheap *h = global ? &gt.heap : S->timers;
-  if (global) gr_mutex_lock(&gt.lock);
+  if (global) gr_lock_lock(&gt.lock);
   stopped = t->idx != NOHEAP;
   if (stopped) heapremove(h, t);
   if (drain(S, t) > 0) stopped = 1;
@@ -919,7 +929,7 @@ static int ltimer_reset (lua_State *L) {
   r = heapgrow(h, h->n + (global ? gt.reserved : 0) + 1);
   if (r == 0) r = heapadd(h, t);
   if (r == 0 && global) kick = wantkick(t);
-  if (global) gr_mutex_unlock(&gt.lock);
+  if (global) gr_lock_unlock(&gt.lock);
   if (kick) uv_async_send(&gt.async);
   if (r != 0) return luaL_error(L, "not enough memory");
   lua_pushboolean(L, stopped);
