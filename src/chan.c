@@ -18,7 +18,6 @@
 #include <string.h>
 
 #include "chan.h"
-#include "select.h"
 #include "state.h"
 #include "wait.h"
 
@@ -549,8 +548,6 @@ static const luaL_Reg methods[] = {
   {"cap", lchan_cap},
   {"sender", lchan_sender},
   {"receiver", lchan_receiver},
-  {"on_recv", gr_select_onrecv},
-  {"on_send", gr_select_onsend},
   {NULL, NULL}
 };
 

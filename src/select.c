@@ -114,7 +114,7 @@ static void checkhandler (lua_State *L, int idx) {
 }
 
 /* ch:on_recv([handler]) */
-int gr_select_onrecv (lua_State *L) {
+static int lchan_onrecv (lua_State *L) {
   gr_chan_checkdir(L, 1, GR_DIRRECV);
   if (!lua_isnoneornil(L, 2)) {
     checkhandler(L, 2);
@@ -131,7 +131,7 @@ int gr_select_onrecv (lua_State *L) {
 }
 
 /* ch:on_send(value, [handler]) */
-int gr_select_onsend (lua_State *L) {
+static int lchan_onsend (lua_State *L) {
   gr_chan_checkdir(L, 1, GR_DIRSEND);
   luaL_checkany(L, 2);
   if (!lua_isnoneornil(L, 3)) checkhandler(L, 3);
@@ -611,8 +611,22 @@ static const luaL_Reg boxmeta[] = {
   {NULL, NULL}
 };
 
+/* The case constructors, methods of every channel handle. */
+static const luaL_Reg chanmethods[] = {
+  {"on_recv", lchan_onrecv},
+  {"on_send", lchan_onsend},
+  {NULL, NULL}
+};
+
+/* Registers g.select in the module table at the top of L, and the case
+** constructors in the channels' methods (chan.c, a layer below, knows
+** no select). */
 void gr_select_open (lua_State *L) {
   gr_state_setfuncs(L, funcs);
+  luaL_getmetatable(L, "goroutines.chan");
+  lua_getfield(L, -1, "__index");
+  gr_state_setfuncs(L, chanmethods);
+  lua_pop(L, 2);
   if (luaL_newmetatable(L, SELBOXMT)) luaL_setfuncs(L, boxmeta, 0);
   lua_pop(L, 1);
 }

@@ -7,11 +7,10 @@
 
 #include "gr.h"
 
-int gr_select_onrecv (lua_State *L);
-int gr_select_onsend (lua_State *L);
 /* Frees what the selects of S keep for reuse, when S closes. */
 void gr_select_closestate (gr_state *S);
-/* Registers g.select in the module table at the top of L. */
+/* Registers g.select in the module table at the top of L, and on_recv
+** and on_send among the channels' methods (after gr_chan_open). */
 void gr_select_open (lua_State *L);
 
 #endif
