@@ -42,6 +42,7 @@ build = {
         "src/gr.c",
         "src/goroutines.c",
         "src/parallel.c",
+        "src/runtime.c",
         "src/sched.c",
         "src/select.c",
         "src/state.c",

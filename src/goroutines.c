@@ -6,6 +6,7 @@
 #include "chan.h"
 #include "context.h"
 #include "parallel.h"
+#include "runtime.h"
 #include "sched.h"
 #include "select.h"
 #include "state.h"
@@ -17,7 +18,7 @@ int luaopen_goroutines_core (lua_State *L);
 
 int luaopen_goroutines_core (lua_State *L) {
   luaL_checkversion(L);
-  gr_state_get(L);
+  gr_runtime_get(L);
   lua_newtable(L);
   gr_sched_open(L);
   gr_chan_open(L);

@@ -94,6 +94,7 @@ typedef struct gr_poolops {
 /* The scheduler of one Lua state. */
 struct gr_state {
   lua_State *L;         /* main thread of the state (immutable) */
+  gr_statebox *box;     /* its anchor in the registry (state.c) */
   gr_g *g1;             /* goroutine 1: the main chunk (immutable) */
   /* owner thread only: */
   gr_g *current;        /* goroutine on whose behalf code runs now */

@@ -1,25 +1,27 @@
 /*
-** state.h -- the scheduler record of a Lua state: creation on first
-** require, registration of the module's C functions, close and the close
-** policy.
+** state.h -- the record of a Lua state's runtime: its anchor, the lookup
+** from the module's functions, and registration helpers.
 */
 #ifndef GR_STATE_H
 #define GR_STATE_H
 
-#include "errors.h"
 #include "sched.h"
 
-/* The close policy: what the close of a host state does last, once all of
-** the runtime's memory of that state is freed, with the uncaught
-** goroutine errors that were never raised (oldest first; the policy owns
-** the list and frees each entry). */
-typedef void (*gr_state_closepolicy) (gr_errmsg *errs);
-
+/* Returns the record of L's state, made by make on first use; close(S)
+** closes it when the Lua state closes. */
+gr_state *gr_state_create (lua_State *L, gr_state *(*make) (lua_State *L),
+                           void (*close) (gr_state *S));
+/* Returns the record of L's state (made already); raises once closed. */
 gr_state *gr_state_get (lua_State *L);
+/* Pushes the anchor of L's record: the GR_UV_STATE upvalue. */
 void gr_state_pushbox (lua_State *L);
+/* Makes the module's functions raise in S's state from now on: the state
+** of a worker left behind at shutdown, never freed. */
 void gr_state_abandon (gr_state *S);
-void gr_state_setclosepolicy (gr_state_closepolicy f);
+/* Registers l into the table at the top of L, with the module's
+** upvalues (GR_UV_*). */
 void gr_state_setfuncs (lua_State *L, const luaL_Reg *l);
+/* Pushes the weak-keyed table kept in the registry under key. */
 void gr_state_weaktable (lua_State *L, const void *key);
 
 #endif
