@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "chan.h"
+#include "errors.h"
 #include "state.h"
 #include "wait.h"
 
@@ -283,7 +284,7 @@ static void endwait (lua_State *L, gr_state *S, gr_g *g, int status) {
     w->obj = NULL;
     g->cancel = NULL;
     gr_chan_release(L, c);
-    gr_sched_raise(L, S, status);
+    gr_errors_raisewait(L, S, status);
   }
   w->obj = NULL;
   g->cancel = NULL;

@@ -1,14 +1,11 @@
 /*
-** errors.c -- uncaught goroutine errors and the deadlock report.
+** errors.c -- the errors a blocking call raises when its wait fails: an
+** uncaught goroutine error (the scheduler keeps them, sched.c) or the
+** deadlock report; and the report of the errors never raised.
 **
-** An uncaught error becomes a C string "goroutine N: msg" with the
-** goroutine's traceback (so that it can cross states). A worker state
-** hands it to its host (the host's S->errors, under its rlock, then a
-** kick); in the host it waits in S->errlocal (owner thread) until
-** goroutine 1 blocks, where
-** gr_sched_wait returns GR_EGOERR and the blocking call raises it; those
-** still waiting when the state closes are printed to stderr and the
-** process exits with status 1. Errors are never dropped.
+** A layer above the scheduler: it reads the goroutine records of every
+** state of a pool to write the deadlock report, when every one of their
+** threads is asleep for good (that is what made it a deadlock).
 */
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,72 +14,12 @@
 #include "errors.h"
 #include "sched.h"
 
-/* Queues e for goroutine 1 of the host state. An error of a worker goes
-** to its host's mailbox even while the pool stops: the host prints what
-** it never raised once every worker has stopped. */
-static void deliver (gr_state *S, gr_errmsg *e) {
-  gr_state *H = S->poolops ? S->poolops->host(S) : S;
-  if (H != S) {
-    gr_mutex_lock(&H->rlock);
-    if (H->errtail) H->errtail->next = e;
-    else H->errors = e;
-    H->errtail = e;
-    gr_mutex_unlock(&H->rlock);
-    atomic_store(&H->rpending, 1);
-    gr_sched_kick(H);
-    return;
-  }
-  if (S->errlocaltail) S->errlocaltail->next = e;
-  else S->errlocal = e;
-  S->errlocaltail = e;
-}
-
-/* Records an error of goroutine id that has no Lua stack to trace (a
-** parallel goroutine that could not start). */
-void gr_errors_addmsg (gr_state *S, lua_Integer id, const char *msg,
-                       const char *traceback) {
-  char head[48];
-  size_t hl, ml, tl;
-  gr_errmsg *e;
-  snprintf(head, sizeof(head), "goroutine %lld: ", (long long)id);
-  if (msg == NULL) msg = "(error object is not a string)";
-  if (traceback == NULL) traceback = "";
-  hl = strlen(head);
-  ml = strlen(msg);
-  tl = strlen(traceback);
-  e = (gr_errmsg *)malloc(sizeof(*e) + hl + ml + tl + 1);
-  if (e == NULL) {
-    fprintf(stderr, "%s%s\n", head, msg);
-    return;
-  }
-  e->next = NULL;
-  e->len = hl + ml + tl;
-  memcpy(e->msg, head, hl);
-  memcpy(e->msg + hl, msg, ml);
-  memcpy(e->msg + hl + ml, traceback, tl + 1);
-  deliver(S, e);
-}
-
-/* Records an error that escaped the body of g (the body records the
-** errors of g's function; only one in recording them comes here, such as
-** a memory error). Makes no Lua allocation: L runs the scheduler. */
-void gr_errors_add (lua_State *L, gr_state *S, gr_g *g, int status) {
-  const char *msg = NULL;
-  (void)L;
-  if (status == LUA_ERRMEM) msg = "not enough memory";
-  else if (lua_type(g->co, -1) == LUA_TSTRING) msg = lua_tostring(g->co, -1);
-  gr_errors_addmsg(S, g->id, msg, NULL);
-}
-
-/* Raises the oldest waiting error in L. Never returns. */
-int gr_errors_raise (lua_State *L, gr_state *S) {
-  gr_errmsg *e = S->errlocal;
-  GR_ASSERT(e != NULL);
-  S->errlocal = e->next;
-  if (S->errlocal == NULL) S->errlocaltail = NULL;
-  lua_pushlstring(L, e->msg, e->len);
-  free(e);
-  return lua_error(L);
+/* Raises the error that gr_sched_wait reported to a blocking call:
+** goroutine 1's oldest uncaught goroutine error, or the deadlock report.
+** Never returns. */
+void gr_errors_raisewait (lua_State *L, gr_state *S, int err) {
+  if (err == GR_EGOERR) gr_sched_raiseerror(L, S);
+  gr_errors_deadlock(L, S);
 }
 
 /* Whether a frame is in the module's own Lua code (its coroutine.resume,

@@ -1,23 +1,21 @@
 /*
-** errors.h -- uncaught goroutine errors and the deadlock report.
+** errors.h -- what a blocking call raises when its wait fails (the
+** uncaught error of a goroutine, or the deadlock report), and the report
+** of the errors a state never raised.
 */
 #ifndef GR_ERRORS_H
 #define GR_ERRORS_H
 
-#include "gr.h"
+#include "sched.h"
 
-/* An error message kept as a C string, so that it can cross states. */
-typedef struct gr_errmsg {
-  struct gr_errmsg *next;
-  size_t len;
-  char msg[];
-} gr_errmsg;
-
-void gr_errors_add (lua_State *L, gr_state *S, gr_g *g, int status);
-void gr_errors_addmsg (gr_state *S, lua_Integer id, const char *msg,
-                       const char *traceback);
-int gr_errors_raise (lua_State *L, gr_state *S);
+/* Raises the error that gr_sched_wait returned (GR_EGOERR: goroutine 1's
+** oldest uncaught goroutine error; GR_EDEADLOCK: the deadlock report).
+** Never returns. */
+void gr_errors_raisewait (lua_State *L, gr_state *S, int err);
+/* Raises "all goroutines are asleep - deadlock!" with every goroutine of
+** S and of its workers. Never returns. */
 int gr_errors_deadlock (lua_State *L, gr_state *S);
+/* Prints the errors of S never raised (at its close); returns how many. */
 int gr_errors_report (gr_state *S);
 
 #endif

@@ -50,7 +50,6 @@
 #include "lualib.h"
 
 #include "copy.h"
-#include "errors.h"
 #include "parallel.h"
 #include "state.h"
 #include "timer.h"
@@ -186,7 +185,7 @@ static int failjobs (gr_state *S) {
   gr_lock_unlock(&P->lock);
   for (; job != NULL; job = next, n++) {
     next = job->next;
-    gr_errors_addmsg(S, job->id, msg, NULL);
+    gr_sched_posterror(S, job->id, msg, NULL);
     gr_pack_free(job->p);
     gr_sched_addlive(-1);
     free(job);
@@ -278,7 +277,7 @@ static void startjob (lua_State *L, gr_state *S, gr_job *job) {
   lua_pushlightuserdata(L, S);
   if (lua_pcall(L, 2, 0, 0) != LUA_OK) {
     /* It could not even start: report it like any goroutine error. */
-    gr_errors_addmsg(S, job->id, lua_tostring(L, -1), NULL);
+    gr_sched_posterror(S, job->id, lua_tostring(L, -1), NULL);
     lua_pop(L, 1);
     gr_pack_free(job->p);
     gr_sched_addlive(-1);
@@ -362,7 +361,7 @@ static void reportescaped (lua_State *L, gr_state *S) {
       break;
     }
   }
-  gr_errors_addmsg(S, id, msg, NULL);
+  gr_sched_posterror(S, id, msg, NULL);
   lua_pop(L, 1);
 }
 

@@ -26,12 +26,12 @@
 ** that moment.
 */
 #include <sched.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "sched.h"
-#include "errors.h"
 #include "state.h"
 #include "timer.h"
 
@@ -127,6 +127,68 @@ void gr_sched_ready (gr_state *cur, gr_g *g) {
 }
 
 
+/* --- uncaught errors ------------------------------------------------- */
+
+/* Queues e for goroutine 1 of the host state. An error of a worker goes
+** to its host's mailbox even while the pool stops: the host prints what
+** it never raised once every worker has stopped. */
+static void deliver (gr_state *S, gr_errmsg *e) {
+  gr_state *H = S->poolops ? S->poolops->host(S) : S;
+  if (H != S) {
+    gr_mutex_lock(&H->rlock);
+    if (H->errtail) H->errtail->next = e;
+    else H->errors = e;
+    H->errtail = e;
+    gr_mutex_unlock(&H->rlock);
+    atomic_store(&H->rpending, 1);
+    gr_sched_kick(H);
+    return;
+  }
+  if (S->errlocaltail) S->errlocaltail->next = e;
+  else S->errlocal = e;
+  S->errlocaltail = e;
+}
+
+/* Records the uncaught error of goroutine id ("goroutine N: msg" and its
+** traceback, or none): in the mailbox of the host, which raises it in
+** goroutine 1. Any thread of S may call it; it never loses the error
+** (without memory, it prints it). */
+void gr_sched_posterror (gr_state *S, lua_Integer id, const char *msg,
+                        const char *traceback) {
+  char head[48];
+  size_t hl, ml, tl;
+  gr_errmsg *e;
+  snprintf(head, sizeof(head), "goroutine %lld: ", (long long)id);
+  if (msg == NULL) msg = "(error object is not a string)";
+  if (traceback == NULL) traceback = "";
+  hl = strlen(head);
+  ml = strlen(msg);
+  tl = strlen(traceback);
+  e = (gr_errmsg *)malloc(sizeof(*e) + hl + ml + tl + 1);
+  if (e == NULL) {
+    fprintf(stderr, "%s%s\n", head, msg);
+    return;
+  }
+  e->next = NULL;
+  e->len = hl + ml + tl;
+  memcpy(e->msg, head, hl);
+  memcpy(e->msg + hl, msg, ml);
+  memcpy(e->msg + hl + ml, traceback, tl + 1);
+  deliver(S, e);
+}
+
+/* Raises goroutine 1's oldest uncaught goroutine error in L. Requires
+** one (gr_sched_wait returned GR_EGOERR). Never returns. */
+void gr_sched_raiseerror (lua_State *L, gr_state *S) {
+  gr_errmsg *e = S->errlocal;
+  GR_ASSERT(e != NULL);
+  S->errlocal = e->next;
+  if (S->errlocal == NULL) S->errlocaltail = NULL;
+  lua_pushlstring(L, e->msg, e->len);
+  free(e);
+  lua_error(L);
+}
+
 /* --- running goroutines ----------------------------------------------- */
 
 /* Releases a goroutine whose coroutine ended. Its body (gobody) has
@@ -134,7 +196,11 @@ void gr_sched_ready (gr_state *cur, gr_g *g) {
 ** when an error escaped the body itself (no memory to record one). */
 static void finish (lua_State *L, gr_state *S, gr_g *g, int status) {
   if (status != LUA_OK) {
-    gr_errors_add(L, S, g, status);
+    /* No Lua allocation here: L runs the scheduler. */
+    const char *msg = NULL;
+    if (status == LUA_ERRMEM) msg = "not enough memory";
+    else if (lua_type(g->co, -1) == LUA_TSTRING) msg = lua_tostring(g->co, -1);
+    gr_sched_posterror(S, g->id, msg, NULL);
     lua_resetthread(g->co);  /* closes what is still to be closed */
   }
   if (g->allprev) g->allprev->allnext = g->allnext;
@@ -264,11 +330,6 @@ int gr_sched_wait (lua_State *L, gr_state *S, gr_g *me, int runonly) {
   }
 }
 
-/* Raises the error that gr_sched_wait reported. Never returns. */
-void gr_sched_raise (lua_State *L, gr_state *S, int err) {
-  if (err == GR_EGOERR) gr_errors_raise(L, S);
-  else gr_errors_deadlock(L, S);
-}
 
 
 /* --- parking ---------------------------------------------------------- */
@@ -349,7 +410,7 @@ void gr_sched_prepark (gr_g *g, int mode, int reason,
 /* Parks g until its waker readies it, then finishes with k(L, status,
 ** ctx): status is LUA_YIELD after a yield, LUA_OK after an in-place wait
 ** that was woken, or a negative GR_E* when the in-place wait must raise
-** (k then removes its waiters and calls gr_sched_raise). Requires: the
+** (k then removes its waiters and calls gr_errors_raisewait). Requires: the
 ** waiters of g are enqueued and no lock is held. Use as
 ** `return gr_sched_park(...)`. */
 int gr_sched_park (lua_State *L, gr_state *S, gr_g *g, lua_KContext ctx,
@@ -430,7 +491,7 @@ static void recorderror (lua_State *L, gr_state *S, gr_g *g) {
       tb = lua_pushlstring(L, tb, len - (sizeof(BODYFRAME) - 1));
     tb = lua_pushfstring(L, "\n%s", tb);
   }
-  gr_errors_addmsg(S, g->id, msg, tb);
+  gr_sched_posterror(S, g->id, msg, tb);
 }
 
 static int gobody_k (lua_State *L, int status, lua_KContext ctx) {
@@ -675,7 +736,7 @@ static int lgosched (lua_State *L) {
       return lua_yield(L, 0);
     case GR_BLOCK_INPLACE:
       err = gr_sched_wait(L, S, S->current, 1);
-      if (err) gr_sched_raise(L, S, err);
+      if (err) gr_sched_raiseerror(L, S);   /* only GR_EGOERR */
       return 0;
     default:  /* cannot yield here: a hint that is ignored */
       return 0;

@@ -68,6 +68,14 @@ struct gr_g {
   int savedmask, savedcount;  /* restored when the preemption hook fires */
 };
 
+/* An uncaught goroutine error kept as a C string "goroutine N: msg" with
+** its traceback, so that it can cross states to its host. */
+typedef struct gr_errmsg {
+  struct gr_errmsg *next;
+  size_t len;
+  char msg[];
+} gr_errmsg;
+
 /* The idle and deadlock policy of a state that has a worker pool: the
 ** pool (parallel.c, a layer above) installs it in S->poolops, so that
 ** the scheduler and the error report never call upwards. */
@@ -151,7 +159,9 @@ int gr_sched_park (lua_State *L, gr_state *S, gr_g *g, lua_KContext ctx,
                    lua_KFunction k);
 void gr_sched_ready (gr_state *S, gr_g *g);
 int gr_sched_wait (lua_State *L, gr_state *S, gr_g *me, int runonly);
-void gr_sched_raise (lua_State *L, gr_state *S, int err);
+void gr_sched_posterror (gr_state *S, lua_Integer id, const char *msg,
+                        const char *traceback);
+void gr_sched_raiseerror (lua_State *L, gr_state *S);
 gr_g *gr_sched_spawn (lua_State *L, gr_state *S, int nargs, lua_Integer id);
 int gr_sched_runonce (lua_State *L, gr_state *S);
 void gr_sched_sleep (gr_state *S, gr_g *me, int spin);

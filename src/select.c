@@ -32,6 +32,7 @@
 #include <string.h>
 
 #include "chan.h"
+#include "errors.h"
 #include "select.h"
 #include "state.h"
 #include "wait.h"
@@ -350,7 +351,7 @@ static void cancel (gr_g *g) {
 static int noselect_k (lua_State *L, int status, lua_KContext ctx) {
   (void)ctx;
   gr_getstate(L)->current->cancel = NULL;
-  gr_sched_raise(L, gr_getstate(L), status < 0 ? status : GR_EDEADLOCK);
+  gr_errors_raisewait(L, gr_getstate(L), status < 0 ? status : GR_EDEADLOCK);
   return 0;
 }
 
@@ -370,7 +371,7 @@ static int select_k (lua_State *L, int status, lua_KContext ctx) {
     if (gr_wait_settle(g, atomic_compare_exchange_strong(&g->seldone,
                                                          &expected, 1))) {
       freeblock(L, g);   /* no waker can complete it any more */
-      gr_sched_raise(L, S, status);
+      gr_errors_raisewait(L, S, status);
     }
   }
   for (i = 0; i < b->n; i++)

@@ -15,6 +15,7 @@
 #include <sched.h>
 #include <stdlib.h>
 
+#include "errors.h"
 #include "sched.h"
 #include "state.h"
 #include "sync.h"
@@ -106,7 +107,7 @@ static int wait_k (lua_State *L, int status, lua_KContext ctx) {
     g->w.obj = NULL;
     g->cancel = NULL;
     release(o);
-    gr_sched_raise(L, S, status);
+    gr_errors_raisewait(L, S, status);
   }
   g->w.obj = NULL;
   g->cancel = NULL;

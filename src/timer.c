@@ -52,6 +52,7 @@
 #include <string.h>
 
 #include "chan.h"
+#include "errors.h"
 #include "state.h"
 #include "timer.h"
 
@@ -755,7 +756,7 @@ static int sleep_k (lua_State *L, int status, lua_KContext ctx) {
       free(g->sleep);
       g->sleep = NULL;
     }
-    gr_sched_raise(L, S, status);
+    gr_errors_raisewait(L, S, status);
   }
   return 0;
 }
