@@ -4,7 +4,8 @@
 # again with OOM_FAILAT=N for N = 1, 1+S, 1+2S, ... (S = OOM_STRIDE, or
 # chosen so that about OOM_RUNS runs cover the whole count) and fails on
 # any run that crashes or hangs (OOM_TIMEOUT seconds, default 20). A run
-# that ends with a Lua error or with success passes.
+# that ends with a Lua error or with success passes: exit status 0, or 1
+# when the close policy reports goroutine errors that were never raised.
 host=${OOM_HOST:-build/oom/oomhost}
 script=${OOM_SCRIPT:-spec/oom_script.lua}
 limit=${OOM_TIMEOUT:-20}
@@ -26,7 +27,7 @@ while [ "$n" -le "$total" ]; do
   OOM_FAILAT=$n timeout -k 5 "$limit" "$host" "$script" >/dev/null 2>"$log"
   rc=$?
   runs=$((runs + 1))
-  if [ "$rc" -ne 0 ]; then
+  if [ "$rc" -gt 1 ]; then
     bad=$((bad + 1))
     echo "oom: allocation $n: exit status $rc" \
          "($( [ "$rc" -eq 124 ] && echo hang || echo crash))" >&2

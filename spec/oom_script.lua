@@ -58,5 +58,27 @@ end
 tk:stop()
 g.time.after_func(0.001, function() out:send("af") end)
 assert(out:recv() == "af")
+-- Shared channels, select and a context across states; an error in a
+-- worker that reaches main.
+local jobs, done = g.chan(2), g.chan()
+local wctx, wcancel = g.context.with_cancel(ctx)
+g.parallel(function(j, d, c)
+  local gg = require "goroutines"
+  local n = 0
+  while true do
+    local i, v = gg.select { j:on_recv(), c:done():on_recv(),
+                             gg.time.after(2):on_recv() }
+    if i ~= 1 or v == nil then break end
+    n = n + #v
+  end
+  d:send(n)
+end, jobs, done, wctx)
+for k = 1, 4 do jobs:send(("y"):rep(k)) end
+wcancel()
+assert(done:recv() == 10)
+g.parallel(function() error({ code = 7 }) end)
+local ok, e = pcall(g.time.sleep, 0.05)
+assert(not ok and tostring(e):find("error object is a table value", 1, true),
+       tostring(e))
 cancel()
 print("oom script done", hits)
