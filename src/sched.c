@@ -33,7 +33,6 @@
 
 #include "sched.h"
 #include "state.h"
-#include "timer.h"
 
 /* How the body's own frame ends a traceback. */
 #define BODYFRAME "\n\t[C]: in ?"
@@ -258,7 +257,7 @@ static int run (lua_State *L, gr_state *S, gr_g *g) {
 ** that is not asleep for good. */
 static int canwake (gr_state *S) {
   if (S->worker) return 1;   /* only the host reports deadlocks */
-  return gr_timer_pending(S) ||
+  return S->timerops->pending(S) ||
          atomic_load(&S->rpending) ||
          (S->poolops != NULL && S->poolops->canprogress(S));
 }
@@ -268,13 +267,13 @@ static int canwake (gr_state *S) {
 ** (the pool's spin). me is an in-place blocker whose wake also ends it. */
 void gr_sched_sleep (gr_state *S, gr_g *me, int spin) {
   const gr_poolops *ops = S->poolops;
-  int timers = gr_timer_pending(S);
+  int timers = S->timerops->pending(S);
   if (spin && ops && ops->spin(S, me)) return;
   atomic_store(&S->idle, timers ? GR_IDLE_TIMERS : GR_IDLE_DONE);
   if (!atomic_load(&S->rpending) && !(me && atomic_load(&me->woken)) &&
       !(ops && ops->mustwake(S))) {
     if (ops) ops->sleeping(S, 1, timers);
-    gr_timer_arm(S);
+    S->timerops->arm(S);
     uv_run(&S->loop, UV_RUN_ONCE);
     if (ops) ops->sleeping(S, 0, timers);
   }
@@ -288,7 +287,7 @@ int gr_sched_runonce (lua_State *L, gr_state *S) {
   gr_g *g;
   if (atomic_load_explicit(&S->rpending, memory_order_acquire))
     drain_remote(S);
-  gr_timer_fire(L, S);
+  S->timerops->fire(L, S);
   if ((g = runq_pop(S)) == NULL) return 0;
   return 1 + run(L, S, g);
 }
@@ -308,7 +307,7 @@ int gr_sched_wait (lua_State *L, gr_state *S, gr_g *me, int runonly) {
       drain_remote(S);
     if (me == S->g1 && S->errlocal)
       return GR_EGOERR;
-    gr_timer_fire(L, S);
+    S->timerops->fire(L, S);
     if ((g = runq_pop(S)) != NULL) {
       run(L, S, g);
       if (runonly && (g == last || last == NULL)) return 0;

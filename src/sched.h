@@ -99,6 +99,17 @@ typedef struct gr_poolops {
                       void *ud);
 } gr_poolops;
 
+/* The timers of a state, as its scheduler sees them: installed by
+** timer.c (a layer above) when the state is made. */
+typedef struct gr_timerops {
+  /* Fires the timers of S whose deadline has passed (S's thread). */
+  void (*fire) (lua_State *L, gr_state *S);
+  /* Whether a timer of S can still wake something by itself. */
+  int (*pending) (gr_state *S);
+  /* Arms the loop's timer at the earliest deadline, before S sleeps. */
+  void (*arm) (gr_state *S);
+} gr_timerops;
+
 /* The scheduler of one Lua state. */
 struct gr_state {
   lua_State *L;         /* main thread of the state (immutable) */
@@ -110,6 +121,7 @@ struct gr_state {
   gr_g *all;            /* every live goroutine except g1 */
   uint64_t rng;         /* xorshift state for select */
   struct gr_timerheap *timers;  /* timer.c */
+  const gr_timerops *timerops;  /* timer.c: set with timers */
   void *selspare;       /* select.c: a block of waiters kept for reuse */
   struct gr_errmsg *errlocal, *errlocaltail;  /* uncaught errors waiting
                            to be raised in goroutine 1 */

@@ -647,8 +647,13 @@ void gr_timer_arm (gr_state *S) {
     uv_timer_stop(&S->uvtimer);
 }
 
+static const gr_timerops timerops = {
+  gr_timer_fire, gr_timer_pending, gr_timer_arm
+};
+
 int gr_timer_init (gr_state *S) {
   uv_once(&gtonce, gtinit);
+  S->timerops = &timerops;
   S->timers = (gr_timerheap *)calloc(1, sizeof(gr_timerheap));
   if (S->timers == NULL) return -1;
   if (uv_timer_init(&S->loop, &S->uvtimer) != 0) return -1;
