@@ -57,21 +57,38 @@ static inline void gr_chan_unlock (gr_chan *c) {
     gr_mutex_unlock(&c->lock);
 }
 
+/* A new channel with one ref (the caller's), or NULL without memory. */
 gr_chan *gr_chan_new (size_t cap);
+/* Takes one more ref on c (any thread). */
 void gr_chan_retain (gr_chan *c);
+/* Drops one ref; the last frees c and its buffered values (L: the
+** releasing state, NULL while it closes). */
 void gr_chan_release (lua_State *L, gr_chan *c);
+/* Pushes a new handle of c, with its own ref, allowing dir. */
 void gr_chan_pushud (lua_State *L, gr_chan *c, int dir);
+/* The live channel handle at idx, or raises. */
 gr_chanud *gr_chan_checkud (lua_State *L, int idx);
+/* Raises "attempt to use a finalized goroutines.chan". */
 int gr_chan_finalized (lua_State *L);
+/* The channel of the handle at idx, which must allow dir; or raises. */
 gr_chan *gr_chan_checkdir (lua_State *L, int idx, int dir);
+/* Raises, naming the value, if a value c holds could not cross states. */
 void gr_chan_checkshare (lua_State *L, gr_chan *c);
+/* Makes c shared (once its handle was packed): its values get packed. */
 void gr_chan_share (lua_State *L, gr_chan *c);
+/* Closes c and wakes every waiter: GR_OK, or GR_CLOSED if it was. */
 int gr_chan_close (gr_state *cur, gr_chan *c);
+/* Sends *v without blocking: GR_OK, GR_CLOSED or GR_WOULDBLOCK. */
 int gr_chan_trysend (gr_state *cur, gr_chan *c, gr_value *v);
+/* Receives without blocking: GR_OK, GR_CLOSED or GR_WOULDBLOCK. */
 int gr_chan_tryrecv (gr_state *cur, gr_chan *c, gr_value *v);
+/* As gr_chan_tryrecv under c's lock; *wake: a sender to wake after. */
 int gr_chan_recvlocked (gr_chan *c, gr_value *v, gr_waiter **wake);
+/* As gr_chan_trysend under c's lock; *wake: a receiver to wake after. */
 int gr_chan_sendlocked (gr_chan *c, gr_value *v, gr_waiter **wake);
+/* Channels not yet freed, in the process. */
 lua_Integer gr_chan_live (void);
+/* Registers g.chan and the channel metatable in the module table. */
 void gr_chan_open (lua_State *L);
 
 #endif

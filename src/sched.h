@@ -163,30 +163,52 @@ enum { GR_IDLE_TIMERS = 1, GR_IDLE_DONE = 2 };
 ** runs the scheduler in place; it cannot block at all. */
 enum { GR_BLOCK_YIELD, GR_BLOCK_SUSPEND, GR_BLOCK_INPLACE, GR_BLOCK_NO };
 
+/* How the code on L may block (GR_BLOCK_*), decided before any lock. */
 int gr_sched_blockmode (lua_State *L, gr_state *S);
+/* Raises "<reason>: cannot block here..." (for GR_BLOCK_NO). */
 int gr_sched_cannotblock (lua_State *L, int reason);
+/* Prepares g to park, before its waiters become visible to wakers. */
 void gr_sched_prepark (gr_g *g, int mode, int reason,
                        void (*cancel) (gr_g *g));
+/* Parks g (yield, suspend or in place), then finishes with k. */
 int gr_sched_park (lua_State *L, gr_state *S, gr_g *g, lua_KContext ctx,
                    lua_KFunction k);
+/* Makes the parked g runnable, from any thread (S: the caller's). */
 void gr_sched_ready (gr_state *S, gr_g *g);
+/* Runs the scheduler in place until me is woken: 0 or a GR_E* code. */
 int gr_sched_wait (lua_State *L, gr_state *S, gr_g *me, int runonly);
+/* Posts goroutine id's uncaught error to its host's mailbox. */
 void gr_sched_posterror (gr_state *S, lua_Integer id, const char *msg,
                         const char *traceback);
+/* Raises goroutine 1's oldest uncaught goroutine error. */
 void gr_sched_raiseerror (lua_State *L, gr_state *S);
+/* A new goroutine of the function and nargs arguments on top of L. */
 gr_g *gr_sched_spawn (lua_State *L, gr_state *S, int nargs, lua_Integer id);
+/* One scheduling step of a worker: 0 ran none, 1 ran one, 2 requeued. */
 int gr_sched_runonce (lua_State *L, gr_state *S);
+/* Sleeps in S's loop until a timer is due or another thread kicks S. */
 void gr_sched_sleep (gr_state *S, gr_g *me, int spin);
+/* Rings S's doorbell if its thread sleeps (any thread). */
 void gr_sched_kick (gr_state *S);
+/* Hooks the goroutine S is running, if any (any thread). */
 int gr_sched_interrupt (gr_state *S, lua_Hook hook);
+/* Raises a type error unless the value at idx can be called. */
 void gr_sched_checkcallable (lua_State *L, int idx);
+/* The next goroutine id (process-wide). */
 lua_Integer gr_sched_newid (void);
+/* Counts goroutines that g.parallel queued (+1) or dropped (-1). */
 void gr_sched_addlive (int delta);
+/* Live goroutines of every state. */
 lua_Integer gr_sched_numgoroutine (void);
+/* A uniform integer in [0, n), from S's generator. */
 uint32_t gr_sched_rand (gr_state *S, uint32_t n);
+/* Counts a new state's goroutine 1 and puts S under the monitor. */
 void gr_sched_adopt (gr_state *S);
+/* Takes S from the monitor (the last state stops the monitor). */
 void gr_sched_forget (gr_state *S);
+/* At S's close: undoes every parked goroutine and frees the records. */
 void gr_sched_closeall (gr_state *S);
+/* Registers go, gosched, id, numgoroutine in the module table. */
 void gr_sched_open (lua_State *L);
 
 #endif
