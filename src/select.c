@@ -54,8 +54,12 @@ typedef struct gr_selblock {
 /* A case object. Its channel is that of the handle in user value 1,
 ** read at each select, so that a handle finalized by hand is noticed. */
 typedef struct gr_case {
+  gr_chanud *u;         /* the handle of user value 1 (alive as long as the
+                           case): u->c is NULL once it is finalized */
   int dir;              /* GR_DIRRECV or GR_DIRSEND */
   int hashandler;       /* user value 2 is its handler */
+  int boxed;            /* send: its value (user value 3) is no scalar, so
+                           capturing it needs the scratch box */
 } gr_case;
 
 /* A parsed case. */
@@ -84,8 +88,11 @@ typedef struct selbox {
 /* Pushes a case of the handle at index 1. */
 static void newcase (lua_State *L, int dir, int handler, int value) {
   gr_case *k = (gr_case *)lua_newuserdatauv(L, sizeof(gr_case), 3);
+  int t = value ? lua_type(L, value) : LUA_TNIL;
+  k->u = (gr_chanud *)lua_touserdata(L, 1);
   k->dir = dir;
   k->hashandler = handler != 0;
+  k->boxed = t == LUA_TLIGHTUSERDATA || t > LUA_TNUMBER;
   lua_pushvalue(L, 1);
   lua_setiuservalue(L, -2, 1);
   if (handler) {
@@ -436,13 +443,14 @@ static int isshared (gr_chan *c) {
 
 /* The channel of the case object at idx; raises if its handle has been
 ** finalized (by a hand call of __gc). */
-static gr_chan *casechan (lua_State *L, int idx) {
-  gr_chanud *u;
-  lua_getiuservalue(L, idx, 1);
-  u = (gr_chanud *)lua_touserdata(L, -1);
-  lua_pop(L, 1);
-  if (u->c == NULL) gr_chan_finalized(L);
-  return u->c;
+static gr_chan *casechan (lua_State *L, gr_case *k) {
+  if (k->u->c == NULL) gr_chan_finalized(L);
+  return k->u->c;
+}
+
+/* The channel of the case object at stack index idx (as casechan). */
+static gr_chan *chanat (lua_State *L, int idx) {
+  return casechan(L, (gr_case *)lua_touserdata(L, idx));
 }
 
 /* Pushes the n entries of the case list at index 1, from stack index
@@ -450,23 +458,36 @@ static gr_chan *casechan (lua_State *L, int idx) {
 ** these copies, so that code that changes the list meanwhile (a
 ** finalizer, another goroutine while it waits) cannot change its cases.
 ** Returns the enabled count; *nsend counts the send cases, *needbox
-** those whose value must be anchored or packed. */
-static int pushcases (lua_State *L, int n, int *nsend, int *needbox) {
+** those whose value must be anchored or packed. With cs, also reads the
+** cases into it, as readcases does. */
+static int pushcases (lua_State *L, int n, scase *cs, int *nsend,
+                      int *needbox) {
   int i, nactive = 0;
+  gr_case *k;
   luaL_checkstack(L, n + LUA_MINSTACK, "too many select cases");
   for (i = 0; i < n; i++) {
     int t = lua_rawgeti(L, 1, i + 1);
-    if (t == LUA_TBOOLEAN && !lua_toboolean(L, -1)) continue;
+    if (t == LUA_TBOOLEAN && !lua_toboolean(L, -1)) {
+      if (cs) {
+        cs[i].c = NULL;
+        gr_value_setnil(&cs[i].val);
+      }
+      continue;
+    }
     if (t != LUA_TUSERDATA || !lua_getmetatable(L, -1) ||
         !lua_rawequal(L, -1, GR_UV_CASEMT))
       luaL_argerror(L, 1, lua_pushfstring(L, "case %d is not a select case",
                                           i + 1));
     lua_pop(L, 1);
-    if (((gr_case *)lua_touserdata(L, -1))->dir == GR_DIRSEND) {
-      t = lua_getiuservalue(L, -1, 3);
-      if (t == LUA_TLIGHTUSERDATA || t > LUA_TNUMBER) (*needbox)++;
+    k = (gr_case *)lua_touserdata(L, -1);
+    if (k->dir == GR_DIRSEND) {
+      if (k->boxed) (*needbox)++;
       (*nsend)++;
-      lua_pop(L, 1);
+    }
+    if (cs) {
+      cs[i].dir = k->dir;
+      cs[i].c = casechan(L, k);
+      gr_value_setnil(&cs[i].val);
     }
     nactive++;
   }
@@ -476,14 +497,16 @@ static int pushcases (lua_State *L, int n, int *nsend, int *needbox) {
 /* Reads the channels of the n cases from stack index base into cs. */
 static void readcases (lua_State *L, scase *cs, int n, int base) {
   int i;
+  gr_case *k;
   for (i = 0; i < n; i++) {
     gr_value_setnil(&cs[i].val);
     if (lua_type(L, base + i) != LUA_TUSERDATA) {
       cs[i].c = NULL;
       continue;
     }
-    cs[i].dir = ((gr_case *)lua_touserdata(L, base + i))->dir;
-    cs[i].c = casechan(L, base + i);
+    k = (gr_case *)lua_touserdata(L, base + i);
+    cs[i].dir = k->dir;
+    cs[i].c = casechan(L, k);
   }
 }
 
@@ -500,19 +523,19 @@ static void capture (lua_State *L, scase *cs, int n, int base) {
   for (i = 0; i < n; i++) {
     if (cs[i].c == NULL || cs[i].dir != GR_DIRSEND) continue;
     lua_getiuservalue(L, base + i, 3);
-    gr_value_capture(L, -1, isshared(casechan(L, base + i)), &cs[i].val);
+    gr_value_capture(L, -1, isshared(chanat(L, base + i)), &cs[i].val);
     lua_pop(L, 1);
   }
   do {
     changed = 0;
     for (i = 0; i < n; i++)
-      if (cs[i].val.type == GR_VREF && isshared(casechan(L, base + i))) {
+      if (cs[i].val.type == GR_VREF && isshared(chanat(L, base + i))) {
         gr_value_share(L, &cs[i].val, "value");
         changed = 1;
       }
   } while (changed);
   for (i = 0; i < n; i++)
-    if (cs[i].c != NULL) cs[i].c = casechan(L, base + i);
+    if (cs[i].c != NULL) cs[i].c = chanat(L, base + i);
 }
 
 /* g.select(cases). Stack: 1 the case list, 2 its default, 3.. the n
@@ -538,15 +561,15 @@ static int lselect (lua_State *L) {
   luaL_argcheck(L, lua_rawlen(L, 1) <= MAXCASES, 1,
                 "more than 65536 cases");
   n = (int)lua_rawlen(L, 1);
-  nactive = pushcases(L, n, &nsend, &needbox);
+  nactive = pushcases(L, n, n > STACKCASES ? NULL : cs, &nsend, &needbox);
   if (n > STACKCASES || needbox) {
-    selbox *b = newbox(L, n);
+    selbox *b = newbox(L, n);   /* may run finalizers: read again */
     box = lua_gettop(L);
     cs = b->cs;
     order = b->order;
     poll = b->poll;
+    readcases(L, cs, n, base);
   }
-  readcases(L, cs, n, base);
   if (nsend > 0) capture(L, cs, n, base);
   mode = gr_sched_blockmode(L, S);
   if (nactive == 0) {
