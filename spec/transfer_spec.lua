@@ -533,3 +533,115 @@ describe("what travels by name", function()
     assert.are.equal("0 true\n", out)
   end)
 end)
+
+describe("deeply nested values", function()
+  -- A chain of n closures, each calling the one before: f() == n.
+  local CHAIN = [[
+    local function chain(n)
+      local f = function() return 0 end
+      for _ = 1, n do local h = f; f = function() return h() + 1 end end
+      return f
+    end
+    local function list(n)   -- n tables deep: {next = {next = ... {v = n}}}
+      local t = { v = n }
+      for _ = 1, n do t = { next = t } end
+      return t
+    end
+    local function depth(t)
+      local n = 0
+      while t.next do n, t = n + 1, t.next end
+      return n, t.v
+    end
+  ]]
+
+  it("copy up to the depth limit: as argument, upvalue, channel value",
+     function()
+    local out, err, code = h.run_script(CHAIN .. [[
+      local g = require "goroutines"
+      local f, t, r, c = chain(900), list(900), g.chan(), g.chan(1)
+      g.parallel(function(f, r) r:send(f()) end, f, r)
+      print((r:recv()))
+      g.parallel(function() r:send(f()) end)
+      print((r:recv()))
+      g.parallel(function(c, r)
+        r:send(c:recv()())
+        r:send(string.format("%d %d", depth(c:recv())))
+      end, c, r)
+      c:send(f)
+      print((r:recv()))
+      c:send(t)
+      print((r:recv()))
+      g.parallel(function(t, r) r:send(string.format("%d %d", depth(t))) end,
+                 t, r)
+      print((r:recv()))
+    ]], 60)
+    assert.are.equal("", err)
+    assert.are.equal(0, code)
+    assert.are.equal("900\n900\n900\n900 900\n900 900\n", out)
+  end)
+
+  it("deeper than the limit: an error that says so, nothing sent", function()
+    local out, err, code = h.run_script(CHAIN .. [[
+      local g = require "goroutines"
+      local f, t, r, c = chain(10000), list(10000), g.chan(), g.chan(1)
+      local function noop() end
+      g.parallel(function(c, r) r:send(c:recv()) end, c, r)
+      local function try(...)
+        local ok, e = pcall(...)
+        print(ok, (tostring(e):match("nested too deep %(over %d+ levels%)")))
+      end
+      try(g.parallel, noop, f)
+      try(g.parallel, function() return f end)
+      try(g.parallel, noop, t)
+      try(c.send, c, f)
+      try(c.send, c, { t })
+      print(c:len())
+      c:send({ 1 })
+      print(r:recv()[1])
+    ]], 60)
+    assert.are.equal("", err)
+    assert.are.equal(0, code)
+    assert.are.equal(("false\tnested too deep (over 1000 levels)\n"):rep(5)
+                     .. "0\n1\n", out)
+  end)
+end)
+
+describe("a send or spawn that fails", function()
+  it("leaves later ones working, at any pcall depth", function()
+    local c = g.chan(1)
+    g.parallel(function(ch) local _ = ch end, c)
+    local function fail(n)
+      pcall(c.send, c, { io.stdout })
+      if n > 0 then return pcall(fail, n - 1) end
+    end
+    fail(40)
+    local function deeper(n)
+      if n > 0 then return select(2, pcall(deeper, n - 1)) end
+      return pcall(c.send, c, { 1 })
+    end
+    assert.is_true(deeper(60))
+    assert.are.same({ 1 }, c:recv())
+  end)
+
+  it("drops the refs it took on the channels it had packed", function()
+    local out, err, code = h.run_script [[
+      local g = require "goroutines"
+      local ch = g.chan(1)
+      g.parallel(function(c) local _ = c end, ch)   -- ch is shared
+      collectgarbage() collectgarbage()
+      local base = g._stats().chans
+      do
+        local inner, other = g.chan(), g.chan(2)
+        other:send("buffered")
+        print(pcall(ch.send, ch, { inner, other, io.stdout }))
+        print(pcall(g.parallel, function() end, inner, other, io.stdout))
+      end
+      collectgarbage() collectgarbage()
+      print(g._stats().chans - base)
+    ]]
+    assert.are.equal("", err)
+    assert.are.equal(0, code)
+    assert.is_true(h.has(out, "\n0\n"), out)
+    assert.are.equal(3, select(2, out:gsub("\n", "")))
+  end)
+end)

@@ -9,13 +9,18 @@
 ** _ENV bound to the receiving side; C functions of the standard library
 ** and of loaded modules travel by name; channels, sync objects and
 ** contexts by handle. Anything else raises an error at the send or spawn site that
-** names where the value sits, and nothing is sent.
+** names where the value sits, and nothing is sent. Values nest at most
+** MAXDEPTH deep.
 **
 ** Invariants:
 **   A gr_pack owns one ref on every object in its handle table until
 **     gr_pack_push hands it to a new Lua handle, or gr_pack_free drops it.
+**   A pack or push in progress keeps its scratch memory and refs in a box,
+**     a to-be-closed userdata on the Lua stack: whichever way it ends, the
+**     close frees them. Nothing is kept per thread.
 **   A GR_VREF slot owns one registry reference, a GR_VPACK slot one pack;
-**     push and discard release them and leave the slot GR_VNIL.
+**     push and discard release them and leave the slot GR_VNIL (push
+**     first, so that a push that raises leaves nothing to free twice).
 **   Packing may raise (it runs Lua API calls), so callers pack before they
 **     take any lock; pushing and freeing never raise but for memory.
 */
@@ -29,7 +34,13 @@
 #include "state.h"
 #include "sync.h"
 
-#define MAXDEPTH 200    /* nesting of tables and functions in one value */
+/* How deep values may nest: tables in tables, functions in the upvalues of
+** functions, metatables; beyond it a pack raises "nested too deep" (the
+** default depth of lua-cjson, and of Python's recursion). Packing and
+** unpacking recurse in C once per level, a few hundred bytes of C stack a
+** level (more under sanitizers): the limit keeps that well inside the
+** smallest thread stack that runs them. */
+#define MAXDEPTH 1000
 
 enum {
   T_NIL, T_FALSE, T_TRUE, T_INT, T_NUM, T_STR, T_TABLE, T_REF, T_LFUNC,
@@ -55,30 +66,44 @@ struct gr_pack {
   handle *h;
 };
 
-/* A pack under construction. Builders are thread-local and reused, so a
-** pack costs one allocation; a builder left behind by an error (packing
-** raised) is found dead by the next pack on its thread, which drops the
-** refs it had taken (see getbuilder). */
-typedef struct builder {
-  unsigned char *data;
+/* One step of the path from a top-level value to the one being packed. */
+typedef struct seg {
+  int kind;             /* SEG_* */
+  int idx;              /* SEG_KEY: stack index of the key */
+  const char *name;     /* SEG_UPVAL: the upvalue's name */
+} seg;
+
+/* Scratch memory of one pack or unpack, in a userdata on the Lua stack
+** marked to be closed (lauxlib's UBox): an error anywhere in between
+** closes it, which drops the refs its handle table took and frees what an
+** unpack was pushing, so nothing depends on how the stack unwound. Each
+** state caches one box (registry[&boxkey]) that the next pack or unpack
+** takes when it is free, keeping its buffers: a pack then costs one
+** allocation. A nested one (a pack within a pack: a channel's buffered
+** values) makes a box of its own, which the GC frees. */
+typedef struct box {
+  unsigned char *data;  /* bytes of the pack under construction */
   size_t len, cap;
-  handle *h;
+  handle *h;            /* its handle table: one ref on each obj */
   int nh, hcap;
   int hasrefs;
-  const void *frame;    /* stack address of the gr_pack_values using it */
-} builder;
+  seg *seg;             /* the path of the value being packed */
+  int segcap;
+  gr_pack *pack;        /* unpacking: the pack being pushed */
+  int ownpack;          /* whether closing frees pack (else drops refs) */
+  int busy;             /* taken by a pack or unpack in progress */
+} box;
 
-#define MAXBUILDERS 16  /* packs nested in one another (channel buffers) */
-static _Thread_local builder builders[MAXBUILDERS];
-static _Thread_local int nbuilders;
+#define BOXKEEP 65536   /* a cached box keeps buffers up to this size */
 
 static const char objskey = 0, cfunckey = 0, envkey = 0, dumpkey = 0;
 static const char loadedkey = 0;   /* package.loaded's size at the build */
+static const char boxkey = 0, boxmtkey = 0;
 
 
 /* --- buffers --------------------------------------------------------------- */
 
-static void grow (lua_State *L, builder *p, size_t n) {
+static void grow (lua_State *L, box *p, size_t n) {
   if (p->len + n > p->cap) {
     size_t cap = p->cap ? p->cap : 64;
     unsigned char *d;
@@ -90,18 +115,18 @@ static void grow (lua_State *L, builder *p, size_t n) {
   }
 }
 
-static void put (lua_State *L, builder *p, const void *s, size_t n) {
+static void put (lua_State *L, box *p, const void *s, size_t n) {
   grow(L, p, n);
   memcpy(p->data + p->len, s, n);
   p->len += n;
 }
 
-static void puttag (lua_State *L, builder *p, int tag) {
+static void puttag (lua_State *L, box *p, int tag) {
   unsigned char t = (unsigned char)tag;
   put(L, p, &t, 1);
 }
 
-static void putu32 (lua_State *L, builder *p, uint32_t u) {
+static void putu32 (lua_State *L, box *p, uint32_t u) {
   put(L, p, &u, sizeof(u));
 }
 
@@ -110,11 +135,14 @@ static void putu32 (lua_State *L, builder *p, uint32_t u) {
 
 enum { SEG_KEY, SEG_UPVAL, SEG_META };
 
+#define GR_XSTR(x) #x
+#define GR_STR(x) GR_XSTR(x)
+
 #define MEMOSLOTS 64    /* open addressing; spills to a Lua table at half */
 
 typedef struct packctx {
   lua_State *L;
-  builder *p;
+  box *p;
   const void *mkey[MEMOSLOTS];  /* object or upvalue id -> its index */
   lua_Integer mval[MEMOSLOTS];
   int mused;
@@ -124,17 +152,50 @@ typedef struct packctx {
   int envs;             /* stack index: set of goroutine _ENVs, or nil */
   const char *root;     /* naming of the top-level values in errors */
   int rootbase, valueno;
-  int depth;
-  struct { int kind; int idx; const char *name; } seg[MAXDEPTH];
+  int depth;            /* segments in p->seg */
 } packctx;
 
 static void packvalue (packctx *cx, int idx);
 
-/* Raises "<path>: <what>", naming where the value sits. */
-static void packerror (packctx *cx, const char *what) {
+/* Adds to b the name of the path segment s. */
+static void addseg (lua_State *L, luaL_Buffer *b, const seg *s) {
+  int k = s->idx;
+  switch (s->kind) {
+    case SEG_UPVAL:
+      lua_pushfstring(L, "(upvalue %s)", s->name);
+      break;
+    case SEG_META:
+      lua_pushliteral(L, "(metatable)");
+      break;
+    default:
+      if (lua_type(L, k) == LUA_TSTRING) {
+        const char *str = lua_tostring(L, k);
+        const char *c = str;
+        int ident = *c == '_' || ((*c | 32) >= 'a' && (*c | 32) <= 'z');
+        for (; ident && *c; c++)
+          ident = *c == '_' || ((*c | 32) >= 'a' && (*c | 32) <= 'z') ||
+                  (*c >= '0' && *c <= '9');
+        if (ident) lua_pushfstring(L, ".%s", str);
+        else lua_pushfstring(L, "[\"%s\"]", str);
+      }
+      else if (lua_isinteger(L, k))
+        lua_pushfstring(L, "[%I]", (LUAI_UACINT)lua_tointeger(L, k));
+      else
+        lua_pushfstring(L, "[%s]", luaL_typename(L, k));
+      break;
+  }
+  luaL_addvalue(b);
+}
+
+#define PATHEND 8       /* a long path shows this many segments each end */
+
+/* Raises "<path>: <what>" (or "<path>: <what> cannot be copied to another
+** state" with cannot), naming where the value sits. */
+static void packfail (packctx *cx, const char *what, int cannot) {
   lua_State *L = cx->L;
   luaL_Buffer b;
   int i;
+  luaL_checkstack(L, 8, "not enough stack to name a value");
   luaL_buffinit(L, &b);
   luaL_where(L, 1);   /* where g.parallel or the send was called */
   luaL_addvalue(&b);
@@ -145,45 +206,40 @@ static void packerror (packctx *cx, const char *what) {
     luaL_addvalue(&b);
   }
   for (i = 0; i < cx->depth; i++) {
-    int k = cx->seg[i].idx;
-    switch (cx->seg[i].kind) {
-      case SEG_UPVAL:
-        lua_pushfstring(L, "(upvalue %s)", cx->seg[i].name);
-        break;
-      case SEG_META:
-        lua_pushliteral(L, "(metatable)");
-        break;
-      default:
-        if (lua_type(L, k) == LUA_TSTRING) {
-          const char *s = lua_tostring(L, k);
-          const char *c = s;
-          int ident = *c == '_' || ((*c | 32) >= 'a' && (*c | 32) <= 'z');
-          for (; ident && *c; c++)
-            ident = *c == '_' || ((*c | 32) >= 'a' && (*c | 32) <= 'z') ||
-                    (*c >= '0' && *c <= '9');
-          if (ident) lua_pushfstring(L, ".%s", s);
-          else lua_pushfstring(L, "[\"%s\"]", s);
-        }
-        else if (lua_isinteger(L, k))
-          lua_pushfstring(L, "[%I]", (LUAI_UACINT)lua_tointeger(L, k));
-        else
-          lua_pushfstring(L, "[%s]", luaL_typename(L, k));
-        break;
+    if (cx->depth > 2 * PATHEND + 1 && i == PATHEND) {
+      lua_pushfstring(L, "...(%d more)...", cx->depth - 2 * PATHEND);
+      luaL_addvalue(&b);
+      i = cx->depth - PATHEND;
     }
-    luaL_addvalue(&b);
+    addseg(L, &b, &cx->p->seg[i]);
   }
   luaL_addstring(&b, ": ");
   luaL_addstring(&b, what);
-  luaL_addstring(&b, " cannot be copied to another state");
+  if (cannot) luaL_addstring(&b, " cannot be copied to another state");
   luaL_pushresult(&b);
   lua_error(L);
 }
 
+static void packerror (packctx *cx, const char *what) {
+  packfail(cx, what, 1);
+}
+
+/* Enters a segment of the path; raises beyond MAXDEPTH. */
 static void push (packctx *cx, int kind, int idx, const char *name) {
-  if (cx->depth >= MAXDEPTH) packerror(cx, "a value nested too deep");
-  cx->seg[cx->depth].kind = kind;
-  cx->seg[cx->depth].idx = idx;
-  cx->seg[cx->depth].name = name;
+  box *p = cx->p;
+  if (cx->depth >= MAXDEPTH)
+    packerror(cx, "a value nested too deep (over "
+                  GR_STR(MAXDEPTH) " levels)");
+  if (cx->depth == p->segcap) {
+    int cap = p->segcap ? p->segcap * 2 : 32;
+    seg *sg = (seg *)realloc(p->seg, cap * sizeof(seg));
+    if (sg == NULL) luaL_error(cx->L, "not enough memory");
+    p->seg = sg;
+    p->segcap = cap;
+  }
+  p->seg[cx->depth].kind = kind;
+  p->seg[cx->depth].idx = idx;
+  p->seg[cx->depth].name = name;
   cx->depth++;
 }
 
@@ -305,7 +361,7 @@ static void packtable (packctx *cx, int idx) {
 }
 
 static int writer (lua_State *L, const void *b, size_t n, void *ud) {
-  put(L, (builder *)ud, b, n);
+  put(L, (box *)ud, b, n);
   return 0;
 }
 
@@ -333,6 +389,7 @@ static void packlfunc (packctx *cx, int idx) {
   lua_Debug ar;
   if (packnamed(cx, idx)) return;   /* a loaded module's: by name */
   if (memoize(cx, idx)) return;
+  luaL_checkstack(L, 8, "value too deep to copy");
   fidx = cx->nobj;   /* this function's index, for joins to its upvalues */
   puttag(L, cx->p, T_LFUNC);
   lenat = cx->p->len;
@@ -482,15 +539,21 @@ static void packcfunc (packctx *cx, int idx) {
   packerror(cx, "a C function that is not a loaded module's");
 }
 
+/* Drops a ref that a handle table held on obj. */
+static void dropref (lua_State *L, int kind, void *obj) {
+  if (kind == GR_HCHAN) gr_chan_release(L, (gr_chan *)obj);
+  else if (kind == GR_HSYNC) gr_sync_drop(obj);
+  else gr_context_drop(obj);
+}
+
+/* Adds obj, whose new ref the caller took, to the handle table. */
 static void addhandle (packctx *cx, int kind, int aux, void *obj) {
-  builder *p = cx->p;
+  box *p = cx->p;
   if (p->nh == p->hcap) {
     int cap = p->hcap ? p->hcap * 2 : 4;
     handle *h = (handle *)realloc(p->h, cap * sizeof(handle));
     if (h == NULL) {   /* obj's ref is ours: drop it before raising */
-      if (kind == GR_HCHAN) gr_chan_release(NULL, (gr_chan *)obj);
-      else if (kind == GR_HSYNC) gr_sync_drop(obj);
-      else gr_context_drop(obj);
+      dropref(cx->L, kind, obj);
       luaL_error(cx->L, "not enough memory");
     }
     p->h = h;
@@ -499,8 +562,9 @@ static void addhandle (packctx *cx, int kind, int aux, void *obj) {
   p->h[p->nh].kind = kind;
   p->h[p->nh].aux = aux;
   p->h[p->nh].obj = obj;
+  p->nh++;
   puttag(cx->L, p, T_HANDLE);
-  putu32(cx->L, p, (uint32_t)p->nh++);
+  putu32(cx->L, p, (uint32_t)(p->nh - 1));
 }
 
 static void packuserdata (packctx *cx, int idx) {
@@ -529,7 +593,7 @@ static void packuserdata (packctx *cx, int idx) {
 
 static void packvalue (packctx *cx, int idx) {
   lua_State *L = cx->L;
-  builder *p = cx->p;
+  box *p = cx->p;
   switch (lua_type(L, idx)) {
     case LUA_TNIL: puttag(L, p, T_NIL); break;
     case LUA_TBOOLEAN:
@@ -567,13 +631,11 @@ static void packvalue (packctx *cx, int idx) {
   }
 }
 
-static void drophandles (handle *h, int n) {
+static void drophandles (lua_State *L, handle *h, int n) {
   int i;
   for (i = 0; i < n; i++) {
     if (h[i].obj == NULL) continue;
-    if (h[i].kind == GR_HCHAN) gr_chan_release(NULL, (gr_chan *)h[i].obj);
-    else if (h[i].kind == GR_HSYNC) gr_sync_drop(h[i].obj);
-    else gr_context_drop(h[i].obj);
+    dropref(L, h[i].kind, h[i].obj);
     h[i].obj = NULL;
   }
 }
@@ -581,56 +643,97 @@ static void drophandles (handle *h, int n) {
 /* Frees p, dropping the refs of the handles it still owns. */
 void gr_pack_free (gr_pack *p) {
   if (p == NULL) return;
-  drophandles(p->h, p->nhandles);
+  drophandles(NULL, p->h, p->nhandles);
   free(p);
 }
 
-/* Takes a builder for a pack whose gr_pack_values frame is at `frame`.
-** A builder whose frame is not above this one on the C stack belongs to a
-** pack that an error unwound: its refs are dropped and it is reused. */
-static builder *getbuilder (lua_State *L, const void *frame) {
-  builder *b;
-  while (nbuilders > 0 &&
-         (uintptr_t)builders[nbuilders - 1].frame <= (uintptr_t)frame) {
-    b = &builders[--nbuilders];
-    drophandles(b->h, b->nh);
-    b->nh = 0;
-  }
-  if (nbuilders == MAXBUILDERS)
-    luaL_error(L, "values nested too deep to copy");
-  b = &builders[nbuilders++];
-  b->frame = frame;
-  b->len = 0;
+/* --- scratch boxes ------------------------------------------------------------ */
+
+/* Empties a box: drops the refs it holds, frees the pack it was pushing
+** (or, when that pack is its caller's, drops the refs left in it), and
+** marks it free. Its buffers stay for the next use unless they grew big. */
+static void boxreset (lua_State *L, box *b) {
+  drophandles(L, b->h, b->nh);
   b->nh = 0;
+  b->len = 0;
   b->hasrefs = 0;
+  if (b->pack != NULL) {
+    if (b->ownpack) gr_pack_free(b->pack);
+    else drophandles(L, b->pack->h, b->pack->nhandles);
+    b->pack = NULL;
+  }
+  if (b->cap > BOXKEEP) {
+    free(b->data);
+    b->data = NULL;
+    b->cap = 0;
+  }
+  b->busy = 0;
+}
+
+static int lboxclose (lua_State *L) {
+  boxreset(L, (box *)lua_touserdata(L, 1));
+  return 0;
+}
+
+static int lboxgc (lua_State *L) {
+  box *b = (box *)lua_touserdata(L, 1);
+  boxreset(L, b);   /* idempotent: a reset box holds nothing */
+  free(b->data);
+  free(b->h);
+  free(b->seg);
+  memset(b, 0, sizeof(*b));
+  return 0;
+}
+
+/* Pushes a free box, marked to be closed: the state's cached one if it is
+** free, else a new one (cached if there was none). The caller ends its use
+** with lua_closeslot, or an error does. */
+static box *getbox (lua_State *L) {
+  box *b = NULL;
+  int cache = 0;
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &boxkey) == LUA_TUSERDATA)
+    b = (box *)lua_touserdata(L, -1);
+  else
+    cache = 1;
+  if (b == NULL || b->busy) {
+    lua_pop(L, 1);
+    b = (box *)lua_newuserdatauv(L, sizeof(box), 0);
+    memset(b, 0, sizeof(*b));
+    if (lua_rawgetp(L, LUA_REGISTRYINDEX, &boxmtkey) != LUA_TTABLE) {
+      lua_pop(L, 1);
+      lua_createtable(L, 0, 2);
+      lua_pushcfunction(L, lboxclose);
+      lua_setfield(L, -2, "__close");
+      lua_pushcfunction(L, lboxgc);
+      lua_setfield(L, -2, "__gc");
+      lua_pushvalue(L, -1);
+      lua_rawsetp(L, LUA_REGISTRYINDEX, &boxmtkey);
+    }
+    lua_setmetatable(L, -2);
+    if (cache) {
+      lua_pushvalue(L, -1);
+      lua_rawsetp(L, LUA_REGISTRYINDEX, &boxkey);
+    }
+  }
+  lua_toclose(L, -1);
+  b->busy = 1;   /* only once an error is sure to close it */
   return b;
 }
 
-/* Frees the builders of the calling thread (at its state's close). */
-void gr_copy_threadexit (void) {
-  int i;
-  for (i = 0; i < MAXBUILDERS; i++) {
-    drophandles(builders[i].h, builders[i].nh);
-    free(builders[i].data);
-    free(builders[i].h);
-    memset(&builders[i], 0, sizeof(builder));
-  }
-  nbuilders = 0;
-}
-
 /* Packs n values from index first. Raises with the path of a value that
-** cannot cross, having changed nothing: the refs it had taken are dropped
-** by the next pack on this thread (or gr_copy_threadexit). */
+** cannot cross, having changed nothing: closing the box drops the refs it
+** had taken. */
 gr_pack *gr_pack_values (lua_State *L, int first, int n, const char *root,
                          int rootbase) {
   packctx cx;
-  builder *b;
+  box *b;
   gr_pack *p;
-  int top = lua_gettop(L), i;
+  int top = lua_gettop(L), i, bidx;
   first = lua_absindex(L, first);
   luaL_checkstack(L, 16, "too many values to copy");
-  b = getbuilder(L, &cx);
-  memset(&cx, 0, offsetof(packctx, seg));
+  b = getbox(L);
+  bidx = lua_gettop(L);
+  memset(&cx, 0, sizeof(cx));
   cx.L = L;
   cx.p = b;
   cx.root = root;
@@ -651,8 +754,8 @@ gr_pack *gr_pack_values (lua_State *L, int first, int n, const char *root,
   }
   p = (gr_pack *)malloc(sizeof(gr_pack) + b->nh * sizeof(handle) + b->len);
   if (p == NULL) luaL_error(L, "not enough memory");
-  /* Nothing can fail any more: the refs move to the pack, and the
-  ** channels packed become shared. */
+  /* The refs move to the pack, which the box owns until the channels
+  ** packed have become shared (that packs their values: it may raise). */
   p->h = (handle *)(p + 1);
   p->nhandles = b->nh;
   if (b->nh > 0) memcpy(p->h, b->h, b->nh * sizeof(handle));
@@ -662,10 +765,13 @@ gr_pack *gr_pack_values (lua_State *L, int first, int n, const char *root,
   p->nvalues = n;
   p->hasrefs = b->hasrefs;
   b->nh = 0;
-  nbuilders--;
+  b->pack = p;
+  b->ownpack = 1;
   for (i = 0; i < p->nhandles; i++)
     if (p->h[i].kind == GR_HCHAN)
       gr_chan_share(L, (gr_chan *)p->h[i].obj);
+  b->pack = NULL;
+  lua_closeslot(L, bidx);
   lua_settop(L, top);
   return p;
 }
@@ -710,6 +816,7 @@ typedef struct unpackctx {
   int nobj;
   int env;              /* stack index of the table bound to _ENV (nil until
                            a function needs it: then the globals) */
+  int depth;            /* tables and functions being filled */
 } unpackctx;
 
 /* Registers the object at the top as the next one (for back references). */
@@ -820,6 +927,10 @@ static void unpackvalue (unpackctx *ux) {
   lua_State *L = ux->L;
   int tag = gettag(ux);
   luaL_checkstack(L, 8, "value too deep to copy");
+  /* Packing kept to MAXDEPTH: a deeper pack is corrupt, and the C
+  ** recursion below stays bounded whatever the bytes say. */
+  if ((tag == T_TABLE || tag == T_LFUNC) && ux->depth > MAXDEPTH + 1)
+    luaL_error(L, "corrupt copied value (nested too deep)");
   switch (tag) {
     case T_NIL: lua_pushnil(L); break;
     case T_FALSE: lua_pushboolean(L, 0); break;
@@ -850,6 +961,7 @@ static void unpackvalue (unpackctx *ux) {
       lua_createtable(L, (int)narr, (int)nhash);
       t = lua_gettop(L);
       remember(ux);
+      ux->depth++;
       while (ux->p->data[ux->pos] != T_END) {
         unpackvalue(ux);
         unpackvalue(ux);
@@ -859,12 +971,17 @@ static void unpackvalue (unpackctx *ux) {
       unpackvalue(ux);
       if (lua_istable(L, -1)) lua_setmetatable(L, t);
       else lua_pop(L, 1);
+      ux->depth--;
       break;
     }
     case T_REF:
       lua_rawgeti(L, ux->objs, getu32(ux));
       break;
-    case T_LFUNC: unpackfunc(ux); break;
+    case T_LFUNC:
+      ux->depth++;
+      unpackfunc(ux);
+      ux->depth--;
+      break;
     case T_NAMED: {
       uint32_t len = getu32(ux);
       pushnamed(ux, (const char *)ux->p->data + ux->pos, len);
@@ -874,15 +991,16 @@ static void unpackvalue (unpackctx *ux) {
     case T_HANDLE: {
       handle *h = &ux->p->h[getu32(ux)];
       void *obj = h->obj;
-      h->obj = NULL;   /* its ref moves to the new Lua handle */
       if (h->kind == GR_HCHAN) {
-        gr_chan_pushud(L, (gr_chan *)obj, h->aux);
-        gr_chan_release(L, (gr_chan *)obj);
+        gr_chan_pushud(L, (gr_chan *)obj, h->aux);   /* a ref of its own */
+        h->obj = NULL;
+        dropref(L, GR_HCHAN, obj);
       }
-      else if (h->kind == GR_HSYNC)
-        gr_sync_push(L, obj, h->aux);
-      else
-        gr_context_push(L, obj, h->aux);
+      else {
+        h->obj = NULL;   /* its ref moves to the new Lua handle */
+        if (h->kind == GR_HSYNC) gr_sync_push(L, obj, h->aux);
+        else gr_context_push(L, obj, h->aux);
+      }
       break;
     }
     default:
@@ -890,16 +1008,26 @@ static void unpackvalue (unpackctx *ux) {
   }
 }
 
-/* Pushes the values of p and frees it. */
-int gr_pack_push (lua_State *L, gr_pack *p, int envidx) {
+/* Pushes the values of p and frees p; if it raises, closing the box frees
+** p (own) or drops the refs left in it for the caller to free it. */
+static int pushpack (lua_State *L, gr_pack *p, int envidx, int own) {
   unpackctx ux;
-  int i, n = p->nvalues, top = lua_gettop(L), base;
+  box *b;
+  int i, n = p->nvalues, top = lua_gettop(L), base, bidx;
   if (envidx) envidx = lua_absindex(L, envidx);
-  luaL_checkstack(L, n + 8, "too many values to copy");
+  if (!lua_checkstack(L, n + 8)) {
+    if (own) gr_pack_free(p);
+    luaL_error(L, "too many values to copy");
+  }
+  b = getbox(L);
+  b->pack = p;
+  b->ownpack = own;
+  bidx = lua_gettop(L);
   ux.L = L;
   ux.p = p;
   ux.pos = 0;
   ux.nobj = 0;
+  ux.depth = 0;
   ux.objs = p->hasrefs ? takememo(L, &objskey) : 0;
   if (envidx) lua_pushvalue(L, envidx);
   else lua_pushnil(L);
@@ -907,10 +1035,16 @@ int gr_pack_push (lua_State *L, gr_pack *p, int envidx) {
   base = lua_gettop(L);
   for (i = 0; i < n; i++) unpackvalue(&ux);
   if (ux.objs) givememo(L, &objskey, ux.objs);
+  b->pack = NULL;
+  lua_closeslot(L, bidx);
   /* Move the values down over the scratch slots. */
   for (i = 0; i < base - top; i++) lua_remove(L, top + 1);
   gr_pack_free(p);
   return n;
+}
+
+int gr_pack_push (lua_State *L, gr_pack *p, int envidx) {
+  return pushpack(L, p, envidx, 0);
 }
 
 /* Registers the table at idx as the _ENV of a parallel goroutine: a
@@ -975,9 +1109,12 @@ void gr_value_push (lua_State *L, gr_value *v) {
       lua_rawgeti(L, LUA_REGISTRYINDEX, v->u.ref);
       luaL_unref(L, LUA_REGISTRYINDEX, v->u.ref);
       break;
-    case GR_VPACK:
-      gr_pack_push(L, v->u.p, 0);
+    case GR_VPACK: {
+      gr_pack *p = v->u.p;
+      v->type = GR_VNIL;   /* p is pushpack's now, even if it raises */
+      pushpack(L, p, 0, 1);
       break;
+    }
   }
   v->type = GR_VNIL;
 }

@@ -48,7 +48,6 @@ static void closestate (gr_state *S) {
   while (uv_loop_close(&S->loop) == UV_EBUSY)
     uv_run(&S->loop, UV_RUN_DEFAULT);
   gr_mutex_destroy(&S->rlock);
-  gr_copy_threadexit();   /* this thread's pack builders */
   if (S->worker == NULL && nerr > 0) {
     free(S);
     exit(EXIT_FAILURE);   /* uncaught goroutine errors: the program fails */
