@@ -645,3 +645,53 @@ describe("a send or spawn that fails", function()
     assert.are.equal(3, select(2, out:gsub("\n", "")))
   end)
 end)
+
+describe("modules that travel by name", function()
+  local function noop() end
+  local NAME = "transfer_spec_preloaded"
+
+  -- A module that only package.preload of this state provides.
+  local function preloaded()
+    package.preload[NAME] = function() return { workers = 4 } end
+    return require(NAME)
+  end
+  local function forget()
+    package.loaded[NAME], package.preload[NAME] = nil, nil
+  end
+
+  it("fail the spawn, naming the module, if workers cannot load it",
+     function()
+    local cfg = preloaded()
+    local ok, e1 = pcall(h.raises, "args[1]: module '" .. NAME .. "' cannot "
+                         .. "be loaded in a worker state", g.parallel, noop,
+                         cfg)
+    local ok2, e2 = pcall(h.raises, "args[2].cfg: module '" .. NAME .. "'",
+                          g.parallel, noop, 1, { cfg = cfg })
+    local ok3, e3 = pcall(h.raises, "f(upvalue cfg): module '" .. NAME .. "'",
+                          g.parallel, function() return cfg end)
+    forget()
+    assert(ok, e1)
+    assert(ok2, e2)
+    assert(ok3, e3)
+  end)
+
+  it("raise at the receiving end of a channel if it cannot load them",
+     function()
+    local cfg = preloaded()
+    local c, r = g.chan(), g.chan()
+    g.parallel(function(ch, res)
+      res:send({ pcall(ch.recv, ch) })
+      res:send({ ch:recv() })
+    end, c, r)
+    c:send({ cfg = cfg, n = 1 })
+    local got = recv_within(r, 10)
+    c:send({ n = 2 })
+    local after = recv_within(r, 10)
+    forget()
+    assert.is_false(got[1])
+    assert.is_true(h.has(got[2], "module '" .. NAME .. "' cannot be loaded "
+                         .. "in this state: module '" .. NAME
+                         .. "' not found"), got[2])
+    assert.are.same({ { n = 2 }, true }, after)
+  end)
+end)

@@ -10,7 +10,9 @@
 ** and of loaded modules travel by name; channels, sync objects and
 ** contexts by handle. Anything else raises an error at the send or spawn site that
 ** names where the value sits, and nothing is sent. Values nest at most
-** MAXDEPTH deep.
+** MAXDEPTH deep. A module that travels by name must load on the other
+** side: g.parallel raises if a worker state could not load it (see
+** workercanload), a receiving state that cannot raises at the receive.
 **
 ** Invariants:
 **   A gr_pack owns one ref on every object in its handle table until
@@ -22,7 +24,8 @@
 **     push and discard release them and leave the slot GR_VNIL (push
 **     first, so that a push that raises leaves nothing to free twice).
 **   Packing may raise (it runs Lua API calls), so callers pack before they
-**     take any lock; pushing and freeing never raise but for memory.
+**     take any lock; pushing raises only for memory or a module that does
+**     not load; freeing never raises.
 */
 #include <stdint.h>
 #include <stdlib.h>
@@ -97,8 +100,9 @@ typedef struct box {
 #define BOXKEEP 65536   /* a cached box keeps buffers up to this size */
 
 static const char objskey = 0, cfunckey = 0, envkey = 0, dumpkey = 0;
-static const char loadedkey = 0;   /* package.loaded's size at the build */
+static const char loadedkey = 0;   /* package.loaded's hash at the build */
 static const char boxkey = 0, boxmtkey = 0;
+static const char loadablekey = 0; /* modules a worker state can load */
 
 
 /* --- buffers --------------------------------------------------------------- */
@@ -305,12 +309,88 @@ static int memoize (packctx *cx, int idx) {
   return 0;
 }
 
+/* The modules every worker state has: what luaL_openlibs opens, and this
+** module, which the worker requires before it runs anything. */
+static const char *const stdlibs[] = {
+  "_G", "package", "coroutine", "table", "io", "os", "string", "math",
+  "utf8", "debug", "goroutines", "goroutines.core", NULL
+};
+
+/* Whether a worker state can load the module mod (len bytes). The rule:
+** a worker state opens the standard libraries and has the spawner's
+** package.path and package.cpath (SPEC), but not its package.preload nor
+** any searcher it added; so a module loads there if it is one of stdlibs
+** or package.searchpath finds it on package.path or package.cpath
+** (for "a.b", "a" on package.cpath too: the all-in-one loader). A module
+** that only package.preload (or a custom searcher) provides does not, and
+** g.parallel says so rather than the worker seeing nil. The verdicts are
+** cached per name while package.path and package.cpath stay the same. */
+static int workercanload (lua_State *L, const char *mod, size_t len) {
+  int top = lua_gettop(L), pkg, cache, ok = 0, i;
+  luaL_checkstack(L, 8, "too many values to copy");
+  luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+  if (lua_getfield(L, -1, "package") != LUA_TTABLE) {
+    lua_settop(L, top);
+    return 1;   /* no package library: nothing to tell by */
+  }
+  pkg = lua_gettop(L);
+  lua_getfield(L, pkg, "path");
+  lua_getfield(L, pkg, "cpath");
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &loadablekey) != LUA_TTABLE ||
+      (lua_rawgeti(L, -1, 1), !lua_rawequal(L, -1, pkg + 1)) ||
+      (lua_rawgeti(L, -2, 2), !lua_rawequal(L, -1, pkg + 2))) {
+    lua_settop(L, pkg + 2);
+    lua_createtable(L, 2, 8);
+    lua_pushvalue(L, pkg + 1);
+    lua_rawseti(L, -2, 1);
+    lua_pushvalue(L, pkg + 2);
+    lua_rawseti(L, -2, 2);
+    lua_pushvalue(L, -1);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &loadablekey);
+  }
+  else
+    lua_pop(L, 2);
+  cache = lua_gettop(L);
+  lua_pushlstring(L, mod, len);
+  if (lua_rawget(L, cache) == LUA_TBOOLEAN) {
+    ok = lua_toboolean(L, -1);
+    lua_settop(L, top);
+    return ok;
+  }
+  for (i = 0; stdlibs[i] != NULL && !ok; i++)
+    ok = strlen(stdlibs[i]) == len && memcmp(stdlibs[i], mod, len) == 0;
+  for (i = 0; i < 3 && !ok; i++) {
+    const char *dot = memchr(mod, '.', len);
+    if (i == 2 && dot == NULL) break;
+    if (lua_getfield(L, pkg, "searchpath") != LUA_TFUNCTION) {
+      ok = 1;   /* cannot tell */
+      break;
+    }
+    lua_pushlstring(L, mod, i == 2 ? (size_t)(dot - mod) : len);
+    lua_pushvalue(L, i == 0 ? pkg + 1 : pkg + 2);
+    if (!lua_isstring(L, -1)) {
+      lua_pop(L, 3);
+      continue;
+    }
+    lua_call(L, 2, 1);
+    ok = lua_isstring(L, -1);
+    lua_pop(L, 1);
+  }
+  lua_pushlstring(L, mod, len);
+  lua_pushboolean(L, ok);
+  lua_rawset(L, cache);
+  lua_settop(L, top);
+  return ok;
+}
+
 /* Writes the name of a module table or C function; returns 0 if the value
-** at idx has none. */
+** at idx has none. For g.parallel, raises if a worker state could not
+** load the module (workercanload); on a channel, the receiving state
+** raises if it cannot (pushnamed). */
 static int packnamed (packctx *cx, int idx) {
   lua_State *L = cx->L;
   size_t len;
-  const char *name;
+  const char *name, *sep;
   if (!lua_istable(L, cx->cfuncs)) return 0;
   lua_pushvalue(L, idx);
   if (lua_rawget(L, cx->cfuncs) != LUA_TSTRING) {
@@ -318,6 +398,16 @@ static int packnamed (packctx *cx, int idx) {
     return 0;
   }
   name = lua_tolstring(L, -1, &len);
+  sep = memchr(name, '\1', len);
+  if (cx->rootbase >= 0 &&
+      !workercanload(L, name, sep ? (size_t)(sep - name) : len)) {
+    lua_pushlstring(L, name, sep ? (size_t)(sep - name) : len);
+    lua_pushfstring(L, "module '%s' cannot be loaded in a worker state "
+                    "(package.searchpath finds it on neither package.path "
+                    "nor package.cpath; package.preload stays in its state)",
+                    lua_tostring(L, -1));
+    packfail(cx, lua_tostring(L, -1), 0);
+  }
   puttag(L, cx->p, T_NAMED);
   putu32(L, cx->p, (uint32_t)len);
   put(L, cx->p, name, len);
@@ -511,22 +601,25 @@ static void buildcfuncs (lua_State *L) {
   lua_rawsetp(L, LUA_REGISTRYINDEX, &cfunckey);
 }
 
-/* Whether modules were loaded since the name map was built: checked at
-** each g.parallel (not at each send, where it would cost too much). */
+/* Whether package.loaded changed since the name map was built (a hash of
+** its values, which a module loaded in place of one removed changes too):
+** checked at each g.parallel (not at each send, where it would cost too
+** much). */
 static int loadedchanged (lua_State *L) {
-  lua_Integer n = 0, was;
+  lua_Integer was;
+  uint64_t h = 14695981039346656037u;
   luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
   lua_pushnil(L);
   while (lua_next(L, -2)) {
+    h = (h ^ (uint64_t)(uintptr_t)lua_topointer(L, -1)) * 1099511628211u;
     lua_pop(L, 1);
-    n++;
   }
   lua_pop(L, 1);
   lua_rawgetp(L, LUA_REGISTRYINDEX, &loadedkey);
   was = lua_tointeger(L, -1);
   lua_pop(L, 1);
-  if (was == n) return 0;
-  lua_pushinteger(L, n);
+  if (was == (lua_Integer)h) return 0;
+  lua_pushinteger(L, (lua_Integer)h);
   lua_rawsetp(L, LUA_REGISTRYINDEX, &loadedkey);
   return 1;
 }
@@ -855,7 +948,8 @@ static const char *chunkreader (lua_State *L, void *ud, size_t *size) {
 }
 
 /* Pushes what a name of packnamed stands for in this state, requiring the
-** module if it is not loaded yet (nil if that fails). */
+** module if it is not loaded yet. Raises, naming the module, if this
+** state cannot load it or it lacks the named field: never a silent nil. */
 static void pushnamed (unpackctx *ux, const char *name, size_t len) {
   lua_State *L = ux->L;
   const char *sep = memchr(name, '\1', len);
@@ -867,17 +961,27 @@ static void pushnamed (unpackctx *ux, const char *name, size_t len) {
     lua_getglobal(L, "require");
     lua_pushlstring(L, name, modlen);
     if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
-      lua_pop(L, 1);
-      lua_pushnil(L);
+      const char *msg = lua_tostring(L, -1);
+      lua_pushlstring(L, name, modlen);
+      luaL_error(L, "module '%s' cannot be loaded in this state: %s",
+                 lua_tostring(L, -1), msg ? msg : "(error object is not a "
+                 "string)");
     }
   }
-  while (sep != NULL && lua_istable(L, -1)) {
+  while (sep != NULL) {
     const char *k = sep + 1;
     size_t klen;
     sep = memchr(k, '\1', len - (k - name));
     klen = sep ? (size_t)(sep - k) : len - (k - name);
     lua_pushlstring(L, k, klen);
-    lua_rawget(L, -2);
+    if (!lua_istable(L, -2) || lua_rawget(L, -2) == LUA_TNIL) {
+      const char *owner;
+      lua_pushlstring(L, name, (size_t)(k - name) - 1);
+      owner = luaL_gsub(L, lua_tostring(L, -1), "\1", ".");
+      lua_pushlstring(L, k, klen);
+      luaL_error(L, "'%s' has no field '%s' in this state", owner,
+                 lua_tostring(L, -1));
+    }
     lua_remove(L, -2);
   }
   lua_remove(L, -2);
