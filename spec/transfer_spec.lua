@@ -695,3 +695,43 @@ describe("modules that travel by name", function()
     assert.are.same({ { n = 2 }, true }, after)
   end)
 end)
+
+describe("a channel that holds a handle of itself", function()
+  it("crosses, and the handle it holds is the same channel", function()
+    local c, r = g.chan(1), g.chan()
+    c:send(c)
+    g.parallel(function(ch, res)
+      local got = ch:recv()
+      res:send(got == ch)
+      got:send("through the copy")
+      res:send(ch:recv())
+    end, c, r)
+    assert.is_true((recv_within(r, 10)))
+    assert.are.equal("through the copy", (recv_within(r, 10)))
+  end)
+
+  it("is freed once its last outside handle goes, shared", function()
+    local out, err, code = h.run_script [[
+      local g = require "goroutines"
+      g.gomaxprocs(1)
+      local done = g.chan()
+      collectgarbage() collectgarbage()
+      local base = g._stats().chans
+      for _ = 1, 200 do
+        local d = g.chan(2)
+        g.parallel(function(x) local _ = x end, d)   -- d is shared
+        d:send(d)
+        d:send({ d, d:receiver() })
+      end
+      -- One worker, jobs in order: the earlier goroutines have ended.
+      g.parallel(function(r) collectgarbage() collectgarbage() r:send(1) end,
+                 done)
+      done:recv()
+      collectgarbage() collectgarbage()
+      print(g._stats().chans - base)
+    ]]
+    assert.are.equal("", err)
+    assert.are.equal(0, code)
+    assert.are.equal("0\n", out)
+  end)
+end)

@@ -12,7 +12,10 @@ enum { GR_DIRBOTH = 3, GR_DIRSEND = 1, GR_DIRRECV = 2 };
 
 struct gr_chan {
   gr_mutex lock;
-  atomic_int refs;      /* handles, queued or woken waiters, timers */
+  atomic_int refs;      /* handles, queued or woken waiters, timers, packs */
+  atomic_int packrefs;  /* of refs, those that packs hold (copy.c): when
+                           they may be all, release checks for a buffer
+                           that holds the last refs on its own channel */
   size_t cap;           /* capacity (immutable) */
   gr_value *buf;        /* ring of cap slots; NULL when cap == 0 */
   atomic_int shared;    /* 0 while only one state holds a handle: values

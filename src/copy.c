@@ -16,7 +16,8 @@
 **
 ** Invariants:
 **   A gr_pack owns one ref on every object in its handle table until
-**     gr_pack_push hands it to a new Lua handle, or gr_pack_free drops it.
+**     gr_pack_push hands it to a new Lua handle, or gr_pack_free drops it;
+**     a channel's packrefs counts the refs that packs hold on it.
 **   A pack or push in progress keeps its scratch memory and refs in a box,
 **     a to-be-closed userdata on the Lua stack: whichever way it ends, the
 **     close frees them. Nothing is kept per thread.
@@ -632,9 +633,13 @@ static void packcfunc (packctx *cx, int idx) {
   packerror(cx, "a C function that is not a loaded module's");
 }
 
-/* Drops a ref that a handle table held on obj. */
+/* Drops a ref that a handle table held on obj. A channel's packrefs counts
+** the refs that packs hold: it goes down first (gr_chan_release reads it). */
 static void dropref (lua_State *L, int kind, void *obj) {
-  if (kind == GR_HCHAN) gr_chan_release(L, (gr_chan *)obj);
+  if (kind == GR_HCHAN) {
+    atomic_fetch_sub(&((gr_chan *)obj)->packrefs, 1);
+    gr_chan_release(L, (gr_chan *)obj);
+  }
   else if (kind == GR_HSYNC) gr_sync_drop(obj);
   else gr_context_drop(obj);
 }
@@ -646,12 +651,14 @@ static void addhandle (packctx *cx, int kind, int aux, void *obj) {
     int cap = p->hcap ? p->hcap * 2 : 4;
     handle *h = (handle *)realloc(p->h, cap * sizeof(handle));
     if (h == NULL) {   /* obj's ref is ours: drop it before raising */
+      if (kind == GR_HCHAN) atomic_fetch_add(&((gr_chan *)obj)->packrefs, 1);
       dropref(cx->L, kind, obj);
       luaL_error(cx->L, "not enough memory");
     }
     p->h = h;
     p->hcap = cap;
   }
+  if (kind == GR_HCHAN) atomic_fetch_add(&((gr_chan *)obj)->packrefs, 1);
   p->h[p->nh].kind = kind;
   p->h[p->nh].aux = aux;
   p->h[p->nh].obj = obj;
@@ -739,6 +746,23 @@ void gr_pack_free (gr_pack *p) {
   drophandles(NULL, p->h, p->nhandles);
   free(p);
 }
+
+/* Counts the handles of channel c in p; with take, the caller takes over
+** their refs (the handles become empty). For gr_chan_release, which needs
+** to know whether the values in c's own buffer hold all of c's refs. */
+int gr_pack_chanrefs (gr_pack *p, gr_chan *c, int take) {
+  int i, n = 0;
+  for (i = 0; i < p->nhandles; i++) {
+    if (p->h[i].kind != GR_HCHAN || p->h[i].obj != c) continue;
+    n++;
+    if (take) {
+      p->h[i].obj = NULL;
+      atomic_fetch_sub(&c->packrefs, 1);
+    }
+  }
+  return n;
+}
+
 
 /* --- scratch boxes ------------------------------------------------------------ */
 

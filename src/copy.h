@@ -51,6 +51,7 @@ gr_pack *gr_pack_values (lua_State *L, int first, int n, const char *root,
 ** its handles already dropped. */
 int gr_pack_push (lua_State *L, gr_pack *p, int envidx);
 void gr_pack_free (gr_pack *p);
+int gr_pack_chanrefs (gr_pack *p, gr_chan *c, int take);
 void gr_copy_markenv (lua_State *L, int idx);
 
 #endif
