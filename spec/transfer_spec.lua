@@ -735,3 +735,21 @@ describe("a channel that holds a handle of itself", function()
     assert.are.equal("0\n", out)
   end)
 end)
+
+describe("random values (spec/fuzz_copy.lua)", function()
+  it("come back equal, and those that cannot cross fail and leak nothing",
+     function()
+    -- A short run of the generator that `lua5.4 spec/fuzz_copy.lua SEED N`
+    -- runs for as long as one likes.
+    for _, seed in ipairs { 20261201, 7 } do
+      local out, err, code = h.run_script(([[
+        local fuzz = require "fuzz_copy"
+        fuzz.run(%d, 150)
+        print("ok")
+      ]]):format(seed), 120)
+      assert.are.equal("", err)
+      assert.are.equal(0, code)
+      assert.are.equal("ok\n", out)
+    end
+  end)
+end)
