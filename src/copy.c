@@ -19,8 +19,9 @@
 **     gr_pack_push hands it to a new Lua handle, or gr_pack_free drops it;
 **     a channel's packrefs counts the refs that packs hold on it.
 **   A pack or push in progress keeps its scratch memory and refs in a box,
-**     a to-be-closed userdata on the Lua stack: whichever way it ends, the
-**     close frees them. Nothing is kept per thread.
+**     a userdata on the Lua stack: an error that abandons it leaves it to
+**     its __gc, and once it holds refs it is to be closed, so that an
+**     error drops them at once. Nothing is kept per thread.
 **   A GR_VREF slot owns one registry reference, a GR_VPACK slot one pack;
 **     push and discard release them and leave the slot GR_VNIL (push
 **     first, so that a push that raises leaves nothing to free twice).
@@ -78,13 +79,14 @@ typedef struct seg {
 } seg;
 
 /* Scratch memory of one pack or unpack, in a userdata on the Lua stack
-** marked to be closed (lauxlib's UBox): an error anywhere in between
-** closes it, which drops the refs its handle table took and frees what an
-** unpack was pushing, so nothing depends on how the stack unwound. Each
-** state caches one box (registry[&boxkey]) that the next pack or unpack
-** takes when it is free, keeping its buffers: a pack then costs one
-** allocation. A nested one (a pack within a pack: a channel's buffered
-** values) makes a box of its own, which the GC frees. */
+** (lauxlib's UBox): an error anywhere in between leaves it to the GC,
+** whose __gc frees what it holds, so nothing depends on how the stack
+** unwound. Once it holds refs (handles) it is also marked to be closed,
+** so that an error drops them at once. Each state caches one box with
+** its buffers (copyctx), taken while in use: a pack then costs one
+** allocation and no metamethod call. A nested pack (a channel's buffered
+** values), or the next one after an error, makes a new box, which is
+** cached in turn (the one an error left behind becomes garbage). */
 typedef struct box {
   unsigned char *data;  /* bytes of the pack under construction */
   size_t len, cap;
@@ -95,15 +97,42 @@ typedef struct box {
   int segcap;
   gr_pack *pack;        /* unpacking: the pack being pushed */
   int ownpack;          /* whether closing frees pack (else drops refs) */
-  int busy;             /* taken by a pack or unpack in progress */
+  int closing;          /* marked to be closed (lua_toclose) */
+  int cached;           /* the cached box of its state's copyctx */
 } box;
 
 #define BOXKEEP 65536   /* a cached box keeps buffers up to this size */
 
-static const char objskey = 0, cfunckey = 0, envkey = 0, dumpkey = 0;
+static void boxhold (lua_State *L, box *b, int idx);
+
+/* A state's copy context, a userdata in registry[&ctxkey], so that a pack
+** or push looks up the registry once: its user values are the cached box,
+** the name map (buildcfuncs) and the set of goroutine _ENVs (nil until
+** gr_copy_markenv makes it). */
+typedef struct copyctx {
+  box *cached;          /* user value CTX_BOX */
+  box *free;            /* cached, while no pack uses it; else NULL */
+} copyctx;
+
+enum { CTX_BOX = 1, CTX_CFUNCS, CTX_ENVS, CTX_NUV = CTX_ENVS };
+
+static const char objskey = 0, envkey = 0, dumpkey = 0, ctxkey = 0;
 static const char loadedkey = 0;   /* package.loaded's hash at the build */
-static const char boxkey = 0, boxmtkey = 0;
+static const char boxmtkey = 0;
 static const char loadablekey = 0; /* modules a worker state can load */
+
+/* Pushes the state's copy context, making it the first time. */
+static copyctx *getctx (lua_State *L) {
+  copyctx *cc;
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &ctxkey) == LUA_TUSERDATA)
+    return (copyctx *)lua_touserdata(L, -1);
+  lua_pop(L, 1);
+  cc = (copyctx *)lua_newuserdatauv(L, sizeof(copyctx), CTX_NUV);
+  cc->cached = cc->free = NULL;
+  lua_pushvalue(L, -1);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &ctxkey);
+  return cc;
+}
 
 
 /* --- buffers --------------------------------------------------------------- */
@@ -154,10 +183,11 @@ typedef struct packctx {
   int spill;            /* stack index: nil, or the memo once it spilled */
   int nobj;
   int cfuncs;           /* stack index: C function -> name, or nil */
-  int envs;             /* stack index: set of goroutine _ENVs, or nil */
+  int ctx;              /* stack index of the copy context */
   const char *root;     /* naming of the top-level values in errors */
   int rootbase, valueno;
   int depth;            /* segments in p->seg */
+  int boxidx;           /* stack index of p */
 } packctx;
 
 static void packvalue (packctx *cx, int idx);
@@ -229,19 +259,25 @@ static void packerror (packctx *cx, const char *what) {
   packfail(cx, what, 1);
 }
 
-/* Enters a segment of the path; raises beyond MAXDEPTH. */
-static void push (packctx *cx, int kind, int idx, const char *name) {
+/* Makes room for one more path segment; raises beyond MAXDEPTH. */
+static void growpath (packctx *cx) {
   box *p = cx->p;
+  int cap = p->segcap ? p->segcap * 2 : 32;
+  seg *sg;
   if (cx->depth >= MAXDEPTH)
     packerror(cx, "a value nested too deep (over "
                   GR_STR(MAXDEPTH) " levels)");
-  if (cx->depth == p->segcap) {
-    int cap = p->segcap ? p->segcap * 2 : 32;
-    seg *sg = (seg *)realloc(p->seg, cap * sizeof(seg));
-    if (sg == NULL) luaL_error(cx->L, "not enough memory");
-    p->seg = sg;
-    p->segcap = cap;
-  }
+  if (cap > MAXDEPTH) cap = MAXDEPTH;
+  sg = (seg *)realloc(p->seg, cap * sizeof(seg));
+  if (sg == NULL) luaL_error(cx->L, "not enough memory");
+  p->seg = sg;
+  p->segcap = cap;
+}
+
+/* Enters a segment of the path. */
+static inline void push (packctx *cx, int kind, int idx, const char *name) {
+  box *p = cx->p;
+  if (cx->depth == p->segcap) growpath(cx);
   p->seg[cx->depth].kind = kind;
   p->seg[cx->depth].idx = idx;
   p->seg[cx->depth].name = name;
@@ -465,10 +501,13 @@ static int isenv (packctx *cx, int idx) {
   r = lua_rawequal(L, -1, idx);
   lua_pop(L, 1);
   if (r) return 1;
-  if (lua_type(L, cx->envs) != LUA_TTABLE) return 0;
+  if (lua_getiuservalue(L, cx->ctx, CTX_ENVS) != LUA_TTABLE) {
+    lua_pop(L, 1);
+    return 0;
+  }
   lua_pushvalue(L, idx);
-  r = lua_rawget(L, cx->envs) != LUA_TNIL;
-  lua_pop(L, 1);
+  r = lua_rawget(L, -2) != LUA_TNIL;
+  lua_pop(L, 2);
   return r;
 }
 
@@ -598,8 +637,10 @@ static void buildcfuncs (lua_State *L) {
     lua_settop(L, k);
   }
   lua_settop(L, map);
+  getctx(L);
   lua_pushvalue(L, map);
-  lua_rawsetp(L, LUA_REGISTRYINDEX, &cfunckey);
+  lua_setiuservalue(L, -2, CTX_CFUNCS);
+  lua_pop(L, 1);
 }
 
 /* Whether package.loaded changed since the name map was built (a hash of
@@ -647,6 +688,7 @@ static void dropref (lua_State *L, int kind, void *obj) {
 /* Adds obj, whose new ref the caller took, to the handle table. */
 static void addhandle (packctx *cx, int kind, int aux, void *obj) {
   box *p = cx->p;
+  if (!p->closing) boxhold(cx->L, p, cx->boxidx);   /* no raise */
   if (p->nh == p->hcap) {
     int cap = p->hcap ? p->hcap * 2 : 4;
     handle *h = (handle *)realloc(p->h, cap * sizeof(handle));
@@ -767,8 +809,8 @@ int gr_pack_chanrefs (gr_pack *p, gr_chan *c, int take) {
 /* --- scratch boxes ------------------------------------------------------------ */
 
 /* Empties a box: drops the refs it holds, frees the pack it was pushing
-** (or, when that pack is its caller's, drops the refs left in it), and
-** marks it free. Its buffers stay for the next use unless they grew big. */
+** (or, when that pack is its caller's, drops the refs left in it). Its
+** buffers stay for the next use unless they grew big. */
 static void boxreset (lua_State *L, box *b) {
   drophandles(L, b->h, b->nh);
   b->nh = 0;
@@ -784,11 +826,12 @@ static void boxreset (lua_State *L, box *b) {
     b->data = NULL;
     b->cap = 0;
   }
-  b->busy = 0;
 }
 
 static int lboxclose (lua_State *L) {
-  boxreset(L, (box *)lua_touserdata(L, 1));
+  box *b = (box *)lua_touserdata(L, 1);
+  boxreset(L, b);
+  b->closing = 0;
   return 0;
 }
 
@@ -802,39 +845,54 @@ static int lboxgc (lua_State *L) {
   return 0;
 }
 
-/* Pushes a free box, marked to be closed: the state's cached one if it is
-** free, else a new one (cached if there was none). The caller ends its use
-** with lua_closeslot, or an error does. */
-static box *getbox (lua_State *L) {
-  box *b = NULL;
-  int cache = 0;
-  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &boxkey) == LUA_TUSERDATA)
-    b = (box *)lua_touserdata(L, -1);
-  else
-    cache = 1;
-  if (b == NULL || b->busy) {
-    lua_pop(L, 1);
-    b = (box *)lua_newuserdatauv(L, sizeof(box), 0);
-    memset(b, 0, sizeof(*b));
-    if (lua_rawgetp(L, LUA_REGISTRYINDEX, &boxmtkey) != LUA_TTABLE) {
-      lua_pop(L, 1);
-      lua_createtable(L, 0, 2);
-      lua_pushcfunction(L, lboxclose);
-      lua_setfield(L, -2, "__close");
-      lua_pushcfunction(L, lboxgc);
-      lua_setfield(L, -2, "__gc");
-      lua_pushvalue(L, -1);
-      lua_rawsetp(L, LUA_REGISTRYINDEX, &boxmtkey);
-    }
-    lua_setmetatable(L, -2);
-    if (cache) {
-      lua_pushvalue(L, -1);
-      lua_rawsetp(L, LUA_REGISTRYINDEX, &boxkey);
-    }
+/* Pushes a box: the cached one of the copy context cc (at stack index
+** ctx), or a new one. The caller ends its use with putbox. */
+static box *getbox (lua_State *L, copyctx *cc, int ctx) {
+  box *b = cc->free;
+  if (b != NULL) {
+    cc->free = NULL;
+    lua_getiuservalue(L, ctx, CTX_BOX);
+    return b;
   }
-  lua_toclose(L, -1);
-  b->busy = 1;   /* only once an error is sure to close it */
+  b = (box *)lua_newuserdatauv(L, sizeof(box), 0);
+  memset(b, 0, sizeof(*b));
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &boxmtkey) != LUA_TTABLE) {
+    lua_pop(L, 1);
+    lua_createtable(L, 0, 2);
+    lua_pushcfunction(L, lboxclose);
+    lua_setfield(L, -2, "__close");
+    lua_pushcfunction(L, lboxgc);
+    lua_setfield(L, -2, "__gc");
+    lua_pushvalue(L, -1);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &boxmtkey);
+  }
+  lua_setmetatable(L, -2);
   return b;
+}
+
+/* Marks the box at idx to be closed, before it takes refs: an error then
+** drops them at once rather than at the next collection. */
+static void boxhold (lua_State *L, box *b, int idx) {
+  if (b->closing) return;
+  lua_toclose(L, idx);
+  b->closing = 1;
+}
+
+/* Ends the use of the box b at idx: empties it and makes it cc's cached
+** box (one that a nested pack cached becomes garbage). */
+static void putbox (lua_State *L, copyctx *cc, int ctx, box *b, int idx) {
+  if (!b->cached) {
+    if (cc->cached) cc->cached->cached = 0;   /* still anchored here */
+    lua_pushvalue(L, idx);
+    lua_setiuservalue(L, ctx, CTX_BOX);
+    cc->cached = b;
+    b->cached = 1;
+  }
+  if (b->closing) lua_closeslot(L, idx);   /* boxreset, by lboxclose */
+  else if (b->nh == 0 && b->pack == NULL && b->cap <= BOXKEEP)
+    b->len = 0, b->hasrefs = 0;   /* boxreset's work, in short */
+  else boxreset(L, b);
+  cc->free = b;
 }
 
 /* Packs n values from index first. Raises with the path of a value that
@@ -843,28 +901,32 @@ static box *getbox (lua_State *L) {
 gr_pack *gr_pack_values (lua_State *L, int first, int n, const char *root,
                          int rootbase) {
   packctx cx;
+  copyctx *cc;
   box *b;
   gr_pack *p;
-  int top = lua_gettop(L), i, bidx;
+  int top = lua_gettop(L), i, ctx, bidx;
   first = lua_absindex(L, first);
   luaL_checkstack(L, 16, "too many values to copy");
-  b = getbox(L);
+  cc = getctx(L);
+  ctx = lua_gettop(L);
+  b = getbox(L, cc, ctx);
   bidx = lua_gettop(L);
-  memset(&cx, 0, sizeof(cx));
+  memset(cx.mkey, 0, sizeof(cx.mkey));   /* not mval: read only when set */
+  cx.mused = cx.nobj = cx.valueno = cx.depth = 0;
   cx.L = L;
   cx.p = b;
+  cx.boxidx = bidx;
   cx.root = root;
   cx.rootbase = rootbase;
   lua_pushnil(L);
   cx.spill = lua_gettop(L);
-  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &cfunckey) != LUA_TTABLE ||
+  if (lua_getiuservalue(L, ctx, CTX_CFUNCS) != LUA_TTABLE ||
       (rootbase >= 0 && loadedchanged(L))) {
     lua_pop(L, 1);
     buildcfuncs(L);
   }
   cx.cfuncs = lua_gettop(L);
-  lua_rawgetp(L, LUA_REGISTRYINDEX, &envkey);
-  cx.envs = lua_gettop(L);
+  cx.ctx = ctx;
   for (i = 0; i < n; i++) {
     cx.valueno = i;
     packvalue(&cx, first + i);
@@ -888,7 +950,7 @@ gr_pack *gr_pack_values (lua_State *L, int first, int n, const char *root,
     if (p->h[i].kind == GR_HCHAN)
       gr_chan_share(L, (gr_chan *)p->h[i].obj);
   b->pack = NULL;
-  lua_closeslot(L, bidx);
+  putbox(L, cc, ctx, b, bidx);
   lua_settop(L, top);
   return p;
 }
@@ -1136,21 +1198,27 @@ static void unpackvalue (unpackctx *ux) {
   }
 }
 
-/* Pushes the values of p and frees p; if it raises, closing the box frees
-** p (own) or drops the refs left in it for the caller to free it. */
+/* Pushes the values of p and frees p; if it raises, the box frees p (own)
+** or, closed, drops the refs left in it for the caller to free it. */
 static int pushpack (lua_State *L, gr_pack *p, int envidx, int own) {
   unpackctx ux;
+  copyctx *cc;
   box *b;
-  int i, n = p->nvalues, top = lua_gettop(L), base, bidx;
+  int i, n = p->nvalues, top = lua_gettop(L), ctx, bidx;
   if (envidx) envidx = lua_absindex(L, envidx);
   if (!lua_checkstack(L, n + 8)) {
     if (own) gr_pack_free(p);
     luaL_error(L, "too many values to copy");
   }
-  b = getbox(L);
-  b->pack = p;
-  b->ownpack = own;
+  cc = getctx(L);
+  ctx = lua_gettop(L);
+  b = getbox(L, cc, ctx);
   bidx = lua_gettop(L);
+  if (p->nhandles > 0) boxhold(L, b, bidx);
+  if (own || p->nhandles > 0) {
+    b->pack = p;
+    b->ownpack = own;
+  }
   ux.L = L;
   ux.p = p;
   ux.pos = 0;
@@ -1160,13 +1228,13 @@ static int pushpack (lua_State *L, gr_pack *p, int envidx, int own) {
   if (envidx) lua_pushvalue(L, envidx);
   else lua_pushnil(L);
   ux.env = lua_gettop(L);
-  base = lua_gettop(L);
   for (i = 0; i < n; i++) unpackvalue(&ux);
   if (ux.objs) givememo(L, &objskey, ux.objs);
   b->pack = NULL;
-  lua_closeslot(L, bidx);
+  putbox(L, cc, ctx, b, bidx);
   /* Move the values down over the scratch slots. */
-  for (i = 0; i < base - top; i++) lua_remove(L, top + 1);
+  lua_rotate(L, top + 1, n);
+  lua_settop(L, top + n);
   gr_pack_free(p);
   return n;
 }
@@ -1179,10 +1247,12 @@ int gr_pack_push (lua_State *L, gr_pack *p, int envidx) {
 ** function whose _ENV it is gets the receiver's _ENV when it crosses. */
 void gr_copy_markenv (lua_State *L, int idx) {
   idx = lua_absindex(L, idx);
+  getctx(L);
   gr_state_weaktable(L, &envkey);
   lua_pushvalue(L, idx);
   lua_pushboolean(L, 1);
   lua_rawset(L, -3);
+  lua_setiuservalue(L, -2, CTX_ENVS);
   lua_pop(L, 1);
 }
 
