@@ -696,6 +696,35 @@ describe("modules that travel by name", function()
   end)
 end)
 
+describe("a module on the path that fails to load in a worker", function()
+  it("fails the goroutine with require's message, naming it", function()
+    local dir = os.tmpname()
+    os.remove(dir)
+    assert(os.execute("mkdir " .. dir))
+    local f = assert(io.open(dir .. "/only_main.lua", "w"))
+    f:write('if not rawget(_G, "IN_MAIN") then error("not here") end\n',
+            "return { v = 1 }\n")
+    f:close()
+    local out, err, code = h.run_script(([[
+      package.path = %q .. "/?.lua;" .. package.path
+      local g = require "goroutines"
+      IN_MAIN = true
+      local m = require "only_main"
+      local r = g.chan()
+      g.parallel(function(m, r) r:send(m.v) end, m, r)
+      print(pcall(r.recv, r))
+    ]]):format(dir))
+    os.remove(dir .. "/only_main.lua")
+    os.remove(dir)
+    assert.are.equal("", err)
+    assert.are.equal(0, code)
+    assert.is_true(h.has(out, "false\tgoroutine "), out)
+    assert.is_true(h.has(out, ": module 'only_main' cannot be loaded in this "
+                         .. "state: "), out)
+    assert.is_true(h.has(out, "only_main.lua:1: not here"), out)
+  end)
+end)
+
 describe("a channel that holds a handle of itself", function()
   it("crosses, and the handle it holds is the same channel", function()
     local c, r = g.chan(1), g.chan()
