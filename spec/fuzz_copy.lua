@@ -99,6 +99,8 @@ local function closures(v1, v2)
   return get, seta, onlyb
 end
 
+local aliases = 0   -- scalar keys made for tables used as keys
+
 -- Builds a random value of at most budget[1] more nodes; pool holds the
 -- tables made so far (reusing one makes sharing, or a cycle).
 local function gen(depth, budget, pool)
@@ -131,7 +133,8 @@ local function gen(depth, budget, pool)
     if chance(0.1) and #pool > 0 then
       -- A table as a key, also stored under a scalar key (see equal).
       key = pick(pool)
-      t["@" .. rand(1000)] = key
+      aliases = aliases + 1
+      t["@" .. aliases] = key   -- a name of its own: never overwritten
     end
     local v = gen(depth + 1, budget, pool)
     if v ~= nil then t[key] = v end
