@@ -533,3 +533,252 @@ describe("what travels by name", function()
     assert.are.equal("0 true\n", out)
   end)
 end)
+
+describe("deeply nested values", function()
+  -- A chain of n closures, each calling the one before: f() == n.
+  local CHAIN = [[
+    local function chain(n)
+      local f = function() return 0 end
+      for _ = 1, n do local h = f; f = function() return h() + 1 end end
+      return f
+    end
+    local function list(n)   -- n tables deep: {next = {next = ... {v = n}}}
+      local t = { v = n }
+      for _ = 1, n do t = { next = t } end
+      return t
+    end
+    local function depth(t)
+      local n = 0
+      while t.next do n, t = n + 1, t.next end
+      return n, t.v
+    end
+  ]]
+
+  it("copy up to the depth limit: as argument, upvalue, channel value",
+     function()
+    local out, err, code = h.run_script(CHAIN .. [[
+      local g = require "goroutines"
+      local f, t, r, c = chain(900), list(900), g.chan(), g.chan(1)
+      g.parallel(function(f, r) r:send(f()) end, f, r)
+      print((r:recv()))
+      g.parallel(function() r:send(f()) end)
+      print((r:recv()))
+      g.parallel(function(c, r)
+        r:send(c:recv()())
+        r:send(string.format("%d %d", depth(c:recv())))
+      end, c, r)
+      c:send(f)
+      print((r:recv()))
+      c:send(t)
+      print((r:recv()))
+      g.parallel(function(t, r) r:send(string.format("%d %d", depth(t))) end,
+                 t, r)
+      print((r:recv()))
+    ]], 60)
+    assert.are.equal("", err)
+    assert.are.equal(0, code)
+    assert.are.equal("900\n900\n900\n900 900\n900 900\n", out)
+  end)
+
+  it("deeper than the limit: an error that says so, nothing sent", function()
+    local out, err, code = h.run_script(CHAIN .. [[
+      local g = require "goroutines"
+      local f, t, r, c = chain(10000), list(10000), g.chan(), g.chan(1)
+      local function noop() end
+      g.parallel(function(c, r) r:send(c:recv()) end, c, r)
+      local function try(...)
+        local ok, e = pcall(...)
+        print(ok, (tostring(e):match("nested too deep %(over %d+ levels%)")))
+      end
+      try(g.parallel, noop, f)
+      try(g.parallel, function() return f end)
+      try(g.parallel, noop, t)
+      try(c.send, c, f)
+      try(c.send, c, { t })
+      print(c:len())
+      c:send({ 1 })
+      print(r:recv()[1])
+    ]], 60)
+    assert.are.equal("", err)
+    assert.are.equal(0, code)
+    assert.are.equal(("false\tnested too deep (over 1000 levels)\n"):rep(5)
+                     .. "0\n1\n", out)
+  end)
+end)
+
+describe("a send or spawn that fails", function()
+  it("leaves later ones working, at any pcall depth", function()
+    local c = g.chan(1)
+    g.parallel(function(ch) local _ = ch end, c)
+    local function fail(n)
+      pcall(c.send, c, { io.stdout })
+      if n > 0 then return pcall(fail, n - 1) end
+    end
+    fail(40)
+    local function deeper(n)
+      if n > 0 then return select(2, pcall(deeper, n - 1)) end
+      return pcall(c.send, c, { 1 })
+    end
+    assert.is_true(deeper(60))
+    assert.are.same({ 1 }, c:recv())
+  end)
+
+  it("drops the refs it took on the channels it had packed", function()
+    local out, err, code = h.run_script [[
+      local g = require "goroutines"
+      local ch = g.chan(1)
+      g.parallel(function(c) local _ = c end, ch)   -- ch is shared
+      collectgarbage() collectgarbage()
+      local base = g._stats().chans
+      do
+        local inner, other = g.chan(), g.chan(2)
+        other:send("buffered")
+        print(pcall(ch.send, ch, { inner, other, io.stdout }))
+        print(pcall(g.parallel, function() end, inner, other, io.stdout))
+      end
+      collectgarbage() collectgarbage()
+      print(g._stats().chans - base)
+    ]]
+    assert.are.equal("", err)
+    assert.are.equal(0, code)
+    assert.is_true(h.has(out, "\n0\n"), out)
+    assert.are.equal(3, select(2, out:gsub("\n", "")))
+  end)
+end)
+
+describe("modules that travel by name", function()
+  local function noop() end
+  local NAME = "transfer_spec_preloaded"
+
+  -- A module that only package.preload of this state provides.
+  local function preloaded()
+    package.preload[NAME] = function() return { workers = 4 } end
+    return require(NAME)
+  end
+  local function forget()
+    package.loaded[NAME], package.preload[NAME] = nil, nil
+  end
+
+  it("fail the spawn, naming the module, if workers cannot load it",
+     function()
+    local cfg = preloaded()
+    local ok, e1 = pcall(h.raises, "args[1]: module '" .. NAME .. "' cannot "
+                         .. "be loaded in a worker state", g.parallel, noop,
+                         cfg)
+    local ok2, e2 = pcall(h.raises, "args[2].cfg: module '" .. NAME .. "'",
+                          g.parallel, noop, 1, { cfg = cfg })
+    local ok3, e3 = pcall(h.raises, "f(upvalue cfg): module '" .. NAME .. "'",
+                          g.parallel, function() return cfg end)
+    forget()
+    assert(ok, e1)
+    assert(ok2, e2)
+    assert(ok3, e3)
+  end)
+
+  it("raise at the receiving end of a channel if it cannot load them",
+     function()
+    local cfg = preloaded()
+    local c, r = g.chan(), g.chan()
+    g.parallel(function(ch, res)
+      res:send({ pcall(ch.recv, ch) })
+      res:send({ ch:recv() })
+    end, c, r)
+    c:send({ cfg = cfg, n = 1 })
+    local got = recv_within(r, 10)
+    c:send({ n = 2 })
+    local after = recv_within(r, 10)
+    forget()
+    assert.is_false(got[1])
+    assert.is_true(h.has(got[2], "module '" .. NAME .. "' cannot be loaded "
+                         .. "in this state: module '" .. NAME
+                         .. "' not found"), got[2])
+    assert.are.same({ { n = 2 }, true }, after)
+  end)
+end)
+
+describe("a module on the path that fails to load in a worker", function()
+  it("fails the goroutine with require's message, naming it", function()
+    local dir = os.tmpname()
+    os.remove(dir)
+    assert(os.execute("mkdir " .. dir))
+    local f = assert(io.open(dir .. "/only_main.lua", "w"))
+    f:write('if not rawget(_G, "IN_MAIN") then error("not here") end\n',
+            "return { v = 1 }\n")
+    f:close()
+    local out, err, code = h.run_script(([[
+      package.path = %q .. "/?.lua;" .. package.path
+      local g = require "goroutines"
+      IN_MAIN = true
+      local m = require "only_main"
+      local r = g.chan()
+      g.parallel(function(m, r) r:send(m.v) end, m, r)
+      print(pcall(r.recv, r))
+    ]]):format(dir))
+    os.remove(dir .. "/only_main.lua")
+    os.remove(dir)
+    assert.are.equal("", err)
+    assert.are.equal(0, code)
+    assert.is_true(h.has(out, "false\tgoroutine "), out)
+    assert.is_true(h.has(out, ": module 'only_main' cannot be loaded in this "
+                         .. "state: "), out)
+    assert.is_true(h.has(out, "only_main.lua:1: not here"), out)
+  end)
+end)
+
+describe("a channel that holds a handle of itself", function()
+  it("crosses, and the handle it holds is the same channel", function()
+    local c, r = g.chan(1), g.chan()
+    c:send(c)
+    g.parallel(function(ch, res)
+      local got = ch:recv()
+      res:send(got == ch)
+      got:send("through the copy")
+      res:send(ch:recv())
+    end, c, r)
+    assert.is_true((recv_within(r, 10)))
+    assert.are.equal("through the copy", (recv_within(r, 10)))
+  end)
+
+  it("is freed once its last outside handle goes, shared", function()
+    local out, err, code = h.run_script [[
+      local g = require "goroutines"
+      g.gomaxprocs(1)
+      local done = g.chan()
+      collectgarbage() collectgarbage()
+      local base = g._stats().chans
+      for _ = 1, 200 do
+        local d = g.chan(2)
+        g.parallel(function(x) local _ = x end, d)   -- d is shared
+        d:send(d)
+        d:send({ d, d:receiver() })
+      end
+      -- One worker, jobs in order: the earlier goroutines have ended.
+      g.parallel(function(r) collectgarbage() collectgarbage() r:send(1) end,
+                 done)
+      done:recv()
+      collectgarbage() collectgarbage()
+      print(g._stats().chans - base)
+    ]]
+    assert.are.equal("", err)
+    assert.are.equal(0, code)
+    assert.are.equal("0\n", out)
+  end)
+end)
+
+describe("random values (spec/fuzz_copy.lua)", function()
+  it("come back equal, and those that cannot cross fail and leak nothing",
+     function()
+    -- A short run of the generator that `lua5.4 spec/fuzz_copy.lua SEED N`
+    -- runs for as long as one likes.
+    for _, seed in ipairs { 20261201, 7 } do
+      local out, err, code = h.run_script(([[
+        local fuzz = require "fuzz_copy"
+        fuzz.run(%d, 150)
+        print("ok")
+      ]]):format(seed), 120)
+      assert.are.equal("", err)
+      assert.are.equal(0, code)
+      assert.are.equal("ok\n", out)
+    end
+  end)
+end)

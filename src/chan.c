@@ -41,6 +41,7 @@ gr_chan *gr_chan_new (size_t cap) {
   c->cap = cap;
   gr_mutex_init(&c->lock, GR_LCHAN);
   atomic_init(&c->refs, 1);
+  atomic_init(&c->packrefs, 0);
   atomic_fetch_add_explicit(&livechans, 1, memory_order_relaxed);
   return c;
 }
@@ -49,12 +50,56 @@ void gr_chan_retain (gr_chan *c) {
   atomic_fetch_add_explicit(&c->refs, 1, memory_order_relaxed);
 }
 
+/* Drops the caller's ref on the shared, buffered c when the packed values
+** in c's own buffer may hold all the others (a channel sent on itself):
+** under c's lock, so that its buffer cannot change, counts their refs and
+** drops the ref; if theirs are all that is left, nothing else can reach c
+** and they are taken over. Returns 1 if c must be freed. */
+static int releaseheld (gr_chan *c) {
+  size_t i;
+  int held = 0, left;
+  gr_mutex_lock(&c->lock);
+  for (i = 0; i < c->count; i++) {
+    gr_value *v = &c->buf[(c->head + i) % c->cap];
+    if (v->type == GR_VPACK) held += gr_pack_chanrefs(v->u.p, c, 0);
+  }
+  left = atomic_fetch_sub(&c->refs, 1) - 1;
+  if (left > 0 && left == held) {
+    for (i = 0; i < c->count; i++) {
+      gr_value *v = &c->buf[(c->head + i) % c->cap];
+      if (v->type == GR_VPACK) gr_pack_chanrefs(v->u.p, c, 1);
+    }
+    atomic_store(&c->refs, 0);
+    left = 0;
+  }
+  gr_mutex_unlock(&c->lock);
+  return left == 0;
+}
+
 /* Drops one ref; the last frees the channel and the values still in its
-** buffer. L is the releasing state (NULL while it closes). */
+** buffer, and so do the last refs that are not its buffer's own (the
+** values in the buffer of a shared channel may hold handles of it: a
+** refcount cycle). L is the releasing state (NULL while it closes).
+** The check costs a lock only while packs may hold every other ref
+** (packrefs), which a channel that is not sent in a value never has. */
 void gr_chan_release (lua_State *L, gr_chan *c) {
   size_t i;
-  if (atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel) != 1)
-    return;
+  int r = atomic_load(&c->refs);
+  for (;;) {
+    if (r > 1 && c->cap > 0 && r - 1 <= atomic_load(&c->packrefs) &&
+        atomic_load_explicit(&c->shared, memory_order_acquire)) {
+      if (!releaseheld(c)) return;
+      break;
+    }
+    if (atomic_compare_exchange_weak(&c->refs, &r, r - 1)) {
+      if (r != 1) return;
+      break;
+    }
+  }
+  /* A releaseheld on another thread that left c with our ref may still
+  ** hold c's lock: wait for it to let go. */
+  gr_chan_lock(c);
+  gr_chan_unlock(c);
   GR_ASSERT(c->recvq.first == NULL && c->sendq.first == NULL);
   if (c->hook) c->hook(L, c, GR_CHAN_FREED);   /* a timer goes with c */
   for (i = 0; i < c->count; i++)
@@ -198,26 +243,86 @@ gr_chan *gr_chan_checkdir (lua_State *L, int idx, int dir) {
 }
 
 
+/* The state's set of channels (light userdata) whose values packheld is
+** packing: a channel that holds a handle of itself, or channels that hold
+** each other's, are not entered twice. */
+static const char packingkey = 0;
+
+/* Packs the values that the unshared channel c holds (its buffer, then its
+** parked senders'): with share false only to see that they can cross;
+** with share true for good, and then c is shared. lua_pcall'd. */
+static int lpackheld (lua_State *L) {
+  gr_chan *c = (gr_chan *)lua_touserdata(L, 1);
+  int share = lua_toboolean(L, 2), pass;
+  gr_waiter *w;
+  size_t i;
+  for (pass = 0; pass < 2; pass++) {
+    const char *where = pass ? "value being sent" : "buffered value";
+    w = c->sendq.first;
+    for (i = 0; pass ? w != NULL : i < c->count; i++) {
+      gr_value *v = pass ? &w->val : &c->buf[(c->head + i) % c->cap];
+      if (pass) w = w->next;
+      if (share)
+        gr_value_share(L, v, where);
+      else if (v->type == GR_VREF) {
+        lua_rawgeti(L, LUA_REGISTRYINDEX, v->u.ref);
+        gr_pack_free(gr_pack_values(L, -1, 1, where, -1));
+        lua_pop(L, 1);
+      }
+    }
+  }
+  if (share) atomic_store_explicit(&c->shared, 1, memory_order_release);
+  return 0;
+}
+
+/* Runs lpackheld for c, unless a run for c is under way further up the
+** stack (which does the work). Raises what it raised, with the position
+** of the send or spawn in Lua. */
+static void packheld (lua_State *L, gr_chan *c, int share) {
+  int set, status;
+  if (atomic_load_explicit(&c->shared, memory_order_acquire)) return;
+  if (c->count == 0 && c->sendq.first == NULL) {
+    if (share) atomic_store_explicit(&c->shared, 1, memory_order_release);
+    return;
+  }
+  luaL_checkstack(L, 8, "too many values to copy");
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &packingkey) != LUA_TTABLE) {
+    lua_pop(L, 1);
+    lua_newtable(L);
+    lua_pushvalue(L, -1);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &packingkey);
+  }
+  set = lua_gettop(L);
+  if (lua_rawgetp(L, set, c) != LUA_TNIL) {
+    lua_pop(L, 2);
+    return;
+  }
+  lua_pop(L, 1);
+  lua_pushboolean(L, 1);
+  lua_rawsetp(L, set, c);
+  lua_pushcfunction(L, lpackheld);
+  lua_pushlightuserdata(L, c);
+  lua_pushboolean(L, share);
+  status = lua_pcall(L, 2, 0, 0);
+  lua_pushnil(L);
+  lua_rawsetp(L, set, c);   /* removes a key: cannot raise */
+  if (status != LUA_OK) {
+    if (lua_type(L, -1) == LUA_TSTRING) {
+      luaL_where(L, 1);
+      lua_insert(L, -2);
+      lua_concat(L, 2);
+    }
+    lua_error(L);
+  }
+  lua_pop(L, 1);
+}
+
 /* Raises, naming the value, if a value c holds could not cross states.
 ** Changes nothing: a failed pack leaves c as it was. */
 void gr_chan_checkshare (lua_State *L, gr_chan *c) {
-  gr_waiter *w;
-  size_t i;
   if (atomic_load_explicit(&c->shared, memory_order_acquire)) return;
   if (c->hook) c->hook(L, c, GR_CHAN_WILLSHARE);
-  for (i = 0; i < c->count + 1; i++) {
-    gr_value *v = i < c->count ? &c->buf[(c->head + i) % c->cap] : NULL;
-    for (w = (v ? NULL : c->sendq.first); v || w; w = w ? w->next : NULL) {
-      gr_value *x = v ? v : &w->val;
-      if (x->type == GR_VREF) {
-        lua_rawgeti(L, LUA_REGISTRYINDEX, x->u.ref);
-        gr_pack_free(gr_pack_values(L, -1, 1, v ? "buffered value"
-                                                : "value being sent", -1));
-        lua_pop(L, 1);
-      }
-      if (v) break;
-    }
-  }
+  packheld(L, c, 0);
 }
 
 /* Makes c able to cross states, once a handle of it has been packed: the
@@ -225,14 +330,8 @@ void gr_chan_checkshare (lua_State *L, gr_chan *c) {
 ** state that holds c, so nothing else touches c meanwhile; checkshare
 ** made sure that every value can cross. */
 void gr_chan_share (lua_State *L, gr_chan *c) {
-  gr_waiter *w;
-  size_t i;
   if (atomic_load_explicit(&c->shared, memory_order_acquire)) return;
-  for (i = 0; i < c->count; i++)
-    gr_value_share(L, &c->buf[(c->head + i) % c->cap], "buffered value");
-  for (w = c->sendq.first; w != NULL; w = w->next)
-    gr_value_share(L, &w->val, "value being sent");
-  atomic_store_explicit(&c->shared, 1, memory_order_release);
+  packheld(L, c, 1);
   if (c->hook) c->hook(L, c, GR_CHAN_SHARED);   /* its timer moves */
 }
 

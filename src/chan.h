@@ -19,6 +19,9 @@ struct gr_chan {
   gr_mutex lock;
   atomic_int refs;      /* handles (a timer handle holds one), queued or
                            woken waiters, packs */
+  atomic_int packrefs;  /* of refs, those that packs hold (copy.c): when
+                           they may be all, release checks for a buffer
+                           that holds the last refs on its own channel */
   size_t cap;           /* capacity (immutable) */
   gr_value *buf;        /* ring of cap slots; NULL when cap == 0 */
   void (*hook) (lua_State *L, gr_chan *c, int event);  /* NULL, or the

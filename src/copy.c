@@ -9,15 +9,25 @@
 ** _ENV bound to the receiving side; C functions of the standard library
 ** and of loaded modules travel by name; channels, sync objects and
 ** contexts by handle. Anything else raises an error at the send or spawn site that
-** names where the value sits, and nothing is sent.
+** names where the value sits, and nothing is sent. Values nest at most
+** MAXDEPTH deep. A module that travels by name must load on the other
+** side: g.parallel raises if a worker state could not load it (see
+** workercanload), a receiving state that cannot raises at the receive.
 **
 ** Invariants:
 **   A gr_pack owns one ref on every object in its handle table until
-**     gr_pack_push hands it to a new Lua handle, or gr_pack_free drops it.
+**     gr_pack_push hands it to a new Lua handle, or gr_pack_free drops it;
+**     a channel's packrefs counts the refs that packs hold on it.
+**   A pack or push in progress keeps its scratch memory and refs in a box,
+**     a userdata on the Lua stack: an error that abandons it leaves it to
+**     its __gc, and once it holds refs it is to be closed, so that an
+**     error drops them at once. Nothing is kept per thread.
 **   A GR_VREF slot owns one registry reference, a GR_VPACK slot one pack;
-**     push and discard release them and leave the slot GR_VNIL.
+**     push and discard release them and leave the slot GR_VNIL (push
+**     first, so that a push that raises leaves nothing to free twice).
 **   Packing may raise (it runs Lua API calls), so callers pack before they
-**     take any lock; pushing and freeing never raise but for memory.
+**     take any lock; pushing raises only for memory or a module that does
+**     not load; freeing never raises.
 */
 #include <stdint.h>
 #include <stdlib.h>
@@ -29,7 +39,13 @@
 #include "state.h"
 #include "sync.h"
 
-#define MAXDEPTH 200    /* nesting of tables and functions in one value */
+/* How deep values may nest: tables in tables, functions in the upvalues of
+** functions, metatables; beyond it a pack raises "nested too deep" (the
+** default depth of lua-cjson, and of Python's recursion). Packing and
+** unpacking recurse in C once per level, a few hundred bytes of C stack a
+** level (more under sanitizers): the limit keeps that well inside the
+** smallest thread stack that runs them. */
+#define MAXDEPTH 1000
 
 enum {
   T_NIL, T_FALSE, T_TRUE, T_INT, T_NUM, T_STR, T_TABLE, T_REF, T_LFUNC,
@@ -55,30 +71,73 @@ struct gr_pack {
   handle *h;
 };
 
-/* A pack under construction. Builders are thread-local and reused, so a
-** pack costs one allocation; a builder left behind by an error (packing
-** raised) is found dead by the next pack on its thread, which drops the
-** refs it had taken (see getbuilder). */
-typedef struct builder {
-  unsigned char *data;
+/* One step of the path from a top-level value to the one being packed. */
+typedef struct seg {
+  int kind;             /* SEG_* */
+  int idx;              /* SEG_KEY: stack index of the key */
+  const char *name;     /* SEG_UPVAL: the upvalue's name */
+} seg;
+
+/* Scratch memory of one pack or unpack, in a userdata on the Lua stack
+** (lauxlib's UBox): an error anywhere in between leaves it to the GC,
+** whose __gc frees what it holds, so nothing depends on how the stack
+** unwound. Once it holds refs (handles) it is also marked to be closed,
+** so that an error drops them at once. Each state caches one box with
+** its buffers (copyctx), taken while in use: a pack then costs one
+** allocation and no metamethod call. A nested pack (a channel's buffered
+** values), or the next one after an error, makes a new box, which is
+** cached in turn (the one an error left behind becomes garbage). */
+typedef struct box {
+  unsigned char *data;  /* bytes of the pack under construction */
   size_t len, cap;
-  handle *h;
+  handle *h;            /* its handle table: one ref on each obj */
   int nh, hcap;
   int hasrefs;
-  const void *frame;    /* stack address of the gr_pack_values using it */
-} builder;
+  seg *seg;             /* the path of the value being packed */
+  int segcap;
+  gr_pack *pack;        /* unpacking: the pack being pushed */
+  int ownpack;          /* whether closing frees pack (else drops refs) */
+  int closing;          /* marked to be closed (lua_toclose) */
+  int cached;           /* the cached box of its state's copyctx */
+} box;
 
-#define MAXBUILDERS 16  /* packs nested in one another (channel buffers) */
-static _Thread_local builder builders[MAXBUILDERS];
-static _Thread_local int nbuilders;
+#define BOXKEEP 65536   /* a cached box keeps buffers up to this size */
 
-static const char objskey = 0, cfunckey = 0, envkey = 0, dumpkey = 0;
-static const char loadedkey = 0;   /* package.loaded's size at the build */
+static void boxhold (lua_State *L, box *b, int idx);
+
+/* A state's copy context, a userdata in registry[&ctxkey], so that a pack
+** or push looks up the registry once: its user values are the cached box,
+** the name map (buildcfuncs) and the set of goroutine _ENVs (nil until
+** gr_copy_markenv makes it). */
+typedef struct copyctx {
+  box *cached;          /* user value CTX_BOX */
+  box *free;            /* cached, while no pack uses it; else NULL */
+} copyctx;
+
+enum { CTX_BOX = 1, CTX_CFUNCS, CTX_ENVS, CTX_NUV = CTX_ENVS };
+
+static const char objskey = 0, envkey = 0, dumpkey = 0, ctxkey = 0;
+static const char loadedkey = 0;   /* package.loaded's hash at the build */
+static const char boxmtkey = 0;
+static const char loadablekey = 0; /* modules a worker state can load */
+
+/* Pushes the state's copy context, making it the first time. */
+static copyctx *getctx (lua_State *L) {
+  copyctx *cc;
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &ctxkey) == LUA_TUSERDATA)
+    return (copyctx *)lua_touserdata(L, -1);
+  lua_pop(L, 1);
+  cc = (copyctx *)lua_newuserdatauv(L, sizeof(copyctx), CTX_NUV);
+  cc->cached = cc->free = NULL;
+  lua_pushvalue(L, -1);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &ctxkey);
+  return cc;
+}
 
 
 /* --- buffers --------------------------------------------------------------- */
 
-static void grow (lua_State *L, builder *p, size_t n) {
+static void grow (lua_State *L, box *p, size_t n) {
   if (p->len + n > p->cap) {
     size_t cap = p->cap ? p->cap : 64;
     unsigned char *d;
@@ -90,18 +149,18 @@ static void grow (lua_State *L, builder *p, size_t n) {
   }
 }
 
-static void put (lua_State *L, builder *p, const void *s, size_t n) {
+static void put (lua_State *L, box *p, const void *s, size_t n) {
   grow(L, p, n);
   memcpy(p->data + p->len, s, n);
   p->len += n;
 }
 
-static void puttag (lua_State *L, builder *p, int tag) {
+static void puttag (lua_State *L, box *p, int tag) {
   unsigned char t = (unsigned char)tag;
   put(L, p, &t, 1);
 }
 
-static void putu32 (lua_State *L, builder *p, uint32_t u) {
+static void putu32 (lua_State *L, box *p, uint32_t u) {
   put(L, p, &u, sizeof(u));
 }
 
@@ -110,31 +169,68 @@ static void putu32 (lua_State *L, builder *p, uint32_t u) {
 
 enum { SEG_KEY, SEG_UPVAL, SEG_META };
 
+#define GR_XSTR(x) #x
+#define GR_STR(x) GR_XSTR(x)
+
 #define MEMOSLOTS 64    /* open addressing; spills to a Lua table at half */
 
 typedef struct packctx {
   lua_State *L;
-  builder *p;
+  box *p;
   const void *mkey[MEMOSLOTS];  /* object or upvalue id -> its index */
   lua_Integer mval[MEMOSLOTS];
   int mused;
   int spill;            /* stack index: nil, or the memo once it spilled */
   int nobj;
   int cfuncs;           /* stack index: C function -> name, or nil */
-  int envs;             /* stack index: set of goroutine _ENVs, or nil */
+  int ctx;              /* stack index of the copy context */
   const char *root;     /* naming of the top-level values in errors */
   int rootbase, valueno;
-  int depth;
-  struct { int kind; int idx; const char *name; } seg[MAXDEPTH];
+  int depth;            /* segments in p->seg */
+  int boxidx;           /* stack index of p */
 } packctx;
 
 static void packvalue (packctx *cx, int idx);
 
-/* Raises "<path>: <what>", naming where the value sits. */
-static void packerror (packctx *cx, const char *what) {
+/* Adds to b the name of the path segment s. */
+static void addseg (lua_State *L, luaL_Buffer *b, const seg *s) {
+  int k = s->idx;
+  switch (s->kind) {
+    case SEG_UPVAL:
+      lua_pushfstring(L, "(upvalue %s)", s->name);
+      break;
+    case SEG_META:
+      lua_pushliteral(L, "(metatable)");
+      break;
+    default:
+      if (lua_type(L, k) == LUA_TSTRING) {
+        const char *str = lua_tostring(L, k);
+        const char *c = str;
+        int ident = *c == '_' || ((*c | 32) >= 'a' && (*c | 32) <= 'z');
+        for (; ident && *c; c++)
+          ident = *c == '_' || ((*c | 32) >= 'a' && (*c | 32) <= 'z') ||
+                  (*c >= '0' && *c <= '9');
+        if (ident) lua_pushfstring(L, ".%s", str);
+        else lua_pushfstring(L, "[\"%s\"]", str);
+      }
+      else if (lua_isinteger(L, k))
+        lua_pushfstring(L, "[%I]", (LUAI_UACINT)lua_tointeger(L, k));
+      else
+        lua_pushfstring(L, "[%s]", luaL_typename(L, k));
+      break;
+  }
+  luaL_addvalue(b);
+}
+
+#define PATHEND 8       /* a long path shows this many segments each end */
+
+/* Raises "<path>: <what>" (or "<path>: <what> cannot be copied to another
+** state" with cannot), naming where the value sits. */
+static void packfail (packctx *cx, const char *what, int cannot) {
   lua_State *L = cx->L;
   luaL_Buffer b;
   int i;
+  luaL_checkstack(L, 8, "not enough stack to name a value");
   luaL_buffinit(L, &b);
   luaL_where(L, 1);   /* where g.parallel or the send was called */
   luaL_addvalue(&b);
@@ -145,45 +241,46 @@ static void packerror (packctx *cx, const char *what) {
     luaL_addvalue(&b);
   }
   for (i = 0; i < cx->depth; i++) {
-    int k = cx->seg[i].idx;
-    switch (cx->seg[i].kind) {
-      case SEG_UPVAL:
-        lua_pushfstring(L, "(upvalue %s)", cx->seg[i].name);
-        break;
-      case SEG_META:
-        lua_pushliteral(L, "(metatable)");
-        break;
-      default:
-        if (lua_type(L, k) == LUA_TSTRING) {
-          const char *s = lua_tostring(L, k);
-          const char *c = s;
-          int ident = *c == '_' || ((*c | 32) >= 'a' && (*c | 32) <= 'z');
-          for (; ident && *c; c++)
-            ident = *c == '_' || ((*c | 32) >= 'a' && (*c | 32) <= 'z') ||
-                    (*c >= '0' && *c <= '9');
-          if (ident) lua_pushfstring(L, ".%s", s);
-          else lua_pushfstring(L, "[\"%s\"]", s);
-        }
-        else if (lua_isinteger(L, k))
-          lua_pushfstring(L, "[%I]", (LUAI_UACINT)lua_tointeger(L, k));
-        else
-          lua_pushfstring(L, "[%s]", luaL_typename(L, k));
-        break;
+    if (cx->depth > 2 * PATHEND + 1 && i == PATHEND) {
+      lua_pushfstring(L, "...(%d more)...", cx->depth - 2 * PATHEND);
+      luaL_addvalue(&b);
+      i = cx->depth - PATHEND;
     }
-    luaL_addvalue(&b);
+    addseg(L, &b, &cx->p->seg[i]);
   }
   luaL_addstring(&b, ": ");
   luaL_addstring(&b, what);
-  luaL_addstring(&b, " cannot be copied to another state");
+  if (cannot) luaL_addstring(&b, " cannot be copied to another state");
   luaL_pushresult(&b);
   lua_error(L);
 }
 
-static void push (packctx *cx, int kind, int idx, const char *name) {
-  if (cx->depth >= MAXDEPTH) packerror(cx, "a value nested too deep");
-  cx->seg[cx->depth].kind = kind;
-  cx->seg[cx->depth].idx = idx;
-  cx->seg[cx->depth].name = name;
+static void packerror (packctx *cx, const char *what) {
+  packfail(cx, what, 1);
+}
+
+/* Makes room for one more path segment; raises beyond MAXDEPTH. */
+static void growpath (packctx *cx) {
+  box *p = cx->p;
+  int cap = p->segcap ? p->segcap * 2 : 32;
+  seg *sg;
+  if (cx->depth >= MAXDEPTH)
+    packerror(cx, "a value nested too deep (over "
+                  GR_STR(MAXDEPTH) " levels)");
+  if (cap > MAXDEPTH) cap = MAXDEPTH;
+  sg = (seg *)realloc(p->seg, cap * sizeof(seg));
+  if (sg == NULL) luaL_error(cx->L, "not enough memory");
+  p->seg = sg;
+  p->segcap = cap;
+}
+
+/* Enters a segment of the path. */
+static inline void push (packctx *cx, int kind, int idx, const char *name) {
+  box *p = cx->p;
+  if (cx->depth == p->segcap) growpath(cx);
+  p->seg[cx->depth].kind = kind;
+  p->seg[cx->depth].idx = idx;
+  p->seg[cx->depth].name = name;
   cx->depth++;
 }
 
@@ -249,12 +346,88 @@ static int memoize (packctx *cx, int idx) {
   return 0;
 }
 
+/* The modules every worker state has: what luaL_openlibs opens, and this
+** module, which the worker requires before it runs anything. */
+static const char *const stdlibs[] = {
+  "_G", "package", "coroutine", "table", "io", "os", "string", "math",
+  "utf8", "debug", "goroutines", "goroutines.core", NULL
+};
+
+/* Whether a worker state can load the module mod (len bytes). The rule:
+** a worker state opens the standard libraries and has the spawner's
+** package.path and package.cpath (SPEC), but not its package.preload nor
+** any searcher it added; so a module loads there if it is one of stdlibs
+** or package.searchpath finds it on package.path or package.cpath
+** (for "a.b", "a" on package.cpath too: the all-in-one loader). A module
+** that only package.preload (or a custom searcher) provides does not, and
+** g.parallel says so rather than the worker seeing nil. The verdicts are
+** cached per name while package.path and package.cpath stay the same. */
+static int workercanload (lua_State *L, const char *mod, size_t len) {
+  int top = lua_gettop(L), pkg, cache, ok = 0, i;
+  luaL_checkstack(L, 8, "too many values to copy");
+  luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+  if (lua_getfield(L, -1, "package") != LUA_TTABLE) {
+    lua_settop(L, top);
+    return 1;   /* no package library: nothing to tell by */
+  }
+  pkg = lua_gettop(L);
+  lua_getfield(L, pkg, "path");
+  lua_getfield(L, pkg, "cpath");
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &loadablekey) != LUA_TTABLE ||
+      (lua_rawgeti(L, -1, 1), !lua_rawequal(L, -1, pkg + 1)) ||
+      (lua_rawgeti(L, -2, 2), !lua_rawequal(L, -1, pkg + 2))) {
+    lua_settop(L, pkg + 2);
+    lua_createtable(L, 2, 8);
+    lua_pushvalue(L, pkg + 1);
+    lua_rawseti(L, -2, 1);
+    lua_pushvalue(L, pkg + 2);
+    lua_rawseti(L, -2, 2);
+    lua_pushvalue(L, -1);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &loadablekey);
+  }
+  else
+    lua_pop(L, 2);
+  cache = lua_gettop(L);
+  lua_pushlstring(L, mod, len);
+  if (lua_rawget(L, cache) == LUA_TBOOLEAN) {
+    ok = lua_toboolean(L, -1);
+    lua_settop(L, top);
+    return ok;
+  }
+  for (i = 0; stdlibs[i] != NULL && !ok; i++)
+    ok = strlen(stdlibs[i]) == len && memcmp(stdlibs[i], mod, len) == 0;
+  for (i = 0; i < 3 && !ok; i++) {
+    const char *dot = memchr(mod, '.', len);
+    if (i == 2 && dot == NULL) break;
+    if (lua_getfield(L, pkg, "searchpath") != LUA_TFUNCTION) {
+      ok = 1;   /* cannot tell */
+      break;
+    }
+    lua_pushlstring(L, mod, i == 2 ? (size_t)(dot - mod) : len);
+    lua_pushvalue(L, i == 0 ? pkg + 1 : pkg + 2);
+    if (!lua_isstring(L, -1)) {
+      lua_pop(L, 3);
+      continue;
+    }
+    lua_call(L, 2, 1);
+    ok = lua_isstring(L, -1);
+    lua_pop(L, 1);
+  }
+  lua_pushlstring(L, mod, len);
+  lua_pushboolean(L, ok);
+  lua_rawset(L, cache);
+  lua_settop(L, top);
+  return ok;
+}
+
 /* Writes the name of a module table or C function; returns 0 if the value
-** at idx has none. */
+** at idx has none. For g.parallel, raises if a worker state could not
+** load the module (workercanload); on a channel, the receiving state
+** raises if it cannot (pushnamed). */
 static int packnamed (packctx *cx, int idx) {
   lua_State *L = cx->L;
   size_t len;
-  const char *name;
+  const char *name, *sep;
   if (!lua_istable(L, cx->cfuncs)) return 0;
   lua_pushvalue(L, idx);
   if (lua_rawget(L, cx->cfuncs) != LUA_TSTRING) {
@@ -262,6 +435,16 @@ static int packnamed (packctx *cx, int idx) {
     return 0;
   }
   name = lua_tolstring(L, -1, &len);
+  sep = memchr(name, '\1', len);
+  if (cx->rootbase >= 0 &&
+      !workercanload(L, name, sep ? (size_t)(sep - name) : len)) {
+    lua_pushlstring(L, name, sep ? (size_t)(sep - name) : len);
+    lua_pushfstring(L, "module '%s' cannot be loaded in a worker state "
+                    "(package.searchpath finds it on neither package.path "
+                    "nor package.cpath; package.preload stays in its state)",
+                    lua_tostring(L, -1));
+    packfail(cx, lua_tostring(L, -1), 0);
+  }
   puttag(L, cx->p, T_NAMED);
   putu32(L, cx->p, (uint32_t)len);
   put(L, cx->p, name, len);
@@ -305,7 +488,7 @@ static void packtable (packctx *cx, int idx) {
 }
 
 static int writer (lua_State *L, const void *b, size_t n, void *ud) {
-  put(L, (builder *)ud, b, n);
+  put(L, (box *)ud, b, n);
   return 0;
 }
 
@@ -318,10 +501,13 @@ static int isenv (packctx *cx, int idx) {
   r = lua_rawequal(L, -1, idx);
   lua_pop(L, 1);
   if (r) return 1;
-  if (lua_type(L, cx->envs) != LUA_TTABLE) return 0;
+  if (lua_getiuservalue(L, cx->ctx, CTX_ENVS) != LUA_TTABLE) {
+    lua_pop(L, 1);
+    return 0;
+  }
   lua_pushvalue(L, idx);
-  r = lua_rawget(L, cx->envs) != LUA_TNIL;
-  lua_pop(L, 1);
+  r = lua_rawget(L, -2) != LUA_TNIL;
+  lua_pop(L, 2);
   return r;
 }
 
@@ -333,6 +519,7 @@ static void packlfunc (packctx *cx, int idx) {
   lua_Debug ar;
   if (packnamed(cx, idx)) return;   /* a loaded module's: by name */
   if (memoize(cx, idx)) return;
+  luaL_checkstack(L, 8, "value too deep to copy");
   fidx = cx->nobj;   /* this function's index, for joins to its upvalues */
   puttag(L, cx->p, T_LFUNC);
   lenat = cx->p->len;
@@ -450,26 +637,31 @@ static void buildcfuncs (lua_State *L) {
     lua_settop(L, k);
   }
   lua_settop(L, map);
+  getctx(L);
   lua_pushvalue(L, map);
-  lua_rawsetp(L, LUA_REGISTRYINDEX, &cfunckey);
+  lua_setiuservalue(L, -2, CTX_CFUNCS);
+  lua_pop(L, 1);
 }
 
-/* Whether modules were loaded since the name map was built: checked at
-** each g.parallel (not at each send, where it would cost too much). */
+/* Whether package.loaded changed since the name map was built (a hash of
+** its values, which a module loaded in place of one removed changes too):
+** checked at each g.parallel (not at each send, where it would cost too
+** much). */
 static int loadedchanged (lua_State *L) {
-  lua_Integer n = 0, was;
+  lua_Integer was;
+  uint64_t h = 14695981039346656037u;
   luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
   lua_pushnil(L);
   while (lua_next(L, -2)) {
+    h = (h ^ (uint64_t)(uintptr_t)lua_topointer(L, -1)) * 1099511628211u;
     lua_pop(L, 1);
-    n++;
   }
   lua_pop(L, 1);
   lua_rawgetp(L, LUA_REGISTRYINDEX, &loadedkey);
   was = lua_tointeger(L, -1);
   lua_pop(L, 1);
-  if (was == n) return 0;
-  lua_pushinteger(L, n);
+  if (was == (lua_Integer)h) return 0;
+  lua_pushinteger(L, (lua_Integer)h);
   lua_rawsetp(L, LUA_REGISTRYINDEX, &loadedkey);
   return 1;
 }
@@ -482,25 +674,39 @@ static void packcfunc (packctx *cx, int idx) {
   packerror(cx, "a C function that is not a loaded module's");
 }
 
+/* Drops a ref that a handle table held on obj. A channel's packrefs counts
+** the refs that packs hold: it goes down first (gr_chan_release reads it). */
+static void dropref (lua_State *L, int kind, void *obj) {
+  if (kind == GR_HCHAN) {
+    atomic_fetch_sub(&((gr_chan *)obj)->packrefs, 1);
+    gr_chan_release(L, (gr_chan *)obj);
+  }
+  else if (kind == GR_HSYNC) gr_sync_drop(obj);
+  else gr_context_drop(obj);
+}
+
+/* Adds obj, whose new ref the caller took, to the handle table. */
 static void addhandle (packctx *cx, int kind, int aux, void *obj) {
-  builder *p = cx->p;
+  box *p = cx->p;
+  if (!p->closing) boxhold(cx->L, p, cx->boxidx);   /* no raise */
   if (p->nh == p->hcap) {
     int cap = p->hcap ? p->hcap * 2 : 4;
     handle *h = (handle *)realloc(p->h, cap * sizeof(handle));
     if (h == NULL) {   /* obj's ref is ours: drop it before raising */
-      if (kind == GR_HCHAN) gr_chan_release(NULL, (gr_chan *)obj);
-      else if (kind == GR_HSYNC) gr_sync_drop(obj);
-      else gr_context_drop(obj);
+      if (kind == GR_HCHAN) atomic_fetch_add(&((gr_chan *)obj)->packrefs, 1);
+      dropref(cx->L, kind, obj);
       luaL_error(cx->L, "not enough memory");
     }
     p->h = h;
     p->hcap = cap;
   }
+  if (kind == GR_HCHAN) atomic_fetch_add(&((gr_chan *)obj)->packrefs, 1);
   p->h[p->nh].kind = kind;
   p->h[p->nh].aux = aux;
   p->h[p->nh].obj = obj;
+  p->nh++;
   puttag(cx->L, p, T_HANDLE);
-  putu32(cx->L, p, (uint32_t)p->nh++);
+  putu32(cx->L, p, (uint32_t)(p->nh - 1));
 }
 
 static void packuserdata (packctx *cx, int idx) {
@@ -529,7 +735,7 @@ static void packuserdata (packctx *cx, int idx) {
 
 static void packvalue (packctx *cx, int idx) {
   lua_State *L = cx->L;
-  builder *p = cx->p;
+  box *p = cx->p;
   switch (lua_type(L, idx)) {
     case LUA_TNIL: puttag(L, p, T_NIL); break;
     case LUA_TBOOLEAN:
@@ -567,13 +773,11 @@ static void packvalue (packctx *cx, int idx) {
   }
 }
 
-static void drophandles (handle *h, int n) {
+static void drophandles (lua_State *L, handle *h, int n) {
   int i;
   for (i = 0; i < n; i++) {
     if (h[i].obj == NULL) continue;
-    if (h[i].kind == GR_HCHAN) gr_chan_release(NULL, (gr_chan *)h[i].obj);
-    else if (h[i].kind == GR_HSYNC) gr_sync_drop(h[i].obj);
-    else gr_context_drop(h[i].obj);
+    dropref(L, h[i].kind, h[i].obj);
     h[i].obj = NULL;
   }
 }
@@ -581,78 +785,156 @@ static void drophandles (handle *h, int n) {
 /* Frees p, dropping the refs of the handles it still owns. */
 void gr_pack_free (gr_pack *p) {
   if (p == NULL) return;
-  drophandles(p->h, p->nhandles);
+  drophandles(NULL, p->h, p->nhandles);
   free(p);
 }
 
-/* Takes a builder for a pack whose gr_pack_values frame is at `frame`.
-** A builder whose frame is not above this one on the C stack belongs to a
-** pack that an error unwound: its refs are dropped and it is reused. */
-static builder *getbuilder (lua_State *L, const void *frame) {
-  builder *b;
-  while (nbuilders > 0 &&
-         (uintptr_t)builders[nbuilders - 1].frame <= (uintptr_t)frame) {
-    b = &builders[--nbuilders];
-    drophandles(b->h, b->nh);
-    b->nh = 0;
+/* Counts the handles of channel c in p; with take, the caller takes over
+** their refs (the handles become empty). For gr_chan_release, which needs
+** to know whether the values in c's own buffer hold all of c's refs. */
+int gr_pack_chanrefs (gr_pack *p, gr_chan *c, int take) {
+  int i, n = 0;
+  for (i = 0; i < p->nhandles; i++) {
+    if (p->h[i].kind != GR_HCHAN || p->h[i].obj != c) continue;
+    n++;
+    if (take) {
+      p->h[i].obj = NULL;
+      atomic_fetch_sub(&c->packrefs, 1);
+    }
   }
-  if (nbuilders == MAXBUILDERS)
-    luaL_error(L, "values nested too deep to copy");
-  b = &builders[nbuilders++];
-  b->frame = frame;
-  b->len = 0;
+  return n;
+}
+
+
+/* --- scratch boxes ------------------------------------------------------------ */
+
+/* Empties a box: drops the refs it holds, frees the pack it was pushing
+** (or, when that pack is its caller's, drops the refs left in it). Its
+** buffers stay for the next use unless they grew big. */
+static void boxreset (lua_State *L, box *b) {
+  drophandles(L, b->h, b->nh);
   b->nh = 0;
+  b->len = 0;
   b->hasrefs = 0;
+  if (b->pack != NULL) {
+    if (b->ownpack) gr_pack_free(b->pack);
+    else drophandles(L, b->pack->h, b->pack->nhandles);
+    b->pack = NULL;
+  }
+  if (b->cap > BOXKEEP) {
+    free(b->data);
+    b->data = NULL;
+    b->cap = 0;
+  }
+}
+
+static int lboxclose (lua_State *L) {
+  box *b = (box *)lua_touserdata(L, 1);
+  boxreset(L, b);
+  b->closing = 0;
+  return 0;
+}
+
+static int lboxgc (lua_State *L) {
+  box *b = (box *)lua_touserdata(L, 1);
+  boxreset(L, b);   /* idempotent: a reset box holds nothing */
+  free(b->data);
+  free(b->h);
+  free(b->seg);
+  memset(b, 0, sizeof(*b));
+  return 0;
+}
+
+/* Pushes a box: the cached one of the copy context cc (at stack index
+** ctx), or a new one. The caller ends its use with putbox. */
+static box *getbox (lua_State *L, copyctx *cc, int ctx) {
+  box *b = cc->free;
+  if (b != NULL) {
+    cc->free = NULL;
+    lua_getiuservalue(L, ctx, CTX_BOX);
+    return b;
+  }
+  b = (box *)lua_newuserdatauv(L, sizeof(box), 0);
+  memset(b, 0, sizeof(*b));
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &boxmtkey) != LUA_TTABLE) {
+    lua_pop(L, 1);
+    lua_createtable(L, 0, 2);
+    lua_pushcfunction(L, lboxclose);
+    lua_setfield(L, -2, "__close");
+    lua_pushcfunction(L, lboxgc);
+    lua_setfield(L, -2, "__gc");
+    lua_pushvalue(L, -1);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &boxmtkey);
+  }
+  lua_setmetatable(L, -2);
   return b;
 }
 
-/* Frees the builders of the calling thread (at its state's close). */
-void gr_copy_threadexit (void) {
-  int i;
-  for (i = 0; i < MAXBUILDERS; i++) {
-    drophandles(builders[i].h, builders[i].nh);
-    free(builders[i].data);
-    free(builders[i].h);
-    memset(&builders[i], 0, sizeof(builder));
+/* Marks the box at idx to be closed, before it takes refs: an error then
+** drops them at once rather than at the next collection. */
+static void boxhold (lua_State *L, box *b, int idx) {
+  if (b->closing) return;
+  lua_toclose(L, idx);
+  b->closing = 1;
+}
+
+/* Ends the use of the box b at idx: empties it and makes it cc's cached
+** box (one that a nested pack cached becomes garbage). */
+static void putbox (lua_State *L, copyctx *cc, int ctx, box *b, int idx) {
+  if (!b->cached) {
+    if (cc->cached) cc->cached->cached = 0;   /* still anchored here */
+    lua_pushvalue(L, idx);
+    lua_setiuservalue(L, ctx, CTX_BOX);
+    cc->cached = b;
+    b->cached = 1;
   }
-  nbuilders = 0;
+  if (b->closing) lua_closeslot(L, idx);   /* boxreset, by lboxclose */
+  else if (b->nh == 0 && b->pack == NULL && b->cap <= BOXKEEP)
+    b->len = 0, b->hasrefs = 0;   /* boxreset's work, in short */
+  else boxreset(L, b);
+  cc->free = b;
 }
 
 /* Packs n values from index first. Raises with the path of a value that
-** cannot cross, having changed nothing: the refs it had taken are dropped
-** by the next pack on this thread (or gr_copy_threadexit). */
+** cannot cross, having changed nothing: closing the box drops the refs it
+** had taken. */
 gr_pack *gr_pack_values (lua_State *L, int first, int n, const char *root,
                          int rootbase) {
   packctx cx;
-  builder *b;
+  copyctx *cc;
+  box *b;
   gr_pack *p;
-  int top = lua_gettop(L), i;
+  int top = lua_gettop(L), i, ctx, bidx;
   first = lua_absindex(L, first);
   luaL_checkstack(L, 16, "too many values to copy");
-  b = getbuilder(L, &cx);
-  memset(&cx, 0, offsetof(packctx, seg));
+  cc = getctx(L);
+  ctx = lua_gettop(L);
+  b = getbox(L, cc, ctx);
+  bidx = lua_gettop(L);
+  memset(cx.mkey, 0, sizeof(cx.mkey));   /* not mval: read only when set */
+  cx.mused = cx.nobj = cx.valueno = cx.depth = 0;
   cx.L = L;
   cx.p = b;
+  cx.boxidx = bidx;
   cx.root = root;
   cx.rootbase = rootbase;
   lua_pushnil(L);
   cx.spill = lua_gettop(L);
-  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &cfunckey) != LUA_TTABLE ||
+  if (lua_getiuservalue(L, ctx, CTX_CFUNCS) != LUA_TTABLE ||
       (rootbase >= 0 && loadedchanged(L))) {
     lua_pop(L, 1);
     buildcfuncs(L);
   }
   cx.cfuncs = lua_gettop(L);
-  lua_rawgetp(L, LUA_REGISTRYINDEX, &envkey);
-  cx.envs = lua_gettop(L);
+  cx.ctx = ctx;
   for (i = 0; i < n; i++) {
     cx.valueno = i;
     packvalue(&cx, first + i);
   }
   p = (gr_pack *)malloc(sizeof(gr_pack) + b->nh * sizeof(handle) + b->len);
   if (p == NULL) luaL_error(L, "not enough memory");
-  /* Nothing can fail any more: the refs move to the pack, and the
-  ** channels packed become shared. */
+  /* The refs move to the pack, which the box owns until the channels
+  ** packed have become shared (that packs their values: it may raise). */
   p->h = (handle *)(p + 1);
   p->nhandles = b->nh;
   if (b->nh > 0) memcpy(p->h, b->h, b->nh * sizeof(handle));
@@ -662,10 +944,13 @@ gr_pack *gr_pack_values (lua_State *L, int first, int n, const char *root,
   p->nvalues = n;
   p->hasrefs = b->hasrefs;
   b->nh = 0;
-  nbuilders--;
+  b->pack = p;
+  b->ownpack = 1;
   for (i = 0; i < p->nhandles; i++)
     if (p->h[i].kind == GR_HCHAN)
       gr_chan_share(L, (gr_chan *)p->h[i].obj);
+  b->pack = NULL;
+  putbox(L, cc, ctx, b, bidx);
   lua_settop(L, top);
   return p;
 }
@@ -710,6 +995,7 @@ typedef struct unpackctx {
   int nobj;
   int env;              /* stack index of the table bound to _ENV (nil until
                            a function needs it: then the globals) */
+  int depth;            /* tables and functions being filled */
 } unpackctx;
 
 /* Registers the object at the top as the next one (for back references). */
@@ -748,7 +1034,8 @@ static const char *chunkreader (lua_State *L, void *ud, size_t *size) {
 }
 
 /* Pushes what a name of packnamed stands for in this state, requiring the
-** module if it is not loaded yet (nil if that fails). */
+** module if it is not loaded yet. Raises, naming the module, if this
+** state cannot load it or it lacks the named field: never a silent nil. */
 static void pushnamed (unpackctx *ux, const char *name, size_t len) {
   lua_State *L = ux->L;
   const char *sep = memchr(name, '\1', len);
@@ -760,17 +1047,27 @@ static void pushnamed (unpackctx *ux, const char *name, size_t len) {
     lua_getglobal(L, "require");
     lua_pushlstring(L, name, modlen);
     if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
-      lua_pop(L, 1);
-      lua_pushnil(L);
+      const char *msg = lua_tostring(L, -1);
+      lua_pushlstring(L, name, modlen);
+      luaL_error(L, "module '%s' cannot be loaded in this state: %s",
+                 lua_tostring(L, -1), msg ? msg : "(error object is not a "
+                 "string)");
     }
   }
-  while (sep != NULL && lua_istable(L, -1)) {
+  while (sep != NULL) {
     const char *k = sep + 1;
     size_t klen;
     sep = memchr(k, '\1', len - (k - name));
     klen = sep ? (size_t)(sep - k) : len - (k - name);
     lua_pushlstring(L, k, klen);
-    lua_rawget(L, -2);
+    if (!lua_istable(L, -2) || lua_rawget(L, -2) == LUA_TNIL) {
+      const char *owner;
+      lua_pushlstring(L, name, (size_t)(k - name) - 1);
+      owner = luaL_gsub(L, lua_tostring(L, -1), "\1", ".");
+      lua_pushlstring(L, k, klen);
+      luaL_error(L, "'%s' has no field '%s' in this state", owner,
+                 lua_tostring(L, -1));
+    }
     lua_remove(L, -2);
   }
   lua_remove(L, -2);
@@ -820,6 +1117,10 @@ static void unpackvalue (unpackctx *ux) {
   lua_State *L = ux->L;
   int tag = gettag(ux);
   luaL_checkstack(L, 8, "value too deep to copy");
+  /* Packing kept to MAXDEPTH: a deeper pack is corrupt, and the C
+  ** recursion below stays bounded whatever the bytes say. */
+  if ((tag == T_TABLE || tag == T_LFUNC) && ux->depth > MAXDEPTH + 1)
+    luaL_error(L, "corrupt copied value (nested too deep)");
   switch (tag) {
     case T_NIL: lua_pushnil(L); break;
     case T_FALSE: lua_pushboolean(L, 0); break;
@@ -850,6 +1151,7 @@ static void unpackvalue (unpackctx *ux) {
       lua_createtable(L, (int)narr, (int)nhash);
       t = lua_gettop(L);
       remember(ux);
+      ux->depth++;
       while (ux->p->data[ux->pos] != T_END) {
         unpackvalue(ux);
         unpackvalue(ux);
@@ -859,12 +1161,17 @@ static void unpackvalue (unpackctx *ux) {
       unpackvalue(ux);
       if (lua_istable(L, -1)) lua_setmetatable(L, t);
       else lua_pop(L, 1);
+      ux->depth--;
       break;
     }
     case T_REF:
       lua_rawgeti(L, ux->objs, getu32(ux));
       break;
-    case T_LFUNC: unpackfunc(ux); break;
+    case T_LFUNC:
+      ux->depth++;
+      unpackfunc(ux);
+      ux->depth--;
+      break;
     case T_NAMED: {
       uint32_t len = getu32(ux);
       pushnamed(ux, (const char *)ux->p->data + ux->pos, len);
@@ -874,15 +1181,16 @@ static void unpackvalue (unpackctx *ux) {
     case T_HANDLE: {
       handle *h = &ux->p->h[getu32(ux)];
       void *obj = h->obj;
-      h->obj = NULL;   /* its ref moves to the new Lua handle */
       if (h->kind == GR_HCHAN) {
-        gr_chan_pushud(L, (gr_chan *)obj, h->aux);
-        gr_chan_release(L, (gr_chan *)obj);
+        gr_chan_pushud(L, (gr_chan *)obj, h->aux);   /* a ref of its own */
+        h->obj = NULL;
+        dropref(L, GR_HCHAN, obj);
       }
-      else if (h->kind == GR_HSYNC)
-        gr_sync_push(L, obj, h->aux);
-      else
-        gr_context_push(L, obj, h->aux);
+      else {
+        h->obj = NULL;   /* its ref moves to the new Lua handle */
+        if (h->kind == GR_HSYNC) gr_sync_push(L, obj, h->aux);
+        else gr_context_push(L, obj, h->aux);
+      }
       break;
     }
     default:
@@ -890,37 +1198,61 @@ static void unpackvalue (unpackctx *ux) {
   }
 }
 
-/* Pushes the values of p and frees it. */
-int gr_pack_push (lua_State *L, gr_pack *p, int envidx) {
+/* Pushes the values of p and frees p; if it raises, the box frees p (own)
+** or, closed, drops the refs left in it for the caller to free it. */
+static int pushpack (lua_State *L, gr_pack *p, int envidx, int own) {
   unpackctx ux;
-  int i, n = p->nvalues, top = lua_gettop(L), base;
+  copyctx *cc;
+  box *b;
+  int i, n = p->nvalues, top = lua_gettop(L), ctx, bidx;
   if (envidx) envidx = lua_absindex(L, envidx);
-  luaL_checkstack(L, n + 8, "too many values to copy");
+  if (!lua_checkstack(L, n + 8)) {
+    if (own) gr_pack_free(p);
+    luaL_error(L, "too many values to copy");
+  }
+  cc = getctx(L);
+  ctx = lua_gettop(L);
+  b = getbox(L, cc, ctx);
+  bidx = lua_gettop(L);
+  if (p->nhandles > 0) boxhold(L, b, bidx);
+  if (own || p->nhandles > 0) {
+    b->pack = p;
+    b->ownpack = own;
+  }
   ux.L = L;
   ux.p = p;
   ux.pos = 0;
   ux.nobj = 0;
+  ux.depth = 0;
   ux.objs = p->hasrefs ? takememo(L, &objskey) : 0;
   if (envidx) lua_pushvalue(L, envidx);
   else lua_pushnil(L);
   ux.env = lua_gettop(L);
-  base = lua_gettop(L);
   for (i = 0; i < n; i++) unpackvalue(&ux);
   if (ux.objs) givememo(L, &objskey, ux.objs);
+  b->pack = NULL;
+  putbox(L, cc, ctx, b, bidx);
   /* Move the values down over the scratch slots. */
-  for (i = 0; i < base - top; i++) lua_remove(L, top + 1);
+  lua_rotate(L, top + 1, n);
+  lua_settop(L, top + n);
   gr_pack_free(p);
   return n;
+}
+
+int gr_pack_push (lua_State *L, gr_pack *p, int envidx) {
+  return pushpack(L, p, envidx, 0);
 }
 
 /* Registers the table at idx as the _ENV of a parallel goroutine: a
 ** function whose _ENV it is gets the receiver's _ENV when it crosses. */
 void gr_copy_markenv (lua_State *L, int idx) {
   idx = lua_absindex(L, idx);
+  getctx(L);
   gr_state_weaktable(L, &envkey);
   lua_pushvalue(L, idx);
   lua_pushboolean(L, 1);
   lua_rawset(L, -3);
+  lua_setiuservalue(L, -2, CTX_ENVS);
   lua_pop(L, 1);
 }
 
@@ -975,9 +1307,12 @@ void gr_value_push (lua_State *L, gr_value *v) {
       lua_rawgeti(L, LUA_REGISTRYINDEX, v->u.ref);
       luaL_unref(L, LUA_REGISTRYINDEX, v->u.ref);
       break;
-    case GR_VPACK:
-      gr_pack_push(L, v->u.p, 0);
+    case GR_VPACK: {
+      gr_pack *p = v->u.p;
+      v->type = GR_VNIL;   /* p is pushpack's now, even if it raises */
+      pushpack(L, p, 0, 1);
       break;
+    }
   }
   v->type = GR_VNIL;
 }

@@ -46,10 +46,12 @@ gr_pack *gr_pack_values (lua_State *L, int first, int n, const char *root,
                          int rootbase);
 /* Pushes the values of p (creating tables, functions and handles in L),
 ** binding _ENV of its functions to the table at envidx (0: the globals),
-** and frees p. Returns how many values it pushed. */
+** and frees p. Returns how many values it pushed. If it raises (a module
+** that this state cannot load, memory), p is left to the caller to free,
+** its handles already dropped. */
 int gr_pack_push (lua_State *L, gr_pack *p, int envidx);
 void gr_pack_free (gr_pack *p);
+int gr_pack_chanrefs (gr_pack *p, gr_chan *c, int take);
 void gr_copy_markenv (lua_State *L, int idx);
-void gr_copy_threadexit (void);
 
 #endif

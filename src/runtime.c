@@ -86,7 +86,6 @@ static void closestate (gr_state *S) {
   while (uv_loop_close(&S->loop) == UV_EBUSY)
     uv_run(&S->loop, UV_RUN_DEFAULT);
   gr_mutex_destroy(&S->rlock);
-  gr_copy_threadexit();   /* this thread's pack builders */
   free(S);
   if (host) closepolicy(errs);   /* last: it may end the process */
 }
