@@ -782,3 +782,19 @@ describe("random values (spec/fuzz_copy.lua)", function()
     end
   end)
 end)
+
+describe("a handle finalized by hand", function()
+  it("cannot cross, and the error names its kind", function()
+    local ch, wg = g.chan(), g.sync.waitgroup()
+    local ctx = g.context.background()
+    getmetatable(ch).__gc(ch)
+    getmetatable(wg).__gc(wg)
+    getmetatable(ctx).__gc(ctx)
+    h.raises("args[1]: a finalized goroutines.chan cannot be copied to "
+             .. "another state", g.parallel, function() end, ch)
+    h.raises("args[1]: a finalized goroutines.waitgroup cannot be copied",
+             g.parallel, function() end, wg)
+    h.raises("args[1]: a finalized goroutines.context cannot be copied",
+             g.parallel, function() end, ctx)
+  end)
+end)

@@ -61,13 +61,14 @@ static int releaseheld (gr_chan *c) {
   gr_mutex_lock(&c->lock);
   for (i = 0; i < c->count; i++) {
     gr_value *v = &c->buf[(c->head + i) % c->cap];
-    if (v->type == GR_VPACK) held += gr_pack_chanrefs(v->u.p, c, 0);
+    if (v->type == GR_VPACK) held += gr_pack_objrefs(v->u.p, c, 0);
   }
   left = atomic_fetch_sub(&c->refs, 1) - 1;
   if (left > 0 && left == held) {
     for (i = 0; i < c->count; i++) {
       gr_value *v = &c->buf[(c->head + i) % c->cap];
-      if (v->type == GR_VPACK) gr_pack_chanrefs(v->u.p, c, 1);
+      if (v->type == GR_VPACK)   /* their refs are among those dropped */
+        atomic_fetch_sub(&c->packrefs, gr_pack_objrefs(v->u.p, c, 1));
     }
     atomic_store(&c->refs, 0);
     left = 0;
@@ -665,11 +666,46 @@ static const luaL_Reg funcs[] = {
   {NULL, NULL}
 };
 
+/* --- crossing states (copy.c) ------------------------------------------- */
+
+/* A handle in a pack: the values c holds must be able to cross too, and
+** c becomes shared only once the whole pack is complete (export). The
+** refs that packs hold are counted apart (packrefs: see release). */
+static void *chantake (lua_State *L, int idx, int *aux) {
+  gr_chanud *u = (gr_chanud *)lua_touserdata(L, idx);
+  if (u->c == NULL) return NULL;
+  gr_chan_checkshare(L, u->c);   /* may raise: before the ref */
+  gr_chan_retain(u->c);
+  atomic_fetch_add(&u->c->packrefs, 1);
+  *aux = u->dir;
+  return u->c;
+}
+
+static void chandrop (lua_State *L, void *obj) {
+  gr_chan *c = (gr_chan *)obj;
+  atomic_fetch_sub(&c->packrefs, 1);   /* first: release reads it */
+  gr_chan_release(L, c);
+}
+
+static void chanpush (lua_State *L, void *obj, int aux) {
+  gr_chan_pushud(L, (gr_chan *)obj, aux);   /* a ref of its own */
+  chandrop(L, obj);
+}
+
+static void chanexport (lua_State *L, void *obj) {
+  gr_chan_share(L, (gr_chan *)obj);
+}
+
+static const gr_objtype chantype = {
+  "goroutines.chan", chantake, chanpush, chandrop, chanexport
+};
+
 /* Fills the channel metatable and registers g.chan in the module table at
 ** the top of L. */
 void gr_chan_open (lua_State *L) {
   gr_state_setfuncs(L, funcs);
   luaL_getmetatable(L, "goroutines.chan");
+  gr_objtype_set(L, -1, &chantype);
   gr_state_setfuncs(L, metamethods);
   lua_newtable(L);
   gr_state_setfuncs(L, methods);

@@ -45,6 +45,7 @@
 
 #include "chan.h"
 #include "context.h"
+#include "copy.h"
 #include "state.h"
 #include "timer.h"
 
@@ -265,31 +266,42 @@ static gr_ctx *newctx (lua_State *L, gr_state *S, gr_ctx *parent) {
 
 /* --- handles ------------------------------------------------------------- */
 
-/* Pushes a handle of kind aux (0 context, 1 cancel function) that takes
-** over one ref of c. */
-void gr_context_push (lua_State *L, void *c, int aux) {
-  gr_ctxud *u = (gr_ctxud *)lua_newuserdatauv(L, sizeof(*u), 0);
-  u->c = (gr_ctx *)c;
-  luaL_setmetatable(L, aux ? CANCELMT : CTXMT);
-}
-
-/* If idx is a live context or cancel handle, returns its context with a
-** new ref, and its kind in *aux. */
-void *gr_context_take (lua_State *L, int idx, int *aux) {
-  gr_ctxud *u = (gr_ctxud *)luaL_testudata(L, idx, CTXMT);
-  *aux = 0;
-  if (u == NULL) {
-    u = (gr_ctxud *)luaL_testudata(L, idx, CANCELMT);
-    *aux = 1;
-  }
-  if (u == NULL || u->c == NULL) return NULL;
+/* A handle in a pack (copy.c): the context crosses with a new ref; aux
+** is the kind of handle (0 context, 1 cancel function), one type each. */
+static void *take (lua_State *L, int idx) {
+  gr_ctxud *u = (gr_ctxud *)lua_touserdata(L, idx);
+  if (u->c == NULL) return NULL;
   retain(u->c);
   return u->c;
 }
 
-void gr_context_drop (void *c) {
+static void *ctxtake (lua_State *L, int idx, int *aux) {
+  *aux = 0;
+  return take(L, idx);
+}
+
+static void *canceltake (lua_State *L, int idx, int *aux) {
+  *aux = 1;
+  return take(L, idx);
+}
+
+static void ctxpush (lua_State *L, void *c, int aux) {
+  gr_ctxud *u = (gr_ctxud *)lua_newuserdatauv(L, sizeof(*u), 0);
+  u->c = (gr_ctx *)c;   /* the pack's ref is the handle's now */
+  luaL_setmetatable(L, aux ? CANCELMT : CTXMT);
+}
+
+static void ctxdrop (lua_State *L, void *c) {
+  (void)L;
   release((gr_ctx *)c);
 }
+
+static const gr_objtype ctxtype = {
+  CTXMT, ctxtake, ctxpush, ctxdrop, NULL
+};
+static const gr_objtype canceltype = {
+  CANCELMT, canceltake, ctxpush, ctxdrop, NULL
+};
 
 /* Returns the context of the live handle of kind mt at idx; raises for
 ** another value or a handle already finalized. */
@@ -446,6 +458,7 @@ static const luaL_Reg funcs[] = {
 /* Registers g.context in the module table at the top of L. */
 void gr_context_open (lua_State *L) {
   luaL_newmetatable(L, CTXMT);
+  gr_objtype_set(L, -1, &ctxtype);
   gr_state_setfuncs(L, (const luaL_Reg[]){
     {"__gc", lctx_gc}, {"__tostring", lctx_tostring}, {NULL, NULL}});
   lua_newtable(L);
@@ -453,6 +466,7 @@ void gr_context_open (lua_State *L) {
   lua_setfield(L, -2, "__index");
   lua_pop(L, 1);
   luaL_newmetatable(L, CANCELMT);
+  gr_objtype_set(L, -1, &canceltype);
   gr_state_setfuncs(L, (const luaL_Reg[]){
     {"__gc", lcancel_gc}, {"__tostring", lcancel_tostring},
     {"__call", lcancel}, {NULL, NULL}});

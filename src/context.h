@@ -6,9 +6,7 @@
 
 #include "gr.h"
 
-void *gr_context_take (lua_State *L, int idx, int *aux);
-void gr_context_push (lua_State *L, void *ctx, int aux);
-void gr_context_drop (void *ctx);
+/* Registers g.context in the module table at the top of L. */
 void gr_context_open (lua_State *L);
 
 #endif

@@ -33,11 +33,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "chan.h"
-#include "context.h"
 #include "copy.h"
 #include "state.h"
-#include "sync.h"
 
 /* How deep values may nest: tables in tables, functions in the upvalues of
 ** functions, metatables; beyond it a pack raises "nested too deep" (the
@@ -53,12 +50,11 @@ enum {
 };
 
 typedef struct handle {
-  int kind;             /* GR_H* */
+  const gr_objtype *type;  /* what obj is */
   int aux;              /* channel direction, sync kind */
   void *obj;            /* NULL once handed to a Lua handle */
 } handle;
 
-enum { GR_HCHAN, GR_HSYNC, GR_HCTX };
 
 /* A finished pack: one allocation holding this header, the bytes and
 ** the handle table. */
@@ -116,6 +112,7 @@ typedef struct copyctx {
 
 enum { CTX_BOX = 1, CTX_CFUNCS, CTX_ENVS, CTX_NUV = CTX_ENVS };
 
+static const char objtypekey = 0;   /* metatable field: the gr_objtype */
 static const char objskey = 0, envkey = 0, dumpkey = 0, ctxkey = 0;
 static const char loadedkey = 0;   /* package.loaded's hash at the build */
 static const char boxmtkey = 0;
@@ -674,34 +671,22 @@ static void packcfunc (packctx *cx, int idx) {
   packerror(cx, "a C function that is not a loaded module's");
 }
 
-/* Drops a ref that a handle table held on obj. A channel's packrefs counts
-** the refs that packs hold: it goes down first (gr_chan_release reads it). */
-static void dropref (lua_State *L, int kind, void *obj) {
-  if (kind == GR_HCHAN) {
-    atomic_fetch_sub(&((gr_chan *)obj)->packrefs, 1);
-    gr_chan_release(L, (gr_chan *)obj);
-  }
-  else if (kind == GR_HSYNC) gr_sync_drop(obj);
-  else gr_context_drop(obj);
-}
-
 /* Adds obj, whose new ref the caller took, to the handle table. */
-static void addhandle (packctx *cx, int kind, int aux, void *obj) {
+static void addhandle (packctx *cx, const gr_objtype *t, int aux,
+                       void *obj) {
   box *p = cx->p;
   if (!p->closing) boxhold(cx->L, p, cx->boxidx);   /* no raise */
   if (p->nh == p->hcap) {
     int cap = p->hcap ? p->hcap * 2 : 4;
     handle *h = (handle *)realloc(p->h, cap * sizeof(handle));
     if (h == NULL) {   /* obj's ref is ours: drop it before raising */
-      if (kind == GR_HCHAN) atomic_fetch_add(&((gr_chan *)obj)->packrefs, 1);
-      dropref(cx->L, kind, obj);
+      t->drop(cx->L, obj);
       luaL_error(cx->L, "not enough memory");
     }
     p->h = h;
     p->hcap = cap;
   }
-  if (kind == GR_HCHAN) atomic_fetch_add(&((gr_chan *)obj)->packrefs, 1);
-  p->h[p->nh].kind = kind;
+  p->h[p->nh].type = t;
   p->h[p->nh].aux = aux;
   p->h[p->nh].obj = obj;
   p->nh++;
@@ -709,28 +694,28 @@ static void addhandle (packctx *cx, int kind, int aux, void *obj) {
   putu32(cx->L, p, (uint32_t)(p->nh - 1));
 }
 
+/* A handle of a runtime object crosses as the object, with a new ref;
+** any other userdata cannot cross. */
 static void packuserdata (packctx *cx, int idx) {
   lua_State *L = cx->L;
-  int aux;
+  const gr_objtype *t = NULL;
+  int aux = 0;
   void *obj;
-  gr_chanud *u = (gr_chanud *)luaL_testudata(L, idx, "goroutines.chan");
-  if (u != NULL && u->c != NULL) {
-    /* The values it holds must be able to cross too; it becomes shared
-    ** only once the whole pack has succeeded (gr_pack_values). */
-    gr_chan_checkshare(L, u->c);
-    gr_chan_retain(u->c);
-    addhandle(cx, GR_HCHAN, u->dir, u->c);
-    return;
+  if (lua_getmetatable(L, idx)) {
+    if (lua_rawgetp(L, -1, &objtypekey) == LUA_TLIGHTUSERDATA)
+      t = (const gr_objtype *)lua_touserdata(L, -1);
+    lua_pop(L, 2);
   }
-  if ((obj = gr_sync_take(L, idx, &aux)) != NULL) {
-    addhandle(cx, GR_HSYNC, aux, obj);
-    return;
-  }
-  if ((obj = gr_context_take(L, idx, &aux)) != NULL) {
-    addhandle(cx, GR_HCTX, aux, obj);
-    return;
-  }
-  packerror(cx, luaL_typename(L, idx));
+  if (t == NULL) packerror(cx, luaL_typename(L, idx));
+  if ((obj = t->take(L, idx, &aux)) == NULL)
+    packerror(cx, lua_pushfstring(L, "a finalized %s", t->name));
+  addhandle(cx, t, aux, obj);
+}
+
+void gr_objtype_set (lua_State *L, int mt, const gr_objtype *t) {
+  mt = lua_absindex(L, mt);
+  lua_pushlightuserdata(L, (void *)t);
+  lua_rawsetp(L, mt, &objtypekey);
 }
 
 static void packvalue (packctx *cx, int idx) {
@@ -777,7 +762,7 @@ static void drophandles (lua_State *L, handle *h, int n) {
   int i;
   for (i = 0; i < n; i++) {
     if (h[i].obj == NULL) continue;
-    dropref(L, h[i].kind, h[i].obj);
+    h[i].type->drop(L, h[i].obj);
     h[i].obj = NULL;
   }
 }
@@ -789,18 +774,14 @@ void gr_pack_free (gr_pack *p) {
   free(p);
 }
 
-/* Counts the handles of channel c in p; with take, the caller takes over
-** their refs (the handles become empty). For gr_chan_release, which needs
-** to know whether the values in c's own buffer hold all of c's refs. */
-int gr_pack_chanrefs (gr_pack *p, gr_chan *c, int take) {
+/* For gr_chan_release, which needs to know whether the values in a
+** channel's own buffer hold all of its refs. */
+int gr_pack_objrefs (gr_pack *p, const void *obj, int take) {
   int i, n = 0;
   for (i = 0; i < p->nhandles; i++) {
-    if (p->h[i].kind != GR_HCHAN || p->h[i].obj != c) continue;
+    if (p->h[i].obj != obj) continue;
     n++;
-    if (take) {
-      p->h[i].obj = NULL;
-      atomic_fetch_sub(&c->packrefs, 1);
-    }
+    if (take) p->h[i].obj = NULL;
   }
   return n;
 }
@@ -947,8 +928,8 @@ gr_pack *gr_pack_values (lua_State *L, int first, int n, const char *root,
   b->pack = p;
   b->ownpack = 1;
   for (i = 0; i < p->nhandles; i++)
-    if (p->h[i].kind == GR_HCHAN)
-      gr_chan_share(L, (gr_chan *)p->h[i].obj);
+    if (p->h[i].type->export != NULL)
+      p->h[i].type->export(L, p->h[i].obj);
   b->pack = NULL;
   putbox(L, cc, ctx, b, bidx);
   lua_settop(L, top);
@@ -1180,17 +1161,8 @@ static void unpackvalue (unpackctx *ux) {
     }
     case T_HANDLE: {
       handle *h = &ux->p->h[getu32(ux)];
-      void *obj = h->obj;
-      if (h->kind == GR_HCHAN) {
-        gr_chan_pushud(L, (gr_chan *)obj, h->aux);   /* a ref of its own */
-        h->obj = NULL;
-        dropref(L, GR_HCHAN, obj);
-      }
-      else {
-        h->obj = NULL;   /* its ref moves to the new Lua handle */
-        if (h->kind == GR_HSYNC) gr_sync_push(L, obj, h->aux);
-        else gr_context_push(L, obj, h->aux);
-      }
+      h->type->push(L, h->obj, h->aux);   /* takes over its ref */
+      h->obj = NULL;
       break;
     }
     default:

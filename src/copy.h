@@ -15,6 +15,29 @@
 
 typedef struct gr_pack gr_pack;
 
+/* A kind of runtime object that crosses states by handle: channels, sync
+** objects, contexts (I/O handles next). The metatable of its Lua handles
+** holds the address of its gr_objtype (gr_objtype_set); the copier knows
+** objects only through these functions. A pack holds one ref on each
+** object it carries. */
+typedef struct gr_objtype {
+  const char *name;     /* the handles' metatable name, for errors */
+  /* The object of the handle at idx with a new ref for a pack, and its
+  ** aux (a direction, a kind) in *aux; NULL when the handle is finalized.
+  ** May raise, before it takes the ref. */
+  void *(*take) (lua_State *L, int idx, int *aux);
+  /* Pushes a handle of obj with aux in L, taking over the pack's ref;
+  ** may raise (memory) before it takes it. */
+  void (*push) (lua_State *L, void *obj, int aux);
+  /* Drops the pack's ref on obj (L: the dropping state, or NULL). */
+  void (*drop) (lua_State *L, void *obj);
+  /* Called once the pack that holds obj is complete; or NULL. */
+  void (*export) (lua_State *L, void *obj);
+} gr_objtype;
+
+/* Marks the metatable at index mt as that of the handles of type t. */
+void gr_objtype_set (lua_State *L, int mt, const gr_objtype *t);
+
 enum {
   GR_VNIL, GR_VBOOL, GR_VINT, GR_VNUM,
   GR_VREF,  /* any other value, anchored in the registry of its state */
@@ -50,8 +73,13 @@ gr_pack *gr_pack_values (lua_State *L, int first, int n, const char *root,
 ** that this state cannot load, memory), p is left to the caller to free,
 ** its handles already dropped. */
 int gr_pack_push (lua_State *L, gr_pack *p, int envidx);
+/* Frees p, dropping the refs of the handles it still owns. */
 void gr_pack_free (gr_pack *p);
-int gr_pack_chanrefs (gr_pack *p, gr_chan *c, int take);
+/* Counts the handles of obj in p; with take, they become empty and the
+** caller takes over their refs. */
+int gr_pack_objrefs (gr_pack *p, const void *obj, int take);
+/* Marks the table at idx as a parallel goroutine's _ENV (functions bound
+** to it get the receiver's when they cross). */
 void gr_copy_markenv (lua_State *L, int idx);
 
 #endif

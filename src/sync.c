@@ -15,6 +15,7 @@
 #include <sched.h>
 #include <stdlib.h>
 
+#include "copy.h"
 #include "errors.h"
 #include "sched.h"
 #include "state.h"
@@ -36,6 +37,7 @@ typedef struct gr_sync {
 
 typedef struct gr_syncud {
   gr_sync *o;           /* holds one ref, dropped by __gc; NULL after */
+  int kind;             /* WAITGROUP, MUTEX or ONCE (its metatable's) */
 } gr_syncud;
 
 static void release (gr_sync *o) {
@@ -244,6 +246,7 @@ static void checkcallable (lua_State *L, int idx) {
 static void pin (lua_State *L, gr_sync *o) {
   gr_syncud *u = (gr_syncud *)lua_newuserdatauv(L, sizeof(*u), 0);
   u->o = NULL;
+  u->kind = ONCE;
   luaL_setmetatable(L, mtnames[ONCE]);
   atomic_fetch_add_explicit(&o->refs, 1, memory_order_relaxed);
   u->o = o;
@@ -281,30 +284,33 @@ static int lonce_call (lua_State *L) {
 
 /* --- transfer (copy.c) ------------------------------------------------------ */
 
-/* If idx is a sync handle, returns its object with a new ref and its kind. */
-void *gr_sync_take (lua_State *L, int idx, int *kind) {
-  int k;
-  for (k = WAITGROUP; k <= ONCE; k++) {
-    gr_syncud *u = (gr_syncud *)luaL_testudata(L, idx, mtnames[k]);
-    if (u != NULL && u->o != NULL) {
-      atomic_fetch_add_explicit(&u->o->refs, 1, memory_order_relaxed);
-      *kind = k;
-      return u->o;
-    }
-  }
-  return NULL;
+/* A handle in a pack (copy.c): the object crosses with a new ref; its
+** kind is the type's (one type per kind, whose aux it is). */
+static void *synctake (lua_State *L, int idx, int *aux) {
+  gr_syncud *u = (gr_syncud *)lua_touserdata(L, idx);
+  if (u->o == NULL) return NULL;
+  atomic_fetch_add_explicit(&u->o->refs, 1, memory_order_relaxed);
+  *aux = u->kind;
+  return u->o;
 }
 
-/* Pushes a handle of obj in L; the handle takes over the caller's ref. */
-void gr_sync_push (lua_State *L, void *obj, int kind) {
+static void syncpush (lua_State *L, void *obj, int kind) {
   gr_syncud *u = (gr_syncud *)lua_newuserdatauv(L, sizeof(*u), 0);
-  u->o = (gr_sync *)obj;
+  u->o = (gr_sync *)obj;   /* the pack's ref is the handle's now */
+  u->kind = kind;
   luaL_setmetatable(L, mtnames[kind]);
 }
 
-void gr_sync_drop (void *obj) {
+static void syncdrop (lua_State *L, void *obj) {
+  (void)L;
   release((gr_sync *)obj);
 }
+
+static const gr_objtype synctypes[] = {
+  { "goroutines.waitgroup", synctake, syncpush, syncdrop, NULL },
+  { "goroutines.mutex", synctake, syncpush, syncdrop, NULL },
+  { "goroutines.once", synctake, syncpush, syncdrop, NULL },
+};
 
 
 /* --- handles -------------------------------------------------------------- */
@@ -313,6 +319,7 @@ static int newobj (lua_State *L, int kind) {
   gr_syncud *u;
   gr_getstate(L);   /* raises once closed: no finalizer would free it */
   u = (gr_syncud *)lua_newuserdatauv(L, sizeof(*u), 0);
+  u->kind = kind;
   u->o = (gr_sync *)calloc(1, sizeof(gr_sync));
   if (u->o == NULL) return luaL_error(L, "not enough memory");
   gr_mutex_init(&u->o->lock, GR_LSYNC);
@@ -379,6 +386,7 @@ void gr_sync_open (lua_State *L) {
   int kind;
   for (kind = WAITGROUP; kind <= ONCE; kind++) {
     luaL_newmetatable(L, mtnames[kind]);
+    gr_objtype_set(L, -1, &synctypes[kind]);
     gr_state_setfuncs(L, metamethods[kind]);
     lua_newtable(L);
     gr_state_setfuncs(L, methods[kind]);

@@ -6,9 +6,7 @@
 
 #include "gr.h"
 
-void *gr_sync_take (lua_State *L, int idx, int *kind);
-void gr_sync_push (lua_State *L, void *obj, int kind);
-void gr_sync_drop (void *obj);
+/* Registers g.sync in the module table at the top of L. */
 void gr_sync_open (lua_State *L);
 
 #endif
