@@ -589,3 +589,43 @@ describe("a timer shared with another state", function()
     assert.are.equal("0\n", out)
   end)
 end)
+
+describe("timer handles with hostile input", function()
+  it("__gc and __tostring of another value raise instead of crashing",
+     function()
+    local out, err, code = h.run_script [[
+      local g = require "goroutines"
+      local mt = getmetatable(g.time.timer(1))
+      setmetatable({}, mt)          -- its __gc gets a table
+      collectgarbage()
+      collectgarbage()
+      print(pcall(mt.__gc, io.stdout))
+      print(pcall(mt.__tostring, 42))
+      io.stdout:write("stdout still works\n")
+    ]]
+    assert.are.equal(0, code, err)
+    assert.is_true(h.has(out, "false\t"), out)
+    assert.is_true(h.has(out, "goroutines.timer expected"), out)
+    assert.is_true(h.has(out, "stdout still works\n"), out)
+  end)
+
+  it("a timer finalized by hand says so", function()
+    local t = g.time.timer(1)
+    getmetatable(t).__gc(t)
+    h.raises("attempt to use a finalized goroutines.timer", t.stop, t)
+    h.raises("attempt to use a finalized goroutines.timer", t.reset, t, 1)
+  end)
+end)
+
+describe("the value a timer sends", function()
+  it("is the time it expired, however late its state lets it fire",
+     function()
+    local t0 = g.time.now()
+    local c = g.time.after(0.05)
+    local t = os.clock()
+    while os.clock() - t < 0.3 do end   -- the state computes meanwhile
+    local v = c:recv()
+    assert.is_true(math.abs(v - (t0 + 0.05)) < 0.03,
+                   "sent " .. (v - t0) .. " s after the start")
+  end)
+end)

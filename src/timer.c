@@ -238,7 +238,9 @@ static uint64_t toperiod (double d) {
 static void sendtick (gr_state *cur, gr_timerheap *h, gr_timer *t,
                       uint64_t now) {
   gr_value v;
-  gr_value_number(&v, (lua_Number)now / 1e9);
+  /* The value is when the timer expired, however late it fires (as Go's
+  ** sendTime, which subtracts the delay). */
+  gr_value_number(&v, (lua_Number)t->when / 1e9);
   gr_chan_trysend(cur, t->c, &v);
   if (t->period) {
     t->when += t->period * (1 + (now - t->when) / t->period);
@@ -836,7 +838,8 @@ static gr_timerud *pushhandle (lua_State *L, gr_timer *t) {
 
 static gr_timer *checktimer (lua_State *L) {
   gr_timerud *u = (gr_timerud *)luaL_checkudata(L, 1, TIMERMT);
-  if (u->t == NULL || (!u->t->global && u->t->S == NULL))
+  if (u->t == NULL) luaL_error(L, "attempt to use a finalized %s", TIMERMT);
+  if (!u->t->global && u->t->S == NULL)
     luaL_error(L, "timer used after its state was closed");
   return u->t;
 }
@@ -958,7 +961,7 @@ static int ltimer_index (lua_State *L) {
 ** which frees the timer with it once nobody else holds it; an after_func
 ** timer runs on, as in Go: its heap owns it from then on. */
 static int ltimer_gc (lua_State *L) {
-  gr_timerud *u = (gr_timerud *)lua_touserdata(L, 1);
+  gr_timerud *u = (gr_timerud *)luaL_checkudata(L, 1, TIMERMT);
   gr_timer *t = u->t;
   if (t == NULL) return 0;   /* idempotent */
   u->t = NULL;
@@ -972,7 +975,8 @@ static int ltimer_gc (lua_State *L) {
 }
 
 static int ltimer_tostring (lua_State *L) {
-  lua_pushfstring(L, "goroutines.timer: %p", lua_touserdata(L, 1));
+  lua_pushfstring(L, "goroutines.timer: %p",
+                  (void *)luaL_checkudata(L, 1, TIMERMT));
   return 1;
 }
 
