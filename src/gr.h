@@ -231,6 +231,7 @@ static inline int gr_lock_held (gr_lock *lk) {
 ** thread, in the state of a worker it abandons at shutdown. */
 typedef struct gr_statebox {
   _Atomic(gr_state *) S;  /* NULL once closed or abandoned */
+  void (*close) (gr_state *S);  /* closes S when the Lua state closes */
 } gr_statebox;
 
 int gr_state_closederror (lua_State *L);

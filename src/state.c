@@ -26,9 +26,6 @@ static const char statekey = 0;
 
 typedef gr_statebox statebox;
 
-/* How records close: set by the first gr_state_create (process-wide). */
-static void (*closerecord) (gr_state *S);
-
 /* Raises the error of a module function called once the scheduler of
 ** its state is closed (from a finalizer that lua_close runs late). */
 int gr_state_closederror (lua_State *L) {
@@ -38,7 +35,7 @@ int gr_state_closederror (lua_State *L) {
 static int state_gc (lua_State *L) {
   statebox *box = (statebox *)lua_touserdata(L, 1);
   gr_state *S = atomic_exchange(&box->S, NULL);
-  if (S) closerecord(S);   /* idempotent */
+  if (S) box->close(S);   /* idempotent */
   return 0;
 }
 
@@ -74,12 +71,12 @@ gr_state *gr_state_create (lua_State *L, gr_state *(*make) (lua_State *L),
     return gr_state_get(L);
   }
   lua_pop(L, 1);
-  closerecord = close;
   luaL_newmetatable(L, "goroutines.chan");
   luaL_newmetatable(L, "goroutines.case");
   lua_pop(L, 2);
   box = (statebox *)lua_newuserdatauv(L, sizeof(*box), 0);
   atomic_init(&box->S, NULL);
+  box->close = close;
   lua_createtable(L, 0, 1);
   lua_pushcfunction(L, state_gc);
   lua_setfield(L, -2, "__gc");
