@@ -367,3 +367,36 @@ describe("a goroutine in nested coroutines", function()
     assert.are.equal(0, code, err)
   end)
 end)
+
+describe("a coroutine that waits in a goroutine", function()
+  it("cannot be resumed by user code, and goes on waiting", function()
+    local out, err, code = h.run_script [[
+      local g = require "goroutines"
+      local c, d = g.chan(), g.chan()
+      local a, p, s
+      g.go(function() a = coroutine.running(); print("got", c:recv()) end)
+      g.go(function()
+        p = coroutine.create(function() return d:recv() end)
+        print("inner", coroutine.resume(p))
+      end)
+      g.go(function()
+        s = coroutine.running()
+        g.time.sleep(0.05)
+        print("slept")
+      end)
+      g.gosched()
+      print(coroutine.resume(a))
+      print(coroutine.resume(a, 1, 2))
+      print(coroutine.resume(p))
+      print(coroutine.resume(s))
+      c:send("v")
+      d:send("w")
+      g.time.sleep(0.1)
+    ]]
+    local refused = "false\tcannot resume a coroutine that waits in a "
+                    .. "goroutine\n"
+    assert.are.equal(refused:rep(4) .. "got\tv\ttrue\ninner\ttrue\tw\ttrue\n"
+                     .. "slept\n", out, err)
+    assert.are.equal(0, code, err)
+  end)
+end)

@@ -335,6 +335,8 @@ int gr_sched_wait (lua_State *L, gr_state *S, gr_g *me, int runonly) {
 
 static const char resumingkey = 0;   /* coroutine -> thread resuming it */
 static const char suspendtoken = 0;  /* what a suspending coroutine yields */
+static const char blockedtoken = 0;  /* what a parked one yields to a resume
+                                        that is not its scheduler's */
 
 /* Whether every thread from L up to goroutine g's coroutine was resumed
 ** by the module's coroutine.resume and can yield, so that a yield of the
@@ -412,17 +414,34 @@ void gr_sched_prepark (gr_g *g, int mode, int reason,
 ** (k then removes its waiters and calls gr_errors_raisewait). Requires: the
 ** waiters of g are enqueued and no lock is held. Use as
 ** `return gr_sched_park(...)`. */
+/* The continuation of every park by yield. Only g's scheduler resumes a
+** parked g, clearing g->parked first; anything else that resumes the
+** coroutine (a coroutine.resume in user code, which got hold of it) finds
+** it still parked: the coroutine yields the blocked token straight back
+** and stays parked as it was, and init.lua's resume turns the token into
+** an error. */
+static int parkk (lua_State *L, int status, lua_KContext ctx) {
+  gr_g *g = (gr_g *)ctx;
+  if (g->parked) {
+    lua_settop(L, g->parktop);   /* drops what the resume passed */
+    lua_pushlightuserdata(L, (void *)&blockedtoken);
+    return lua_yieldk(L, 1, ctx, parkk);
+  }
+  return g->parkk(L, status, g->parkctx);
+}
+
 int gr_sched_park (lua_State *L, gr_state *S, gr_g *g, lua_KContext ctx,
                    lua_KFunction k) {
   int err;
-  if (g->suspend) {   /* L is a plain coroutine: the token parks g */
-    g->parked = 1;
-    lua_pushlightuserdata(L, (void *)&suspendtoken);
-    return lua_yieldk(L, 1, ctx, k);
-  }
   if (!g->inplace) {
+    g->parkk = k;
+    g->parkctx = ctx;
+    g->parktop = lua_gettop(L);
     g->parked = 1;
-    return lua_yieldk(L, 0, ctx, k);
+    if (!g->suspend) return lua_yieldk(L, 0, (lua_KContext)g, parkk);
+    /* L is a plain coroutine: the token parks g */
+    lua_pushlightuserdata(L, (void *)&suspendtoken);
+    return lua_yieldk(L, 1, (lua_KContext)g, parkk);
   }
   err = gr_sched_wait(L, S, g, 0);
   g->inplace = 0;
@@ -767,6 +786,8 @@ void gr_sched_open (lua_State *L) {
   gr_state_setfuncs(L, funcs);
   lua_pushlightuserdata(L, (void *)&suspendtoken);
   lua_setfield(L, -2, "_suspend");
+  lua_pushlightuserdata(L, (void *)&blockedtoken);
+  lua_setfield(L, -2, "_blocked");
   gr_state_weaktable(L, &resumingkey);
   lua_setfield(L, -2, "_resuming");
 }

@@ -63,6 +63,10 @@ struct gr_g {
   atomic_int woken;     /* in-place blocker: set once by its waker */
   atomic_int seldone;   /* select: the waker that CASes 0->1 completes it */
   int selwin;           /* select: index of the case that completed */
+  /* owner thread only, while parked by a yield: */
+  lua_KFunction parkk;  /* the operation's continuation, and its */
+  lua_KContext parkctx; /* context (gr_sched_park's own continuation */
+  int parktop;          /* checks who resumes); the stack top to keep */
   /* protected by monlock: */
   lua_Hook savedhook;   /* the hook that preemption replaced on co, */
   int savedmask, savedcount;  /* restored when the preemption hook fires */

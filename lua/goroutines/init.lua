@@ -26,16 +26,22 @@ setmetatable(M, {
 
 local co_resume, co_yield, co_running = coroutine.resume, coroutine.yield, coroutine.running
 local co_create, co_close = coroutine.create, coroutine.close
-local SUSPEND, resuming = core._suspend, core._resuming
+local SUSPEND, BLOCKED, resuming = core._suspend, core._blocked, core._resuming
 
 -- Installed once per state: a second require finds them in place.
 if not resuming[coroutine] then
   resuming[coroutine] = true   -- marks the coroutine library as patched
 
-  local function finish (co, ok, ...)
-    if ok and select("#", ...) == 1 and (...) == SUSPEND then
-      co_yield(SUSPEND)              -- park the goroutine above us too
-      return finish(co, co_resume(co))
+  local function finish (co, prev, ok, ...)
+    if ok and select("#", ...) == 1 then
+      local v = ...
+      if v == SUSPEND then
+        co_yield(SUSPEND)            -- park the goroutine above us too
+        return finish(co, prev, co_resume(co))
+      elseif v == BLOCKED then       -- parked: only its scheduler resumes it
+        resuming[co] = prev
+        return false, "cannot resume a coroutine that waits in a goroutine"
+      end
     end
     resuming[co] = nil
     return ok, ...
@@ -46,8 +52,9 @@ if not resuming[coroutine] then
       error(("bad argument #1 to 'resume' (coroutine expected, got %s)")
             :format(type(co)), 2)
     end
+    local prev = resuming[co]
     resuming[co] = co_running()
-    return finish(co, co_resume(co, ...))
+    return finish(co, prev, co_resume(co, ...))
   end
 
   local resume = coroutine.resume
