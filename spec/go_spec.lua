@@ -400,3 +400,13 @@ describe("a coroutine that waits in a goroutine", function()
     assert.are.equal(0, code, err)
   end)
 end)
+
+describe("the callable module", function()
+  it("reports a bad argument at the caller's line", function()
+    local line = debug.getinfo(1, "l").currentline + 1
+    local ok, err = pcall(function() g(42) end)
+    assert.is_false(ok)
+    assert.is_true(h.has(err, "go_spec.lua:" .. line .. ": bad argument #1"),
+                   err)
+  end)
+end)

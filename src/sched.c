@@ -745,6 +745,12 @@ static int lgo (lua_State *L) {
   return 1;
 }
 
+/* The module table's __call: g(f, ...) is g.go(f, ...). */
+static int lcall (lua_State *L) {
+  lua_remove(L, 1);
+  return lgo(L);
+}
+
 static int lgosched (lua_State *L) {
   gr_state *S = gr_getstate(L);
   int err;
@@ -773,6 +779,7 @@ static int lnumgoroutine (lua_State *L) {
 
 static const luaL_Reg funcs[] = {
   {"go", lgo},
+  {"_call", lcall},
   {"gosched", lgosched},
   {"id", lid},
   {"numgoroutine", lnumgoroutine},

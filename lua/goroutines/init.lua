@@ -17,12 +17,7 @@ for name, value in pairs(core) do
   if name:sub(1, 1) ~= "_" or name == "_stats" then M[name] = value end
 end
 
-local go = core.go
-setmetatable(M, {
-  __call = function(_, f, ...)
-    return go(f, ...)
-  end,
-})
+setmetatable(M, { __call = core._call })
 
 local co_resume, co_yield, co_running = coroutine.resume, coroutine.yield, coroutine.running
 local co_create, co_close = coroutine.create, coroutine.close
