@@ -85,7 +85,15 @@ static int releaseheld (gr_chan *c) {
 ** (packrefs), which a channel that is not sent in a value never has. */
 void gr_chan_release (lua_State *L, gr_chan *c) {
   size_t i;
-  int r = atomic_load(&c->refs);
+  int r;
+  /* No pack holds a ref: no buffer can hold the last ones (a pack that
+  ** takes one meanwhile leaves the check to a later release). */
+  if (atomic_load_explicit(&c->packrefs, memory_order_relaxed) == 0) {
+    if (atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel) != 1)
+      return;
+    goto freeit;
+  }
+  r = atomic_load(&c->refs);
   for (;;) {
     if (r > 1 && c->cap > 0 && r - 1 <= atomic_load(&c->packrefs) &&
         atomic_load_explicit(&c->shared, memory_order_acquire)) {
@@ -97,6 +105,7 @@ void gr_chan_release (lua_State *L, gr_chan *c) {
       break;
     }
   }
+freeit:
   /* A releaseheld on another thread that left c with our ref may still
   ** hold c's lock: wait for it to let go. */
   gr_chan_lock(c);
@@ -428,8 +437,10 @@ static int lchan_send (lua_State *L) {
   gr_value v;
   int r, mode;
   gr_value_capture(L, 2, isshared(c), &v);  /* may raise: before the lock */
-  if (((gr_chanud *)lua_touserdata(L, 1))->c == NULL) {
-    /* A finalizer that ran during the capture finalized the handle. */
+  if ((v.type == GR_VREF || v.type == GR_VPACK) &&
+      ((gr_chanud *)lua_touserdata(L, 1))->c == NULL) {
+    /* A finalizer that ran during the capture (it allocated) finalized
+    ** the handle. */
     gr_value_discard(L, &v);
     return gr_chan_finalized(L);
   }

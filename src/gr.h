@@ -220,7 +220,7 @@ static inline int gr_lock_held (gr_lock *lk) {
 #endif
 
 /* Upvalues shared by every C function of the module (state.c sets them). */
-#define GR_UV_STATE    lua_upvalueindex(1)  /* gr_statebox (full userdata) */
+#define GR_UV_STATE    lua_upvalueindex(1)  /* gr_statebox (its address) */
 #define GR_UV_CHANMT   lua_upvalueindex(2)  /* metatable of channels */
 #define GR_UV_CASEMT   lua_upvalueindex(3)  /* metatable of select cases */
 #define GR_NUPVALUES   3

@@ -10,10 +10,11 @@
 **   (the anchor is created before any of them, so lua_close finalizes it
 **   after them).
 **   The module's functions reach the record through their upvalue
-**   GR_UV_STATE, the anchor itself (a gr_statebox): a finalizer that
-**   lua_close runs after the anchor's (one marked before the first
-**   require) finds box->S NULL, and gr_getstate raises instead of reading
-**   freed memory. box->S is also cleared, by the host's thread, in the
+**   GR_UV_STATE, the address of the anchor (a gr_statebox), which the
+**   registry keeps until lua_close frees every object, after the last
+**   finalizer: a finalizer that lua_close runs after the anchor's (one
+**   marked before the first require) finds box->S NULL, and gr_getstate
+**   raises instead of reading freed memory. box->S is also cleared, by the host's thread, in the
 **   state of a worker abandoned at shutdown (gr_state_abandon), which is
 **   then never freed.
 */
@@ -92,6 +93,8 @@ gr_state *gr_state_create (lua_State *L, gr_state *(*make) (lua_State *L),
 ** module's functions. */
 void gr_state_pushbox (lua_State *L) {
   lua_rawgetp(L, LUA_REGISTRYINDEX, &statekey);
+  lua_pushlightuserdata(L, lua_touserdata(L, -1));
+  lua_remove(L, -2);
 }
 
 /* Pushes the table with weak keys kept in the registry under key,

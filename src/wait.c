@@ -50,23 +50,8 @@ gr_waiter *gr_waitq_pop (gr_waitq *q) {
   return NULL;
 }
 
-void gr_wait_wake (gr_state *cur, gr_waiter *w) {
-  w->wake(cur, w);
-}
-
-/* The wake of a goroutine's waiter: its state's scheduler runs it. */
-static void wakeg (gr_state *cur, gr_waiter *w) {
+void gr_wait_wakeg (gr_state *cur, gr_waiter *w) {
   gr_sched_ready(cur, w->g);
-}
-
-void gr_wait_prepare (gr_waiter *w, gr_g *g, void *obj, int dir) {
-  w->wake = wakeg;
-  w->g = g;
-  w->obj = obj;
-  w->isselect = 0;
-  w->success = 0;
-  w->dir = dir;
-  gr_value_setnil(&w->val);
 }
 
 /* The window is short: the waker dequeued the waiter under the object's

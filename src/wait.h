@@ -49,9 +49,24 @@ void gr_waitq_remove (gr_waitq *q, gr_waiter *w);
 ** whose select another case won), or NULL. Requires the object's lock. */
 gr_waiter *gr_waitq_pop (gr_waitq *q);
 /* Readies w's party. The caller is w's single waker and holds no lock. */
-void gr_wait_wake (gr_state *cur, gr_waiter *w);
+static inline void gr_wait_wake (gr_state *cur, gr_waiter *w) {
+  w->wake(cur, w);
+}
+
+/* The wake of a goroutine's waiter: its state's scheduler runs it. */
+void gr_wait_wakeg (gr_state *cur, gr_waiter *w);
+
 /* Makes w a waiter of goroutine g on obj, not yet queued. */
-void gr_wait_prepare (gr_waiter *w, gr_g *g, void *obj, int dir);
+static inline void gr_wait_prepare (gr_waiter *w, gr_g *g, void *obj,
+                                    int dir) {
+  w->wake = gr_wait_wakeg;
+  w->g = g;
+  w->obj = obj;
+  w->isselect = 0;
+  w->success = 0;
+  w->dir = dir;
+  gr_value_setnil(&w->val);
+}
 /* Ends an in-place wait of g that must raise: withdrawn says whether g's
 ** waiters were taken back before any waker took one. If they were not,
 ** waits until that waker's wake has landed (it cannot then end a later
