@@ -330,7 +330,6 @@ int gr_sched_wait (lua_State *L, gr_state *S, gr_g *me, int runonly) {
 }
 
 
-
 /* --- parking ---------------------------------------------------------- */
 
 static const char resumingkey = 0;   /* coroutine -> thread resuming it */
@@ -408,12 +407,6 @@ void gr_sched_prepark (gr_g *g, int mode, int reason,
   g->cancel = cancel;
 }
 
-/* Parks g until its waker readies it, then finishes with k(L, status,
-** ctx): status is LUA_YIELD after a yield, LUA_OK after an in-place wait
-** that was woken, or a negative GR_E* when the in-place wait must raise
-** (k then removes its waiters and calls gr_errors_raisewait). Requires: the
-** waiters of g are enqueued and no lock is held. Use as
-** `return gr_sched_park(...)`. */
 /* The continuation of every park by yield. Only g's scheduler resumes a
 ** parked g, clearing g->parked first; anything else that resumes the
 ** coroutine (a coroutine.resume in user code, which got hold of it) finds
@@ -430,6 +423,12 @@ static int parkk (lua_State *L, int status, lua_KContext ctx) {
   return g->parkk(L, status, g->parkctx);
 }
 
+/* Parks g until its waker readies it, then finishes with k(L, status,
+** ctx): status is LUA_YIELD after a yield, LUA_OK after an in-place wait
+** that was woken, or a negative GR_E* when the in-place wait must raise
+** (k then removes its waiters and calls gr_errors_raisewait). Requires: the
+** waiters of g are enqueued and no lock is held. Use as
+** `return gr_sched_park(...)`. */
 int gr_sched_park (lua_State *L, gr_state *S, gr_g *g, lua_KContext ctx,
                    lua_KFunction k) {
   int err;

@@ -43,30 +43,30 @@ extern const char gr_sched_stoptoken;
 struct gr_g {
   lua_Integer id;       /* 1 for the main chunk */
   lua_State *co;        /* its coroutine (the main thread for goroutine 1) */
+  gr_state *S;          /* owning state (immutable) */
   int ref;              /* registry ref anchoring co; LUA_NOREF for g1;
                            released once, in finish() */
-  gr_state *S;          /* owning state (immutable) */
   /* owner thread only: */
+  int nargs;            /* arguments on co's stack for its first resume */
   gr_g *runnext;        /* link in the run queue or the remote queue */
   gr_g *allprev, *allnext;  /* link in S->all */
-  int nargs;            /* arguments on co's stack for its first resume */
-  int parked;           /* set before yielding to wait; cleared by resume */
-  int reason;           /* GR_W*: what it waits for while parked */
   gr_waiter w;          /* the waiter of a single (non-select) operation */
   struct gr_selblock *sel;  /* select: its waiters while parked */
   gr_timer *sleep;      /* time.sleep: its timer while parked */
   void (*cancel) (gr_g *g);  /* undoes the parking at state close: removes
                            the waiters still queued, drops their refs */
+  int parked;           /* set before yielding to wait; cleared by resume */
+  int reason;           /* GR_W*: what it waits for while parked */
+  /* owner thread only, while parked by a yield: */
+  lua_KFunction parkk;  /* the operation's continuation, and its */
+  lua_KContext parkctx; /* context (gr_sched_park's own continuation */
+  int parktop;          /* checks who resumes); the stack top to keep */
   /* written by waker, read by owner after the wake: */
   int inplace;          /* blocking in place (set by owner before enqueue) */
   int suspend;          /* parked through a plain coroutine's yield */
   atomic_int woken;     /* in-place blocker: set once by its waker */
   atomic_int seldone;   /* select: the waker that CASes 0->1 completes it */
   int selwin;           /* select: index of the case that completed */
-  /* owner thread only, while parked by a yield: */
-  lua_KFunction parkk;  /* the operation's continuation, and its */
-  lua_KContext parkctx; /* context (gr_sched_park's own continuation */
-  int parktop;          /* checks who resumes); the stack top to keep */
   /* protected by monlock: */
   lua_Hook savedhook;   /* the hook that preemption replaced on co, */
   int savedmask, savedcount;  /* restored when the preemption hook fires */

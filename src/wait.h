@@ -26,10 +26,11 @@ struct gr_waiter {
   void *obj;            /* the object it waits on (a gr_chan for chans) */
   /* protected by the lock of obj: */
   gr_waiter *next, *prev;
-  int inq;              /* 1 while in obj's queue */
   /* written by the waker before wake, read by the party after: */
-  int success;          /* 1: completed by a communication; 0: by close */
   gr_value val;         /* value to send, or slot for the value received */
+  int success;          /* 1: completed by a communication; 0: by close */
+  /* protected by the lock of obj: */
+  int inq;              /* 1 while in obj's queue */
   /* immutable while queued: */
   int isselect;         /* one of several waiters of a select (g's) */
   int caseidx;          /* select: index of the case (1-based) */
