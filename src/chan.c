@@ -83,7 +83,7 @@ static int releaseheld (gr_chan *c) {
 ** refcount cycle). L is the releasing state (NULL while it closes).
 ** The check costs a lock only while packs may hold every other ref
 ** (packrefs), which a channel that is not sent in a value never has. */
-void gr_chan_release (lua_State *L, gr_chan *c) {
+void gr__chan_release (lua_State *L, gr_chan *c) {
   size_t i;
   int r;
   /* No pack holds a ref: no buffer can hold the last ones (a pack that
@@ -377,7 +377,7 @@ static void cancel (gr_g *g) {
   unqueue(w);
   gr_value_discard(NULL, &w->val);
   w->obj = NULL;
-  gr_chan_release(NULL, c);
+  gr__chan_release(NULL, c);
 }
 
 /* Finishes the parked operation of g in its continuation: after an
@@ -392,12 +392,12 @@ static void endwait (lua_State *L, gr_state *S, gr_g *g, int status) {
     gr_value_discard(L, &w->val);
     w->obj = NULL;
     g->cancel = NULL;
-    gr_chan_release(L, c);
+    gr__chan_release(L, c);
     gr_errors_raisewait(L, S, status);
   }
   w->obj = NULL;
   g->cancel = NULL;
-  gr_chan_release(L, c);
+  gr__chan_release(L, c);
 }
 
 /* Parks g on c's queue for dir with value v (sends). Requires c->lock;
@@ -518,7 +518,7 @@ static int lchan_range (lua_State *L) {
 
 /* Closes c and wakes every waiter; cur is the caller's state (NULL for
 ** none). Returns GR_OK, or GR_CLOSED if c was closed already. */
-int gr_chan_close (gr_state *cur, gr_chan *c) {
+int gr__chan_close (gr_state *cur, gr_chan *c) {
   gr_waiter *w, *wake = NULL;
   gr_chan_lock(c);
   if (c->closed) {
@@ -546,7 +546,7 @@ static int lchan_close (lua_State *L) {
   gr_chanud *u = gr_chan_checkud(L, 1);
   if (!(u->dir & GR_DIRSEND))
     return luaL_error(L, "close of receive-only channel");
-  if (gr_chan_close(gr_getstate(L), u->c) != GR_OK)
+  if (gr__chan_close(gr_getstate(L), u->c) != GR_OK)
     return luaL_error(L, "close of closed channel");
   return 0;
 }
@@ -597,7 +597,7 @@ static int lchan_gc (lua_State *L) {
   if (u->c) {   /* idempotent */
     gr_chan *c = u->c;
     u->c = NULL;
-    gr_chan_release(L, c);
+    gr__chan_release(L, c);
   }
   return 0;
 }
@@ -638,7 +638,7 @@ static int lchan_new (lua_State *L) {
   c = gr_chan_new((size_t)cap);
   if (c == NULL) return luaL_error(L, "not enough memory");
   gr_chan_pushud(L, c, GR_DIRBOTH);
-  gr_chan_release(L, c);  /* the handle holds the only ref now */
+  gr__chan_release(L, c);  /* the handle holds the only ref now */
   return 1;
 }
 
@@ -695,7 +695,7 @@ static void *chantake (lua_State *L, int idx, int *aux) {
 static void chandrop (lua_State *L, void *obj) {
   gr_chan *c = (gr_chan *)obj;
   atomic_fetch_sub(&c->packrefs, 1);   /* first: release reads it */
-  gr_chan_release(L, c);
+  gr__chan_release(L, c);
 }
 
 static void chanpush (lua_State *L, void *obj, int aux) {

@@ -65,8 +65,9 @@ gr_chan *gr_chan_new (size_t cap);
 /* Takes one more ref on c (any thread). */
 void gr_chan_retain (gr_chan *c);
 /* Drops one ref; the last frees c and its buffered values (L: the
-** releasing state, NULL while it closes). */
-void gr_chan_release (lua_State *L, gr_chan *c);
+** releasing state, NULL while it closes). gr__: the embedding API's
+** gr_chan_release takes no state. */
+void gr__chan_release (lua_State *L, gr_chan *c);
 /* Pushes a new handle of c, with its own ref, allowing dir. */
 void gr_chan_pushud (lua_State *L, gr_chan *c, int dir);
 /* The live channel handle at idx, or raises. */
@@ -79,8 +80,10 @@ gr_chan *gr_chan_checkdir (lua_State *L, int idx, int dir);
 void gr_chan_checkshare (lua_State *L, gr_chan *c);
 /* Makes c shared (once its handle was packed): its values get packed. */
 void gr_chan_share (lua_State *L, gr_chan *c);
-/* Closes c and wakes every waiter: GR_OK, or GR_CLOSED if it was. */
-int gr_chan_close (gr_state *cur, gr_chan *c);
+/* Closes c and wakes every waiter: GR_OK, or GR_CLOSED if it was (cur:
+** the caller's state, or NULL). gr__: the embedding API's gr_chan_close
+** takes no state. */
+int gr__chan_close (gr_state *cur, gr_chan *c);
 /* Sends *v without blocking: GR_OK, GR_CLOSED or GR_WOULDBLOCK. */
 int gr_chan_trysend (gr_state *cur, gr_chan *c, gr_value *v);
 /* Receives without blocking: GR_OK, GR_CLOSED or GR_WOULDBLOCK. */

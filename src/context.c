@@ -167,7 +167,7 @@ static void release (gr_ctx *c) {
       }
       gr_mutex_unlock(&p->mu);
     }
-    gr_chan_release(NULL, c->done);
+    gr__chan_release(NULL, c->done);
     gr_mutex_destroy(&c->mu);
     free(c);
     c = p;   /* drop the ref c held on its parent */
@@ -214,7 +214,7 @@ static void cancel (gr_state *cur, gr_ctx *c, const char *err) {
   int first;
   kids = cancelone(c, err, &first);
   if (!first) return;
-  gr_chan_close(cur, c->done);
+  gr__chan_close(cur, c->done);
   if ((p = c->parent) != NULL) {   /* out of its parent's list */
     gr_mutex_lock(&p->mu);
     if (c->linked) removechild(p, c);
@@ -231,7 +231,7 @@ static void cancel (gr_state *cur, gr_ctx *c, const char *err) {
     work = c->next;
     c->next = NULL;
     kids = cancelone(c, err, &first);   /* unlinked already */
-    if (first) gr_chan_close(cur, c->done);
+    if (first) gr__chan_close(cur, c->done);
     release(c);   /* the walk's ref */
   }
 }

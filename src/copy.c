@@ -774,7 +774,7 @@ void gr_pack_free (gr_pack *p) {
   free(p);
 }
 
-/* For gr_chan_release, which needs to know whether the values in a
+/* For gr__chan_release, which needs to know whether the values in a
 ** channel's own buffer hold all of its refs. */
 int gr_pack_objrefs (gr_pack *p, const void *obj, int take) {
   int i, n = 0;

@@ -343,7 +343,7 @@ static void freeblock (lua_State *L, gr_g *g) {
   unlockall(b->lockorder, b->nlock);
   for (i = 0; i < b->n; i++) {
     gr_value_discard(L, &b->w[i].val);
-    gr_chan_release(L, (gr_chan *)b->w[i].obj);
+    gr__chan_release(L, (gr_chan *)b->w[i].obj);
   }
   g->sel = NULL;
   g->cancel = NULL;

@@ -798,7 +798,7 @@ static int pushtimerchan (lua_State *L, double d, uint64_t period) {
   attach(t, c);
   t->period = period;
   gr_chan_pushud(L, c, GR_DIRRECV);
-  gr_chan_release(L, c);   /* the handle holds the only ref now */
+  gr__chan_release(L, c);   /* the handle holds the only ref now */
   start(L, S, t, d);       /* on failure the handle frees c and t */
   return 1;
 }
@@ -966,7 +966,7 @@ static int ltimer_gc (lua_State *L) {
   if (t == NULL) return 0;   /* idempotent */
   u->t = NULL;
   if (t->kind == GR_TSEND) {
-    gr_chan_release(L, t->c);
+    gr__chan_release(L, t->c);
     return 0;
   }
   t->ud = 0;
