@@ -11,7 +11,7 @@
 #include "select.h"
 #include "state.h"
 #include "sync.h"
-#include "timer.h"
+#include "gtime.h"
 
 __attribute__((visibility("default")))
 int luaopen_goroutines_core (lua_State *L);
@@ -23,7 +23,7 @@ int luaopen_goroutines_core (lua_State *L) {
   gr_sched_open(L);
   gr_chan_open(L);
   gr_select_open(L);
-  gr_timer_open(L);
+  gr_time_open(L);
   gr_sync_open(L);
   gr_parallel_open(L);
   gr_context_open(L);

@@ -1,6 +1,7 @@
 /*
-** timer.c -- time.sleep, after, tick, timer, ticker, after_func, now and
-** since; context deadlines (gr_timer_callsafe).
+** timer.c -- the timers under g.time (gtime.c, its Lua face) and context
+** deadlines (gr_timer_callsafe): the heaps, the timer thread, and what
+** firing a timer does.
 **
 ** Timers live in binary heaps ordered by (when, seq):
 ** - one per state (S->timers), touched by its thread alone: sleeps,
@@ -56,29 +57,6 @@
 #include "state.h"
 #include "timer.h"
 
-#define NOHEAP ((size_t)-1)
-
-enum { GR_TSLEEP, GR_TSEND, GR_TFUNC, GR_TCALL };
-
-struct gr_timer {
-  uint64_t when;        /* deadline, uv_hrtime() ns */
-  uint64_t seq;         /* insertion order: ties fire in FIFO order */
-  uint64_t period;      /* ns between ticks; 0 for a one-shot timer */
-  size_t idx;           /* heap position, NOHEAP when inactive */
-  int kind;             /* GR_T* (immutable) */
-  int global;           /* in the process heap (see the invariants) */
-  int reserved;         /* GR_TSEND: holds a slot of gt.heap (gt.lock) */
-  int ud;               /* GR_TFUNC: a Lua handle owns this timer */
-  int firing;           /* GR_TFUNC: fire() runs it; a collected handle
-                           leaves the free to fire() */
-  gr_state *S;          /* local timer: its state; NULL once it closed
-                           (only for the timers in its heap then) */
-  gr_g *g;              /* GR_TSLEEP: the sleeper */
-  gr_chan *c;           /* GR_TSEND: its channel, which owns it */
-  int fref;             /* GR_TFUNC: registry ref of the function */
-  void (*call) (void *arg, int fired);  /* GR_TCALL */
-  void *arg;
-};
 
 typedef struct gr_timerheap {
   gr_timer **a;
@@ -90,13 +68,6 @@ typedef struct gr_timerheap {
   int watching;         /* a state's: in gt.watch (gt.lock) */
 } gr_timerheap;
 
-/* Lua handle of a timer or ticker: one user value, the channel t.c. */
-typedef struct gr_timerud {
-  gr_timer *t;          /* NULL once collected; a GR_TSEND timer's
-                           handle holds a ref on t->c */
-} gr_timerud;
-
-#define TIMERMT "goroutines.timer"
 
 /* The process's timer thread and heap. */
 static struct {
@@ -227,7 +198,7 @@ static uint64_t tons (double d) {
 
 /* The period of a ticker of d > 0 seconds: at least 1 ns, since 0 would
 ** make it a one-shot timer. */
-static uint64_t toperiod (double d) {
+uint64_t gr_timer_period (double d) {
   uint64_t p = tons(d);
   return p > 0 ? p : 1;
 }
@@ -531,7 +502,7 @@ static void chanhook (lua_State *L, gr_chan *c, int event) {
 }
 
 /* Makes c the channel of t, which it owns from now on. */
-static void attach (gr_timer *t, gr_chan *c) {
+void gr_timer_attach (gr_timer *t, gr_chan *c) {
   t->c = c;
   c->hookarg = t;
   c->hook = chanhook;
@@ -542,14 +513,14 @@ static void attach (gr_timer *t, gr_chan *c) {
 
 /* Frees an inactive sleep, after_func or call timer. L is NULL at state
 ** close. */
-static void freetimer (lua_State *L, gr_timer *t) {
+void gr_timer_free (lua_State *L, gr_timer *t) {
   GR_ASSERT(t->idx == NOHEAP && t->kind != GR_TSEND);
   if (t->fref != LUA_NOREF && L != NULL)
     luaL_unref(L, LUA_REGISTRYINDEX, t->fref);
   free(t);
 }
 
-static gr_timer *newtimer (lua_State *L, gr_state *S, int kind) {
+gr_timer *gr_timer_new (lua_State *L, gr_state *S, int kind) {
   gr_timer *t = (gr_timer *)calloc(1, sizeof(*t));
   if (t == NULL) luaL_error(L, "not enough memory");
   t->idx = NOHEAP;
@@ -561,7 +532,7 @@ static gr_timer *newtimer (lua_State *L, gr_state *S, int kind) {
 
 /* Activates the inactive t to fire d seconds from now, in its heap. On
 ** failure frees a timer that nothing else owns, and raises. */
-static void start (lua_State *L, gr_state *S, gr_timer *t, double d) {
+void gr_timer_start (lua_State *L, gr_state *S, gr_timer *t, double d) {
   uint64_t when = uv_hrtime() + tons(d);
   int r;
   if (t->global)
@@ -571,7 +542,7 @@ static void start (lua_State *L, gr_state *S, gr_timer *t, double d) {
     r = heapadd(S->timers, t);
   }
   if (r != 0) {
-    if (t->kind != GR_TSEND && !t->ud) freetimer(L, t);
+    if (t->kind != GR_TSEND && !t->ud) gr_timer_free(L, t);
     luaL_error(L, "not enough memory");
   }
 }
@@ -609,7 +580,7 @@ static void fire (lua_State *L, gr_state *S, gr_timer *t, uint64_t now) {
       lua_rawgeti(L, LUA_REGISTRYINDEX, t->fref);
       gr_sched_spawn(L, S, 0, 0);
       t->firing = 0;
-      if (!t->ud && t->idx == NOHEAP) freetimer(L, t);
+      if (!t->ud && t->idx == NOHEAP) gr_timer_free(L, t);
       return;
   }
 }
@@ -693,7 +664,7 @@ void gr_timer_closeall (gr_state *S) {
       t->S = NULL;
       if (t->kind != GR_TSEND && !t->ud) {
         t->fref = LUA_NOREF;
-        freetimer(NULL, t);
+        gr_timer_free(NULL, t);
       }
     }
     free(h->a);
@@ -712,137 +683,9 @@ void gr_timer_closeall (gr_state *S) {
 }
 
 
-/* --- Lua functions: sleep, after, tick, now, since --------------------------- */
-
-/* luaL_argerror, naming the function fname. Lua finds the name of a
-** function called through pcall in package.loaded, one level deep: the
-** functions of the g.time subtable would be '?'. */
-static int argerror (lua_State *L, int arg, const char *fname,
-                     const char *msg) {
-  lua_Debug ar;
-  if (lua_getstack(L, 0, &ar) && lua_getinfo(L, "n", &ar) &&
-      ar.namewhat != NULL && strcmp(ar.namewhat, "method") == 0)
-    arg--;   /* as luaL_argerror: self is not counted */
-  return luaL_error(L, "bad argument #%d to '%s' (%s)", arg, fname, msg);
-}
-
-/* luaL_typeerror with argerror's name. */
-static int typeerror (lua_State *L, int arg, const char *fname,
-                      const char *tname) {
-  const char *typearg;
-  if (luaL_getmetafield(L, arg, "__name") == LUA_TSTRING)
-    typearg = lua_tostring(L, -1);
-  else if (lua_type(L, arg) == LUA_TLIGHTUSERDATA)
-    typearg = "light userdata";
-  else
-    typearg = luaL_typename(L, arg);
-  return argerror(L, arg, fname,
-                  lua_pushfstring(L, "%s expected, got %s", tname, typearg));
-}
-
-static double checknum (lua_State *L, int arg, const char *fname) {
-  int isnum;
-  lua_Number d = lua_tonumberx(L, arg, &isnum);
-  if (!isnum) typeerror(L, arg, fname, "number");
-  return (double)d;
-}
-
-static double checkperiod (lua_State *L, int arg, const char *fname) {
-  double d = checknum(L, arg, fname);
-  if (!(d > 0)) argerror(L, arg, fname, "non-positive interval");
-  return d;
-}
-
-static int sleep_k (lua_State *L, int status, lua_KContext ctx) {
-  gr_state *S = gr_getstate(L);
-  gr_g *g = S->current;
-  (void)ctx;
-  if (status < 0) {   /* an in-place sleep never deadlocks: an error */
-    if (g->sleep) {
-      heapremove(S->timers, g->sleep);
-      free(g->sleep);
-      g->sleep = NULL;
-    }
-    gr_errors_raisewait(L, S, status);
-  }
-  return 0;
-}
-
-static int lsleep (lua_State *L) {
-  gr_state *S = gr_getstate(L);
-  double d = checknum(L, 1, "sleep");
-  int mode;
-  gr_timer *t;
-  gr_g *g = S->current;
-  if (!(d > 0)) return 0;
-  mode = gr_sched_blockmode(L, S);
-  if (mode == GR_BLOCK_NO) return gr_sched_cannotblock(L, GR_WSLEEP);
-  t = newtimer(L, S, GR_TSLEEP);
-  t->g = g;
-  start(L, S, t, d);
-  g->sleep = t;
-  gr_sched_prepark(g, mode, GR_WSLEEP, NULL);
-  return gr_sched_park(L, S, g, 0, sleep_k);
-}
-
-/* Pushes the receive-only channel of a new timer without a handle, which
-** sends on it d seconds from now, and every period ns after (0: once). */
-static int pushtimerchan (lua_State *L, double d, uint64_t period) {
-  gr_state *S = gr_getstate(L);
-  gr_timer *t = newtimer(L, S, GR_TSEND);
-  gr_chan *c = gr_chan_new(1);
-  if (c == NULL) {
-    free(t);
-    return luaL_error(L, "not enough memory");
-  }
-  attach(t, c);
-  t->period = period;
-  gr_chan_pushud(L, c, GR_DIRRECV);
-  gr__chan_release(L, c);   /* the handle holds the only ref now */
-  start(L, S, t, d);       /* on failure the handle frees c and t */
-  return 1;
-}
-
-static int lafter (lua_State *L) {
-  return pushtimerchan(L, checknum(L, 1, "after"), 0);
-}
-
-static int ltick (lua_State *L) {
-  double d = checkperiod(L, 1, "tick");
-  return pushtimerchan(L, d, toperiod(d));
-}
-
-static int lnow (lua_State *L) {
-  lua_pushnumber(L, (lua_Number)uv_hrtime() / 1e9);
-  return 1;
-}
-
-static int lsince (lua_State *L) {
-  double t = checknum(L, 1, "since");
-  lua_pushnumber(L, (lua_Number)uv_hrtime() / 1e9 - t);
-  return 1;
-}
 
 
-/* --- timer and ticker handles ------------------------------------------------ */
-
-/* Pushes a handle of t: it owns a GR_TFUNC timer, and holds a ref on the
-** channel (the owner) of a GR_TSEND one. */
-static gr_timerud *pushhandle (lua_State *L, gr_timer *t) {
-  gr_timerud *u = (gr_timerud *)lua_newuserdatauv(L, sizeof(*u), 1);
-  u->t = t;
-  if (t->kind != GR_TSEND) t->ud = 1;
-  luaL_setmetatable(L, TIMERMT);
-  return u;
-}
-
-static gr_timer *checktimer (lua_State *L) {
-  gr_timerud *u = (gr_timerud *)luaL_checkudata(L, 1, TIMERMT);
-  if (u->t == NULL) luaL_error(L, "attempt to use a finalized %s", TIMERMT);
-  if (!u->t->global && u->t->S == NULL)
-    luaL_error(L, "timer used after its state was closed");
-  return u->t;
-}
+/* --- what g.time does with timers (time.c) ------------------------------ */
 
 /* Empties the timer's channel: after stop or reset no stale value can be
 ** received (Go 1.23 semantics). Returns how many values it discarded. */
@@ -857,57 +700,12 @@ static int drain (gr_state *S, gr_timer *t) {
   return n;
 }
 
-static int newhandle (lua_State *L, int kind, double d, uint64_t period) {
-  gr_state *S = gr_getstate(L);
-  gr_timer *t = newtimer(L, S, kind);
-  if (kind == GR_TSEND) {
-    gr_chan *c = gr_chan_new(1);   /* its creation ref: the handle's */
-    if (c == NULL) {
-      free(t);
-      return luaL_error(L, "not enough memory");
-    }
-    attach(t, c);
-    pushhandle(L, t);          /* holds c, the owner of t, from here on */
-    gr_chan_pushud(L, c, GR_DIRRECV);
-    lua_setiuservalue(L, -2, 1);
-  }
-  else {
-    pushhandle(L, t);          /* owns t from here on, even on error */
-    lua_pushvalue(L, 2);
-    t->fref = luaL_ref(L, LUA_REGISTRYINDEX);  /* released in freetimer */
-  }
-  t->period = period;
-  start(L, S, t, d);
-  return 1;
-}
-
-static int ltimer (lua_State *L) {
-  return newhandle(L, GR_TSEND, checknum(L, 1, "timer"), 0);
-}
-
-static int lticker (lua_State *L) {
-  double d = checkperiod(L, 1, "ticker");
-  return newhandle(L, GR_TSEND, d, toperiod(d));
-}
-
-static int lafterfunc (lua_State *L) {
-  double d = checknum(L, 1, "after_func");
-  if (lua_type(L, 2) != LUA_TFUNCTION) {
-    if (luaL_getmetafield(L, 2, "__call") == LUA_TNIL)
-      return typeerror(L, 2, "after_func", "function");
-    lua_pop(L, 1);
-  }
-  return newhandle(L, GR_TFUNC, d, 0);
-}
-
-/* t:stop() -> whether the call stopped the timer: it was active, or it
-** had fired and nobody had received the value, which is discarded (Go
-** 1.23: false only once the value was received, or after a stop). A
-** timer of the process heap is looked at under gt.lock, so that it is
-** either pending or fired with its value in the channel. */
-static int ltimer_stop (lua_State *L) {
-  gr_state *S = gr_getstate(L);
-  gr_timer *t = checktimer(L);
+/* Stops t. Returns whether that stopped it: it was active, or it had
+** fired and nobody had received the value, which is discarded (Go 1.23:
+** false only once the value was received, or after a stop). A timer of
+** the process heap is looked at under gt.lock, so that it is either
+** pending or fired with its value in the channel. */
+int gr_timer_stop (gr_state *S, gr_timer *t) {
   int global = t->global, stopped;
   if (global) gr_lock_lock(&gt.lock);
   stopped = t->idx != NOHEAP;
@@ -917,117 +715,50 @@ static int ltimer_stop (lua_State *L) {
     if (stopped) gtkickall();
     gr_lock_unlock(&gt.lock);
   }
-  lua_pushboolean(L, stopped);
-  return 1;
+  return stopped;
 }
 
-/* t:reset(d) -> as stop, then arms the timer d seconds from now */
-static int ltimer_reset (lua_State *L) {
-  gr_state *S = gr_getstate(L);
-  gr_timer *t = checktimer(L);
-  double d = t->period ? checkperiod(L, 2, "reset")
-                       : checknum(L, 2, "reset");
+/* As gr_timer_stop, then arms t d seconds from now (a ticker's period
+** becomes d). Returns whether it stopped it, or -1 without memory. */
+int gr_timer_reset (gr_state *S, gr_timer *t, double d) {
   int global = t->global, stopped, r, kick = 0;
   gr_timerheap *h = global ? &gt.heap : S->timers;
   if (global) gr_lock_lock(&gt.lock);
   stopped = t->idx != NOHEAP;
   if (stopped) heapremove(h, t);
   if (drain(S, t) > 0) stopped = 1;
-  if (t->period) t->period = toperiod(d);
+  if (t->period) t->period = gr_timer_period(d);
   t->when = uv_hrtime() + tons(d);
   r = heapgrow(h, h->n + (global ? gt.reserved : 0) + 1);
   if (r == 0) r = heapadd(h, t);
   if (r == 0 && global) kick = wantkick(t);
   if (global) gr_lock_unlock(&gt.lock);
   if (kick) uv_async_send(&gt.async);
-  if (r != 0) return luaL_error(L, "not enough memory");
-  lua_pushboolean(L, stopped);
-  return 1;
+  return r != 0 ? -1 : stopped;
 }
 
-static int ltimer_index (lua_State *L) {
-  const char *k = lua_tostring(L, 2);
-  if (k != NULL && k[0] == 'c' && k[1] == '\0') {
-    luaL_checkudata(L, 1, TIMERMT);
-    lua_getiuservalue(L, 1, 1);
-    return 1;
-  }
-  lua_pushvalue(L, 2);
-  lua_rawget(L, lua_upvalueindex(GR_NUPVALUES + 1));
-  return 1;
-}
-
-/* A collected handle of a channel timer drops its ref on the channel,
-** which frees the timer with it once nobody else holds it; an after_func
-** timer runs on, as in Go: its heap owns it from then on. */
-static int ltimer_gc (lua_State *L) {
-  gr_timerud *u = (gr_timerud *)luaL_checkudata(L, 1, TIMERMT);
-  gr_timer *t = u->t;
-  if (t == NULL) return 0;   /* idempotent */
-  u->t = NULL;
+/* The Lua handle of t was collected: a channel timer goes with its
+** channel (the handle held one ref on it); an after_func runs on, owned
+** by its heap, as in Go. */
+void gr_timer_dropud (lua_State *L, gr_timer *t) {
   if (t->kind == GR_TSEND) {
     gr__chan_release(L, t->c);
-    return 0;
+    return;
   }
   t->ud = 0;
-  if (t->idx == NOHEAP && !t->firing) freetimer(L, t);
-  return 0;
+  if (t->idx == NOHEAP && !t->firing) gr_timer_free(L, t);
 }
 
-static int ltimer_tostring (lua_State *L) {
-  lua_pushfstring(L, "goroutines.timer: %p",
-                  (void *)luaL_checkudata(L, 1, TIMERMT));
-  return 1;
+/* Takes back the sleep timer of g, whose in-place sleep must raise. */
+void gr_timer_cancelsleep (gr_state *S, gr_g *g) {
+  if (g->sleep) {
+    heapremove(S->timers, g->sleep);
+    free(g->sleep);
+    g->sleep = NULL;
+  }
 }
 
-static const luaL_Reg timermethods[] = {
-  {"stop", ltimer_stop},
-  {"reset", ltimer_reset},
-  {NULL, NULL}
-};
-
-static const luaL_Reg funcs[] = {
-  {"sleep", lsleep},
-  {"after", lafter},
-  {"tick", ltick},
-  {"timer", ltimer},
-  {"ticker", lticker},
-  {"after_func", lafterfunc},
-  {"now", lnow},
-  {"since", lsince},
-  {NULL, NULL}
-};
-
-static void setconst (lua_State *L, const char *name, double v) {
-  lua_pushnumber(L, v);
-  lua_setfield(L, -2, name);
-}
-
-/* Registers g.time in the module table at the top of L. */
-void gr_timer_open (lua_State *L) {
-  luaL_newmetatable(L, TIMERMT);
-  lua_pushcfunction(L, ltimer_gc);
-  lua_setfield(L, -2, "__gc");
-  lua_pushcfunction(L, ltimer_tostring);
-  lua_setfield(L, -2, "__tostring");
-  gr_state_pushbox(L);
-  luaL_getmetatable(L, "goroutines.chan");
-  luaL_getmetatable(L, "goroutines.case");
-  lua_newtable(L);                  /* methods, upvalue 4 of __index */
-  lua_pushvalue(L, -4);
-  lua_pushvalue(L, -4);
-  lua_pushvalue(L, -4);
-  luaL_setfuncs(L, timermethods, GR_NUPVALUES);
-  lua_pushcclosure(L, ltimer_index, GR_NUPVALUES + 1);
-  lua_setfield(L, -2, "__index");
-  lua_pop(L, 1);
-  lua_newtable(L);
-  gr_state_setfuncs(L, funcs);
-  setconst(L, "nanosecond", 1e-9);
-  setconst(L, "microsecond", 1e-6);
-  setconst(L, "millisecond", 1e-3);
-  setconst(L, "second", 1);
-  setconst(L, "minute", 60);
-  setconst(L, "hour", 3600);
-  lua_setfield(L, -2, "time");
+/* Whether t can be used: not of a state that closed. */
+int gr_timer_usable (gr_timer *t) {
+  return t->global || t->S != NULL;
 }
