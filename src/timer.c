@@ -53,7 +53,6 @@
 #include <string.h>
 
 #include "chan.h"
-#include "errors.h"
 #include "state.h"
 #include "timer.h"
 
