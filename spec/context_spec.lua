@@ -366,3 +366,28 @@ describe("with_timeout and with_deadline arguments", function()
     assert.are.equal("context canceled", c:err())
   end)
 end)
+
+describe("a canceled context with a deadline", function()
+  it("drops its timer at once, not when the deadline comes", function()
+    h.collect()
+    local before = g._stats().chans
+    local bg = g.context.background()
+    for _ = 1, 2000 do
+      local ctx, cancel = g.context.with_timeout(bg, 3600)
+      cancel()
+      assert.are.equal("context canceled", ctx:err())
+    end
+    h.collect()
+    -- Each context has a done channel; a pending timer would keep it.
+    assert.is_true(g._stats().chans - before < 50,
+                   (g._stats().chans - before) .. " channels left")
+  end)
+
+  it("still expires when it is not canceled", function()
+    local ctx = g.context.with_timeout(g.context.background(), 0.02)
+    local v, ok = h.recv_within(ctx:done(), 5)
+    assert.is_nil(v)
+    assert.is_false(ok)
+    assert.are.equal("context deadline exceeded", ctx:err())
+  end)
+end)

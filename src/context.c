@@ -64,6 +64,8 @@ typedef struct gr_ctx {
   struct gr_ctx *parent;  /* immutable; ref held until c is freed; NULL
                            for a root or a child of a root */
   int cancelable;       /* immutable; 0 for background */
+  gr_timer *deadline;   /* its pending deadline timer, or NULL (protected
+                           by the timers' lock: timer.c) */
   gr_mutex mu;
   /* protected by mu: */
   const char *err;      /* NULL, CANCELED or DEADLINE */
@@ -215,6 +217,11 @@ static void cancel (gr_state *cur, gr_ctx *c, const char *err) {
   kids = cancelone(c, err, &first);
   if (!first) return;
   gr__chan_close(cur, c->done);
+  /* A canceled context's deadline no longer matters: its timer goes now
+  ** rather than when it would fire (with_timeout(3600) then cancel, in a
+  ** loop). On the timer thread (cur NULL: a deadline is canceling c) the
+  ** timers' lock is held: the timers left fire later and find c done. */
+  if (cur != NULL) gr_timer_uncall(&c->deadline);
   if ((p = c->parent) != NULL) {   /* out of its parent's list */
     gr_mutex_lock(&p->mu);
     if (c->linked) removechild(p, c);
@@ -231,7 +238,10 @@ static void cancel (gr_state *cur, gr_ctx *c, const char *err) {
     work = c->next;
     c->next = NULL;
     kids = cancelone(c, err, &first);   /* unlinked already */
-    if (first) gr__chan_close(cur, c->done);
+    if (first) {
+      gr__chan_close(cur, c->done);
+      if (cur != NULL) gr_timer_uncall(&c->deadline);
+    }
     release(c);   /* the walk's ref */
   }
 }
@@ -364,7 +374,7 @@ static int withdeadline (lua_State *L, double d) {
   if (d <= 0) cancel(S, c, DEADLINE);
   else if (d < NEVER && geterr(c) == NULL) {   /* err: the parent's, at once */
     retain(c);   /* the timer's ref, dropped by ondeadline */
-    gr_timer_callsafe(L, d, ondeadline, c);
+    gr_timer_callsafe(L, d, ondeadline, c, &c->deadline);
   }
   return 2;
 }

@@ -303,6 +303,7 @@ static void gtfire (void) {
     if (t->kind == GR_TSEND)
       sendtick(NULL, &gt.heap, t, now);
     else {
+      if (t->slot) *t->slot = NULL;
       t->call(t->arg, 1);
       free(t);
     }
@@ -372,6 +373,7 @@ static void gtstop (void) {
     t = gt.heap.a[i];
     t->idx = NOHEAP;   /* a channel timer stays its channel's */
     if (t->kind == GR_TCALL) {
+      if (t->slot) *t->slot = NULL;
       t->g = (gr_g *)(void *)calls;   /* links the list */
       calls = t;
     }
@@ -402,6 +404,7 @@ static int gtadd (gr_timer *t, uint64_t when) {
   if (heapgrow(&gt.heap, gt.heap.n + gt.reserved + 1) == 0) {
     r = heapadd(&gt.heap, t);
     kick = wantkick(t);
+    if (r == 0 && t->kind == GR_TCALL && t->slot) *t->slot = t;
   }
   gr_lock_unlock(&gt.lock);
   if (kick) uv_async_send(&gt.async);
@@ -413,7 +416,8 @@ static int gtadd (gr_timer *t, uint64_t when) {
 ** is no memory). call must be thread-safe, must not raise, and must not
 ** free a timer's channel: it runs under gt.lock. */
 void gr_timer_callsafe (lua_State *L, double d,
-                        void (*call) (void *arg, int fired), void *arg) {
+                        void (*call) (void *arg, int fired), void *arg,
+                        gr_timer **slot) {
   gr_timer *t = (gr_timer *)calloc(1, sizeof(*t));
   uint64_t when = uv_hrtime() + tons(d);
   if (t == NULL) {
@@ -426,6 +430,7 @@ void gr_timer_callsafe (lua_State *L, double d,
   t->fref = LUA_NOREF;
   t->call = call;
   t->arg = arg;
+  t->slot = slot;   /* gtadd stores t there, under gt.lock */
   if (!gtstart()) {
     free(t);
     call(arg, 0);
@@ -435,6 +440,22 @@ void gr_timer_callsafe (lua_State *L, double d,
     free(t);
     call(arg, 0);
     luaL_error(L, "not enough memory");
+  }
+}
+
+void gr_timer_uncall (gr_timer **slot) {
+  gr_timer *t;
+  gr_lock_lock(&gt.lock);
+  t = *slot;
+  if (t != NULL && t->idx != NOHEAP) {
+    heapremove(&gt.heap, t);
+    *slot = NULL;
+  }
+  else t = NULL;   /* fired, or being fired: the timer thread has it */
+  gr_lock_unlock(&gt.lock);
+  if (t != NULL) {
+    t->call(t->arg, 0);
+    free(t);
   }
 }
 

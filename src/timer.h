@@ -33,6 +33,8 @@ struct gr_timer {
   gr_chan *c;           /* GR_TSEND: its channel, which owns it */
   int fref;             /* GR_TFUNC: registry ref of the function */
   void (*call) (void *arg, int fired);  /* GR_TCALL */
+  gr_timer **slot;      /* GR_TCALL: where its caller keeps it (or NULL),
+                           cleared under gt.lock before the call */
   void *arg;
 };
 
@@ -42,7 +44,11 @@ int gr_timer_pending (gr_state *S);
 /* Calls call(arg, 1) on the timer thread d seconds from now, or
 ** call(arg, 0) if the process's last state closes first. */
 void gr_timer_callsafe (lua_State *L, double d,
-                        void (*call) (void *arg, int fired), void *arg);
+                        void (*call) (void *arg, int fired), void *arg,
+                        gr_timer **slot);
+/* Takes back the call that *slot holds, if it is still pending: then
+** call(arg, 0) runs here. Never from a call (the timer thread). */
+void gr_timer_uncall (gr_timer **slot);
 /* Fires S's timers whose deadline passed (S's thread). */
 void gr_timer_fire (lua_State *L, gr_state *S);
 /* Arms S's libuv timer at its earliest deadline, before S sleeps. */
