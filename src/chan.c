@@ -406,6 +406,7 @@ static int parkon (lua_State *L, gr_state *S, gr_chan *c, int dir, int mode,
                    gr_value *v, lua_KContext ctx, lua_KFunction k) {
   gr_g *g = S->current;
   gr_waiter *w = &g->w;
+  GR_ASSERT(!atomic_load(&c->shared) || gr_mutex_held(&c->lock));
   gr_wait_prepare(w, g, c, dir);
   w->val = *v;
   gr_sched_prepark(g, mode, dir == GR_DIRRECV ? GR_WCHANRECV : GR_WCHANSEND,

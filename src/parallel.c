@@ -538,6 +538,7 @@ static void stophook (lua_State *L, lua_Debug *ar) {
 static int abandon (gr_pool *P) {
   gr_worker *W;
   int n = 0;
+  GR_ASSERT(gr_lock_held(&P->stopmu) && gr_lock_held(&P->lock));
   for (W = P->workers; W != NULL; W = W->next) {
     if (atomic_load(&W->exited) || atomic_load(&W->quiet)) continue;
     atomic_store(&W->detached, 1);

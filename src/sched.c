@@ -622,6 +622,7 @@ static void preempthook (lua_State *L, lua_Debug *ar) {
 static void watch (gr_state *S, uint64_t now) {
   unsigned seq = atomic_load_explicit(&S->runseq, memory_order_relaxed);
   gr_g *g;
+  GR_ASSERT(gr_lock_held(&monlock));
   if (seq != S->monseq) {
     S->monseq = seq;
     S->monsince = now;

@@ -122,6 +122,7 @@ static int park (lua_State *L, gr_state *S, gr_sync *o, int mode,
                  int reason) {
   gr_g *g = S->current;
   gr_waiter *w = &g->w;
+  GR_ASSERT(gr_mutex_held(&o->lock));
   gr_wait_prepare(w, g, o, 0);
   gr_sched_prepark(g, mode, reason, cancel);
   gr_waitq_push(&o->waiters, w);

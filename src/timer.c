@@ -221,6 +221,7 @@ static void sendtick (gr_state *cur, gr_timerheap *h, gr_timer *t,
 /* Requires gt.lock, t just added. Whether the thread must be woken to
 ** arm its timer earlier. */
 static int wantkick (gr_timer *t) {
+  GR_ASSERT(gr_lock_held(&gt.lock));
   if (t->idx != 0 || t->when >= gt.armed) return 0;
   gt.armed = t->when;
   return 1;
@@ -232,6 +233,7 @@ static int wantkick (gr_timer *t) {
 ** seen asleep by the kick (the protocol of gr_sched_kick). */
 static void gtkickall (void) {
   size_t i;
+  GR_ASSERT(gr_lock_held(&gt.lock));
   for (i = 0; i < gt.nwatch; i++) {
     gr_state *S = gt.watch[i];
     S->timers->watching = 0;
@@ -244,6 +246,7 @@ static void gtkickall (void) {
 /* Requires gt.lock. Adds S to the watching states (when memory lacks, it
 ** is kicked now and then, as the timers of the process fire). */
 static void gtwatch (gr_state *S) {
+  GR_ASSERT(gr_lock_held(&gt.lock));
   if (S->timers->watching) return;
   if (gt.nwatch == gt.capwatch) {
     size_t cap = gt.capwatch ? 2 * gt.capwatch : 8;
