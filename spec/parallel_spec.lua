@@ -716,31 +716,7 @@ end)
 -- Runs src like h.run_script, with the environment variables of env (a
 -- table name -> value) set for the child: the runtime's test hooks.
 local function run_with_env(env, src, limit)
-  local function shquote(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
-  local function slurp(path)
-    local f = assert(io.open(path, "rb"))
-    local s = f:read("a")
-    f:close()
-    return s
-  end
-  local script, out, err = os.tmpname(), os.tmpname(), os.tmpname()
-  local f = assert(io.open(script, "w"))
-  f:write(src)
-  f:close()
-  local vars = {}
-  for k, v in pairs(env) do vars[#vars + 1] = k .. "=" .. shquote(v) end
-  local cmd = string.format(
-    "%s LUA_PATH=%s LUA_CPATH=%s timeout -k 5 %d %s %s >%s 2>%s",
-    table.concat(vars, " "), shquote(package.path), shquote(package.cpath),
-    math.ceil((limit or 60) * h.TIME_SCALE), os.getenv("LUA") or "lua5.4",
-    shquote(script), shquote(out), shquote(err))
-  local _, how, code = os.execute(cmd)
-  if how == "signal" then code = 128 + code end
-  local stdout, stderr = slurp(out), slurp(err)
-  os.remove(script)
-  os.remove(out)
-  os.remove(err)
-  return stdout, stderr, code
+  return h.run_script(src, limit, env)
 end
 
 describe("a worker that cannot start", function()
