@@ -85,7 +85,7 @@ int gr_errors_deadlock (lua_State *L, gr_state *S) {
   return lua_error(L);
 }
 
-static int printlist (gr_errmsg *e) {
+int gr_errors_print (gr_errmsg *e) {
   int n = 0;
   while (e) {
     gr_errmsg *next = e->next;
@@ -94,13 +94,13 @@ static int printlist (gr_errmsg *e) {
     e = next;
     n++;
   }
+  fflush(stderr);
   return n;
 }
 
 /* At state close: prints the errors never raised; returns their count. */
 int gr_errors_report (gr_state *S) {
-  int n = printlist(S->errlocal) + printlist(S->errors);
+  int n = gr_errors_print(S->errlocal) + gr_errors_print(S->errors);
   S->errlocal = S->errlocaltail = S->errors = S->errtail = NULL;
-  fflush(stderr);
   return n;
 }

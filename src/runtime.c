@@ -27,16 +27,7 @@
 ** exits with status 1: the standalone interpreter's policy, where an
 ** uncaught goroutine error fails the program. */
 static void exitonerrors (gr_errmsg *errs) {
-  int n = 0;
-  while (errs) {
-    gr_errmsg *next = errs->next;
-    fprintf(stderr, "%s\n", errs->msg);
-    free(errs);
-    errs = next;
-    n++;
-  }
-  fflush(stderr);
-  if (n > 0) exit(EXIT_FAILURE);
+  if (gr_errors_print(errs) > 0) exit(EXIT_FAILURE);
 }
 
 /* What the close of a host state does last: process-wide, set before any
