@@ -184,6 +184,20 @@ describe("blocking where the goroutine cannot yield", function()
     assert.are.equal("v", got)
   end)
 
+  it("raises in an xpcall message handler, and xpcall returns that error",
+     function()
+    local ch = g.chan()
+    local err = in_goroutine(function()
+      local ok, e = xpcall(function() error("first", 0) end,
+                           function(e) ch:send(e); return e end)
+      assert(not ok)
+      error(e, 0)
+    end)
+    assert.is_true(h.has(err, "chan send" .. CANNOT_BLOCK), err)
+    -- Nothing was sent, and the channel works on.
+    assert.are.equal("default", g.select { ch:on_recv(), default = true })
+  end)
+
   it("raises in a gsub callback (chan send)", function()
     local ch = g.chan()
     local err = in_goroutine(function()

@@ -334,6 +334,7 @@ int gr_sched_wait (lua_State *L, gr_state *S, gr_g *me, int runonly) {
 
 static const char resumingkey = 0;   /* coroutine -> thread resuming it */
 static const char suspendtoken = 0;  /* what a suspending coroutine yields */
+static const char cannotblockkey = 0;  /* the last such error raised */
 static const char blockedtoken = 0;  /* what a parked one yields to a resume
                                         that is not its scheduler's */
 
@@ -390,10 +391,40 @@ int gr_sched_blockmode (lua_State *L, gr_state *S) {
 }
 
 /* Raises the error for GR_BLOCK_NO. Requires no lock held. */
+/* Whether L runs the message handler of an xpcall for the error that
+** gr_sched_cannotblock raised last in this state: the function calling us
+** got that very message as its first argument. */
+static int handlingcannotblock (lua_State *L) {
+  lua_Debug ar;
+  int r = 0;
+  if (!lua_getstack(L, 1, &ar)) return 0;
+  if (lua_getlocal(L, &ar, 1) != NULL) {
+    if (lua_type(L, -1) == LUA_TSTRING &&
+        lua_rawgetp(L, LUA_REGISTRYINDEX, &cannotblockkey) == LUA_TSTRING) {
+      r = lua_rawequal(L, -1, -2);
+      lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+  }
+  return r;
+}
+
+/* Raises "<reason>: cannot block here...". Lua calls an xpcall's message
+** handler again for an error raised in it, so a handler that blocks would
+** recurse on this error until the C stack runs out ("error in error
+** handling"): where the handler is handling this very error, the call
+** that would block returns nothing instead, and the handler can return
+** the error, which xpcall then returns. */
 int gr_sched_cannotblock (lua_State *L, int reason) {
-  return luaL_error(L, "%s: cannot block here, inside a C call that cannot "
-                    "yield (such as a table.sort comparator or a gsub "
-                    "callback)", gr_waitreasons[reason]);
+  if (handlingcannotblock(L)) return 0;
+  luaL_where(L, 1);
+  lua_pushfstring(L, "%s: cannot block here, inside a C call that cannot "
+                  "yield (such as a table.sort comparator or a gsub "
+                  "callback)", gr_waitreasons[reason]);
+  lua_concat(L, 2);
+  lua_pushvalue(L, -1);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &cannotblockkey);
+  return lua_error(L);
 }
 
 /* Prepares g to park: called by the owner before its waiters become
