@@ -55,10 +55,17 @@ typedef struct gr_value {
   } u;
 } gr_value;
 
+/* Captures the value at idx into *v: scalars inline, others anchored in
+** L's registry, or packed when packed is set. May raise. */
 void gr_value_capture (lua_State *L, int idx, int packed, gr_value *v);
+/* Pushes *v on L and leaves *v nil (a GR_VREF only in its own state). */
 void gr_value_push (lua_State *L, gr_value *v);
+/* Drops *v (L: its state, or NULL while that state closes). */
 void gr_value_discard (lua_State *L, gr_value *v);
+/* Turns a GR_VREF of L's state into a GR_VPACK; raises, *v unchanged,
+** when the value cannot cross (where names it). Returns 0. */
 int gr_value_share (lua_State *L, gr_value *v, const char *where);
+/* Makes *v the number n. */
 void gr_value_number (gr_value *v, lua_Number n);
 
 static inline void gr_value_setnil (gr_value *v) { v->type = GR_VNIL; }
