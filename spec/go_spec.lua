@@ -284,8 +284,16 @@ end)
 
 describe("g.go with hostile input", function()
   it("rejects a table whose __call is not a function", function()
+    local bad = setmetatable({}, { __call = 1 })
     h.raises({ "bad argument #1", "(function expected, got table)" },
-             g.go, setmetatable({}, { __call = 1 }))
+             g.go, bad)
+    h.raises({ "bad argument #1", "(function expected, got table)" },
+             g.parallel, bad)
+    h.raises({ "bad argument #2", "(function expected, got table)" },
+             g.time.after_func, 1, bad)
+    local once = g.sync.once()
+    h.raises({ "bad argument #2", "(function expected, got table)" },
+             once.call, once, bad)
     local ran = false
     g.go(setmetatable({}, { __call = function() ran = true end }))
     g.gosched()

@@ -188,11 +188,8 @@ static int lticker (lua_State *L) {
 
 static int lafterfunc (lua_State *L) {
   double d = checknum(L, 1, "after_func");
-  if (lua_type(L, 2) != LUA_TFUNCTION) {
-    if (luaL_getmetafield(L, 2, "__call") == LUA_TNIL)
-      return typeerror(L, 2, "after_func", "function");
-    lua_pop(L, 1);
-  }
+  if (!gr_sched_iscallable(L, 2))
+    return typeerror(L, 2, "after_func", "function");
   return newhandle(L, GR_TFUNC, d, 0);
 }
 

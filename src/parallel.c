@@ -663,11 +663,7 @@ static int lparallel (lua_State *L) {
   gr_pack *p;
   lua_Integer id;
   int started;
-  if (lua_type(L, 1) != LUA_TFUNCTION) {
-    if (luaL_getmetafield(L, 1, "__call") == LUA_TNIL)
-      return luaL_typeerror(L, 1, "function");
-    lua_pop(L, 1);
-  }
+  gr_sched_checkcallable(L, 1);
   if (atomic_load(&P->stopping))
     return luaL_error(L, "goroutines: the runtime is shutting down");
   p = gr_pack_values(L, 1, lua_gettop(L), "args", 1);   /* may raise */

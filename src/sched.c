@@ -758,13 +758,20 @@ void gr_sched_closeall (gr_state *S) {
 
 /* --- Lua functions ------------------------------------------------------ */
 
-/* Raises a type error unless the value at idx can be called: a function,
-** or a value whose __call is a function. */
+/* Whether the value at idx can be called: a function, or a value whose
+** __call is a function (a __call of another type would fail only once
+** the value is called, in another goroutine maybe). */
+int gr_sched_iscallable (lua_State *L, int idx) {
+  int t;
+  if (lua_type(L, idx) == LUA_TFUNCTION) return 1;
+  t = luaL_getmetafield(L, idx, "__call");
+  if (t != LUA_TNIL) lua_pop(L, 1);
+  return t == LUA_TFUNCTION;
+}
+
+/* Raises a type error unless the value at idx can be called. */
 void gr_sched_checkcallable (lua_State *L, int idx) {
-  if (lua_type(L, idx) == LUA_TFUNCTION) return;
-  if (luaL_getmetafield(L, idx, "__call") != LUA_TFUNCTION)
-    luaL_typeerror(L, idx, "function");
-  lua_pop(L, 1);
+  if (!gr_sched_iscallable(L, idx)) luaL_typeerror(L, idx, "function");
 }
 
 static int lgo (lua_State *L) {

@@ -196,7 +196,9 @@ void gr_sched_sleep (gr_state *S, gr_g *me, int spin);
 void gr_sched_kick (gr_state *S);
 /* Hooks the goroutine S is running, if any (any thread). */
 int gr_sched_interrupt (gr_state *S, lua_Hook hook);
-/* Raises a type error unless the value at idx can be called. */
+/* Whether the value at idx can be called (a function, or a function as
+** __call); raises a type error unless it can. */
+int gr_sched_iscallable (lua_State *L, int idx);
 void gr_sched_checkcallable (lua_State *L, int idx);
 /* The next goroutine id (process-wide). */
 lua_Integer gr_sched_newid (void);

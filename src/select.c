@@ -107,25 +107,11 @@ static void newcase (lua_State *L, int dir, int handler, int value) {
   lua_setmetatable(L, -2);
 }
 
-/* True for a function, or a value whose __call is a function (a __call of
-** another type would fail only once the case is chosen). */
-static int iscallable (lua_State *L, int idx) {
-  int t;
-  if (lua_type(L, idx) == LUA_TFUNCTION) return 1;
-  t = luaL_getmetafield(L, idx, "__call");
-  if (t != LUA_TNIL) lua_pop(L, 1);
-  return t == LUA_TFUNCTION;
-}
-
-static void checkhandler (lua_State *L, int idx) {
-  if (!iscallable(L, idx)) luaL_typeerror(L, idx, "function");
-}
-
 /* ch:on_recv([handler]) */
 static int lchan_onrecv (lua_State *L) {
   gr_chan_checkdir(L, 1, GR_DIRRECV);
   if (!lua_isnoneornil(L, 2)) {
-    checkhandler(L, 2);
+    gr_sched_checkcallable(L, 2);
     newcase(L, GR_DIRRECV, 2, 0);
     return 1;
   }
@@ -142,7 +128,7 @@ static int lchan_onrecv (lua_State *L) {
 static int lchan_onsend (lua_State *L) {
   gr_chan_checkdir(L, 1, GR_DIRSEND);
   luaL_checkany(L, 2);
-  if (!lua_isnoneornil(L, 3)) checkhandler(L, 3);
+  if (!lua_isnoneornil(L, 3)) gr_sched_checkcallable(L, 3);
   newcase(L, GR_DIRSEND, lua_isnoneornil(L, 3) ? 0 : 3, 2);
   return 1;
 }
@@ -555,7 +541,7 @@ static int lselect (lua_State *L) {
   lua_settop(L, 1);
   lua_getfield(L, 1, "default");
   hasdefault = !lua_isnil(L, 2);
-  if (hasdefault && !iscallable(L, 2) &&
+  if (hasdefault && !gr_sched_iscallable(L, 2) &&
       !(lua_type(L, 2) == LUA_TBOOLEAN && lua_toboolean(L, 2)))
     luaL_argerror(L, 1, "default must be a function or true");
   luaL_argcheck(L, lua_rawlen(L, 1) <= MAXCASES, 1,

@@ -233,15 +233,6 @@ static int once_k (lua_State *L, int status, lua_KContext ctx) {
   return 0;
 }
 
-/* Raises unless the value at idx can be called (a function, or a value
-** with __call): checked before the once is marked as running, so a bad
-** argument does not use it up. */
-static void checkcallable (lua_State *L, int idx) {
-  if (lua_type(L, idx) == LUA_TFUNCTION) return;
-  if (luaL_getmetafield(L, idx, "__call") != LUA_TNIL) lua_pop(L, 1);
-  else luaL_typeerror(L, idx, "function");
-}
-
 /* Pushes a second handle of o, out of the user's reach, so that o
 ** outlives f even if f finalizes the handle it was called through. */
 static void pin (lua_State *L, gr_sync *o) {
@@ -257,7 +248,8 @@ static int lonce_call (lua_State *L) {
   gr_state *S = gr_getstate(L);
   gr_sync *o = check(L, ONCE);
   int mode;
-  checkcallable(L, 2);
+  gr_sched_checkcallable(L, 2);   /* before o is marked running: a bad
+                                     argument does not use it up */
   lua_settop(L, 2);
   mode = gr_sched_blockmode(L, S);
   for (;;) {
