@@ -78,17 +78,45 @@ void gr_rank_release (const void *lock);
 #define GR_RANK_RELEASE(lock)        ((void)0)
 #endif
 
+#ifdef GR_DEBUG
+/* Which thread holds a lock, in debug builds (gr_mutex_held, gr_lock_held
+** and the rank check read it). */
+typedef struct gr_owner {
+  int rank;             /* GR_L* */
+  int held;             /* 1 while a thread holds the lock */
+  pthread_t thread;     /* that thread, while held */
+} gr_owner;
+
+static inline void gr_owner_take (gr_owner *o) {
+  o->thread = pthread_self();
+  o->held = 1;
+}
+
+static inline int gr_owner_mine (const gr_owner *o) {
+  return o->held && pthread_equal(o->thread, pthread_self());
+}
+
+static inline void gr_owner_drop (gr_owner *o) {
+  assert(gr_owner_mine(o));
+  o->held = 0;
+}
+#define GR_OWNER_INIT(o, r)  ((o)->rank = (r), (o)->held = 0)
+#define GR_OWNER_TAKE(o)     gr_owner_take(o)
+#define GR_OWNER_DROP(o)     gr_owner_drop(o)
+#else
+#define GR_OWNER_INIT(o, r)  ((void)(r))
+#define GR_OWNER_TAKE(o)     ((void)0)
+#define GR_OWNER_DROP(o)     ((void)0)
+#endif
+
 /* The lock of channels, sync objects, contexts and mailboxes: critical
 ** sections are a few dozen instructions, so a spinlock beats a mutex that
 ** sleeps and wakes through the kernel when two threads meet (a waiter
-** whose holder was descheduled yields its core after a few spins). Debug
-** builds know which thread holds it. */
+** whose holder was descheduled yields its core after a few spins). */
 typedef struct gr_mutex {
   atomic_int locked;
 #ifdef GR_DEBUG
-  int rank;          /* GR_L* */
-  pthread_t owner;   /* valid while held != 0 */
-  int held;
+  gr_owner own;
 #endif
 } gr_mutex;
 
@@ -100,12 +128,7 @@ typedef struct gr_mutex {
 
 static inline void gr_mutex_init (gr_mutex *mu, int rank) {
   atomic_init(&mu->locked, 0);
-#ifdef GR_DEBUG
-  mu->rank = rank;
-  mu->held = 0;
-#else
-  (void)rank;
-#endif
+  GR_OWNER_INIT(&mu->own, rank);
 }
 
 static inline void gr_mutex_destroy (gr_mutex *mu) {
@@ -114,31 +137,25 @@ static inline void gr_mutex_destroy (gr_mutex *mu) {
 
 static inline void gr_mutex_lock (gr_mutex *mu) {
   unsigned spins = 0;
-  GR_RANK_ACQUIRE(mu, mu->rank);
+  GR_RANK_ACQUIRE(mu, mu->own.rank);
   while (atomic_exchange_explicit(&mu->locked, 1, memory_order_acquire)) {
     while (atomic_load_explicit(&mu->locked, memory_order_relaxed)) {
       if (++spins < 100) GR_PAUSE();
       else sched_yield();
     }
   }
-#ifdef GR_DEBUG
-  mu->owner = pthread_self();
-  mu->held = 1;
-#endif
+  GR_OWNER_TAKE(&mu->own);
 }
 
 static inline void gr_mutex_unlock (gr_mutex *mu) {
-#ifdef GR_DEBUG
-  assert(mu->held && pthread_equal(mu->owner, pthread_self()));
-  mu->held = 0;
-#endif
+  GR_OWNER_DROP(&mu->own);
   atomic_store_explicit(&mu->locked, 0, memory_order_release);
   GR_RANK_RELEASE(mu);
 }
 
 #ifdef GR_DEBUG
 static inline int gr_mutex_held (gr_mutex *mu) {
-  return mu->held && pthread_equal(mu->owner, pthread_self());
+  return gr_owner_mine(&mu->own);
 }
 #endif
 
@@ -147,19 +164,12 @@ static inline int gr_mutex_held (gr_mutex *mu) {
 typedef struct gr_lock {
   uv_mutex_t m;
 #ifdef GR_DEBUG
-  int rank;          /* GR_L* */
-  pthread_t owner;   /* valid while held != 0 */
-  int held;
+  gr_owner own;
 #endif
 } gr_lock;
 
 static inline int gr_lock_init (gr_lock *lk, int rank) {
-#ifdef GR_DEBUG
-  lk->rank = rank;
-  lk->held = 0;
-#else
-  (void)rank;
-#endif
+  GR_OWNER_INIT(&lk->own, rank);
   return uv_mutex_init(&lk->m);
 }
 
@@ -168,54 +178,36 @@ static inline void gr_lock_destroy (gr_lock *lk) {
 }
 
 static inline void gr_lock_lock (gr_lock *lk) {
-  GR_RANK_ACQUIRE(lk, lk->rank);
+  GR_RANK_ACQUIRE(lk, lk->own.rank);
   uv_mutex_lock(&lk->m);
-#ifdef GR_DEBUG
-  lk->owner = pthread_self();
-  lk->held = 1;
-#endif
+  GR_OWNER_TAKE(&lk->own);
 }
 
 static inline void gr_lock_unlock (gr_lock *lk) {
-#ifdef GR_DEBUG
-  assert(lk->held && pthread_equal(lk->owner, pthread_self()));
-  lk->held = 0;
-#endif
+  GR_OWNER_DROP(&lk->own);
   uv_mutex_unlock(&lk->m);
   GR_RANK_RELEASE(lk);
 }
 
 /* Waits on cond, releasing lk meanwhile (held again on return). */
 static inline void gr_lock_wait (gr_lock *lk, uv_cond_t *cond) {
-#ifdef GR_DEBUG
-  assert(lk->held && pthread_equal(lk->owner, pthread_self()));
-  lk->held = 0;
-#endif
+  GR_OWNER_DROP(&lk->own);
   uv_cond_wait(cond, &lk->m);
-#ifdef GR_DEBUG
-  lk->owner = pthread_self();
-  lk->held = 1;
-#endif
+  GR_OWNER_TAKE(&lk->own);
 }
 
 /* Waits on cond for up to timeout ns, releasing lk meanwhile (it is held
 ** again on return), as uv_cond_timedwait. */
 static inline void gr_lock_timedwait (gr_lock *lk, uv_cond_t *cond,
                                       uint64_t timeout) {
-#ifdef GR_DEBUG
-  assert(lk->held && pthread_equal(lk->owner, pthread_self()));
-  lk->held = 0;
-#endif
+  GR_OWNER_DROP(&lk->own);
   (void)uv_cond_timedwait(cond, &lk->m, timeout);
-#ifdef GR_DEBUG
-  lk->owner = pthread_self();
-  lk->held = 1;
-#endif
+  GR_OWNER_TAKE(&lk->own);
 }
 
 #ifdef GR_DEBUG
 static inline int gr_lock_held (gr_lock *lk) {
-  return lk->held && pthread_equal(lk->owner, pthread_self());
+  return gr_owner_mine(&lk->own);
 }
 #endif
 
