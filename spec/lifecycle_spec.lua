@@ -200,6 +200,9 @@ describe("a worker inside a long C call when main ends", function()
         print("never: the program ended")
       end, ch)
       print(ch:recv())
+      -- Let the worker get into its call: interrupted before it, the
+      -- worker would stop as any other.
+      g.time.sleep(0.2 * (tonumber(os.getenv("SPEC_TIME_SCALE")) or 1))
       print("main end")
     ]], 30)
     local elapsed = g.time.since(t0)
