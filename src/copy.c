@@ -7,9 +7,10 @@
 ** and metatables preserved; Lua functions travel as bytecode with their
 ** upvalues copied by the same rules (shared upvalues stay shared) and
 ** _ENV bound to the receiving side; C functions of the standard library
-** and of loaded modules travel by name; channels, sync objects and
-** contexts by handle. Anything else raises an error at the send or spawn site that
-** names where the value sits, and nothing is sent. Values nest at most
+** and of loaded modules travel by name; runtime objects (channels, sync
+** objects, contexts: a gr_objtype) by handle. Anything else raises an
+** error at the send or spawn site that names where the value sits, and
+** nothing is sent. Values nest at most
 ** MAXDEPTH deep. A module that travels by name must load on the other
 ** side: g.parallel raises if a worker state could not load it (see
 ** workercanload), a receiving state that cannot raises at the receive.

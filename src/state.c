@@ -14,9 +14,9 @@
 **   registry keeps until lua_close frees every object, after the last
 **   finalizer: a finalizer that lua_close runs after the anchor's (one
 **   marked before the first require) finds box->S NULL, and gr_getstate
-**   raises instead of reading freed memory. box->S is also cleared, by the host's thread, in the
-**   state of a worker abandoned at shutdown (gr_state_abandon), which is
-**   then never freed.
+**   raises instead of reading freed memory. box->S is also cleared, by
+**   the host's thread, in the state of a worker abandoned at shutdown
+**   (gr_state_abandon), which is then never freed.
 */
 #include <stdlib.h>
 
