@@ -329,7 +329,7 @@ static void packheld (lua_State *L, gr_chan *c, int share) {
 
 /* Raises, naming the value, if a value c holds could not cross states.
 ** Changes nothing: a failed pack leaves c as it was. */
-void gr_chan_checkshare (lua_State *L, gr_chan *c) {
+static void checkshare (lua_State *L, gr_chan *c) {
   if (atomic_load_explicit(&c->shared, memory_order_acquire)) return;
   if (c->hook) c->hook(L, c, GR_CHAN_WILLSHARE);
   packheld(L, c, 0);
@@ -339,7 +339,7 @@ void gr_chan_checkshare (lua_State *L, gr_chan *c) {
 ** values it holds become packed values. Runs on the thread of the only
 ** state that holds c, so nothing else touches c meanwhile; checkshare
 ** made sure that every value can cross. */
-void gr_chan_share (lua_State *L, gr_chan *c) {
+static void share (lua_State *L, gr_chan *c) {
   if (atomic_load_explicit(&c->shared, memory_order_acquire)) return;
   packheld(L, c, 1);
   if (c->hook) c->hook(L, c, GR_CHAN_SHARED);   /* its timer moves */
@@ -686,7 +686,7 @@ static const luaL_Reg funcs[] = {
 static void *chantake (lua_State *L, int idx, int *aux) {
   gr_chanud *u = (gr_chanud *)lua_touserdata(L, idx);
   if (u->c == NULL) return NULL;
-  gr_chan_checkshare(L, u->c);   /* may raise: before the ref */
+  checkshare(L, u->c);   /* may raise: before the ref */
   gr_chan_retain(u->c);
   atomic_fetch_add(&u->c->packrefs, 1);
   *aux = u->dir;
@@ -705,7 +705,7 @@ static void chanpush (lua_State *L, void *obj, int aux) {
 }
 
 static void chanexport (lua_State *L, void *obj) {
-  gr_chan_share(L, (gr_chan *)obj);
+  share(L, (gr_chan *)obj);
 }
 
 static const gr_objtype chantype = {

@@ -76,10 +76,6 @@ gr_chanud *gr_chan_checkud (lua_State *L, int idx);
 int gr_chan_finalized (lua_State *L);
 /* The channel of the handle at idx, which must allow dir; or raises. */
 gr_chan *gr_chan_checkdir (lua_State *L, int idx, int dir);
-/* Raises, naming the value, if a value c holds could not cross states. */
-void gr_chan_checkshare (lua_State *L, gr_chan *c);
-/* Makes c shared (once its handle was packed): its values get packed. */
-void gr_chan_share (lua_State *L, gr_chan *c);
 /* Closes c and wakes every waiter: GR_OK, or GR_CLOSED if it was (cur:
 ** the caller's state, or NULL). gr__: the embedding API's gr_chan_close
 ** takes no state. */

@@ -14,12 +14,14 @@
 #include "errors.h"
 #include "sched.h"
 
+static int deadlock (lua_State *L, gr_state *S);
+
 /* Raises the error that gr_sched_wait reported to a blocking call:
 ** goroutine 1's oldest uncaught goroutine error, or the deadlock report.
 ** Never returns. */
 void gr_errors_raisewait (lua_State *L, gr_state *S, int err) {
   if (err == GR_EGOERR) gr_sched_raiseerror(L, S);
-  gr_errors_deadlock(L, S);
+  deadlock(L, S);
 }
 
 /* Whether a frame is in the module's own Lua code (its coroutine.resume,
@@ -74,7 +76,7 @@ static void addworker (gr_state *S, void *ud) {
 ** worker is asleep with nothing to wait for (that is what made it a
 ** deadlock), so their goroutines hold still while they are read. L is
 ** the thread that detected it. */
-int gr_errors_deadlock (lua_State *L, gr_state *S) {
+static int deadlock (lua_State *L, gr_state *S) {
   luaL_Buffer b;
   luaL_buffinit(L, &b);
   luaL_addstring(&b, "all goroutines are asleep - deadlock!");

@@ -12,9 +12,6 @@
 ** oldest uncaught goroutine error; GR_EDEADLOCK: the deadlock report).
 ** Never returns. */
 void gr_errors_raisewait (lua_State *L, gr_state *S, int err);
-/* Raises "all goroutines are asleep - deadlock!" with every goroutine of
-** S and of its workers. Never returns. */
-int gr_errors_deadlock (lua_State *L, gr_state *S);
 /* Prints a list of errors to stderr and frees it; returns how many. */
 int gr_errors_print (gr_errmsg *e);
 /* Prints the errors of S never raised (at its close); returns how many. */

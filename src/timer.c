@@ -536,7 +536,7 @@ void gr_timer_attach (gr_timer *t, gr_chan *c) {
 
 /* Frees an inactive sleep, after_func or call timer. L is NULL at state
 ** close. */
-void gr_timer_free (lua_State *L, gr_timer *t) {
+static void freetimer (lua_State *L, gr_timer *t) {
   GR_ASSERT(t->idx == NOHEAP && t->kind != GR_TSEND);
   if (t->fref != LUA_NOREF && L != NULL)
     luaL_unref(L, LUA_REGISTRYINDEX, t->fref);
@@ -565,7 +565,7 @@ void gr_timer_start (lua_State *L, gr_state *S, gr_timer *t, double d) {
     r = heapadd(S->timers, t);
   }
   if (r != 0) {
-    if (t->kind != GR_TSEND && !t->ud) gr_timer_free(L, t);
+    if (t->kind != GR_TSEND && !t->ud) freetimer(L, t);
     luaL_error(L, "not enough memory");
   }
 }
@@ -603,13 +603,13 @@ static void fire (lua_State *L, gr_state *S, gr_timer *t, uint64_t now) {
       lua_rawgeti(L, LUA_REGISTRYINDEX, t->fref);
       gr_sched_spawn(L, S, 0, 0);
       t->firing = 0;
-      if (!t->ud && t->idx == NOHEAP) gr_timer_free(L, t);
+      if (!t->ud && t->idx == NOHEAP) freetimer(L, t);
       return;
   }
 }
 
 /* Fires every timer of S whose deadline has passed. Owner thread only. */
-void gr_timer_fire (lua_State *L, gr_state *S) {
+static void firedue (lua_State *L, gr_state *S) {
   gr_timerheap *h = S->timers;
   uint64_t now;
   if (h->n == 0) return;
@@ -631,7 +631,7 @@ static void ontimer (uv_timer_t *handle) {
 
 /* Arms the libuv timer at the earliest deadline before the scheduler
 ** sleeps in uv_run. */
-void gr_timer_arm (gr_state *S) {
+static void arm (gr_state *S) {
   gr_timerheap *h = S->timers;
   if (h->n > 0) {
     uint64_t now = uv_hrtime(), when = h->a[0]->when;
@@ -644,7 +644,7 @@ void gr_timer_arm (gr_state *S) {
 }
 
 static const gr_timerops timerops = {
-  gr_timer_fire, gr_timer_pending, gr_timer_arm
+  firedue, gr_timer_pending, arm
 };
 
 int gr_timer_init (gr_state *S) {
@@ -687,7 +687,7 @@ void gr_timer_closeall (gr_state *S) {
       t->S = NULL;
       if (t->kind != GR_TSEND && !t->ud) {
         t->fref = LUA_NOREF;
-        gr_timer_free(NULL, t);
+        freetimer(NULL, t);
       }
     }
     free(h->a);
@@ -769,7 +769,7 @@ void gr_timer_dropud (lua_State *L, gr_timer *t) {
     return;
   }
   t->ud = 0;
-  if (t->idx == NOHEAP && !t->firing) gr_timer_free(L, t);
+  if (t->idx == NOHEAP && !t->firing) freetimer(L, t);
 }
 
 /* Takes back the sleep timer of g, whose in-place sleep must raise. */

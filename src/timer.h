@@ -49,10 +49,6 @@ void gr_timer_callsafe (lua_State *L, double d,
 /* Takes back the call that *slot holds, if it is still pending: then
 ** call(arg, 0) runs here. Never from a call (the timer thread). */
 void gr_timer_uncall (gr_timer **slot);
-/* Fires S's timers whose deadline passed (S's thread). */
-void gr_timer_fire (lua_State *L, gr_state *S);
-/* Arms S's libuv timer at its earliest deadline, before S sleeps. */
-void gr_timer_arm (gr_state *S);
 /* Makes S's timer heap and installs S->timerops; 0 or -1. */
 int gr_timer_init (gr_state *S);
 /* Before S frees its goroutines: the timer thread wakes none of them. */
@@ -67,8 +63,6 @@ void gr_timer_attach (gr_timer *t, gr_chan *c);
 /* Arms the inactive t d seconds from now; raises without memory (then
 ** frees a timer nothing else owns). */
 void gr_timer_start (lua_State *L, gr_state *S, gr_timer *t, double d);
-/* Frees an inactive sleep or after_func timer (L: NULL at state close). */
-void gr_timer_free (lua_State *L, gr_timer *t);
 /* A period of d seconds in ns, at least 1. */
 uint64_t gr_timer_period (double d);
 /* Stops t: whether it was active or had an unreceived value. */
