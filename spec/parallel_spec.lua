@@ -277,7 +277,9 @@ end)
 describe("g.numgoroutine", function()
   it("counts parallel goroutines, queued, blocked and from inside", function()
     -- In a process of its own: goroutines that earlier specs left ending
-    -- would change the count meanwhile.
+    -- would change the count meanwhile. The goroutines count from inside
+    -- once all five are spawned (a worker may start the first one while
+    -- main still spawns the others).
     local out, err, code = h.run_script [[
       local g = require "goroutines"
       local function check(want, got, what)
@@ -286,17 +288,19 @@ describe("g.numgoroutine", function()
         end
       end
       local base = g.numgoroutine()
-      local release, seen = g.chan(), g.chan(5)
+      local start, release, seen = g.chan(), g.chan(), g.chan(5)
       local wg = g.sync.waitgroup()
       wg:add(5)
       for _ = 1, 5 do
-        g.parallel(function(r, s, w)
+        g.parallel(function(go, r, s, w)
+          go:recv()   -- counts once all five are spawned
           s:send(g.numgoroutine())
           r:recv()
           w:done()
-        end, release, seen, wg)
+        end, start, release, seen, wg)
       end
       check(base + 5, g.numgoroutine(), "not all started yet")
+      start:close()
       for _ = 1, 5 do check(base + 5, (seen:recv()), "from inside") end
       check(base + 5, g.numgoroutine(), "all blocked")
       release:close()
