@@ -38,6 +38,7 @@ build = {
         "src/chan.c",
         "src/context.c",
         "src/copy.c",
+        "src/embed.c",
         "src/errors.c",
         "src/goroutines.c",
         "src/gr.c",
@@ -55,7 +56,7 @@ build = {
       -- _GNU_SOURCE is what the Makefile adds besides -std=c11.
       defines = { "_GNU_SOURCE" },
       libraries = { "uv", "pthread" },
-      incdirs = { "$(LIBUV_INCDIR)" },
+      incdirs = { "include", "$(LIBUV_INCDIR)" },
       libdirs = { "$(LIBUV_LIBDIR)" },
     },
     ["goroutines"] = "lua/goroutines/init.lua",

@@ -58,6 +58,29 @@ function M.run_script(src, limit, env)
   return stdout, stderr, code, script
 end
 
+-- Runs a C host of the embedding API built by make (`kind` "ctest" for
+-- spec/ctest/, "examples" for examples/host/) with the given arguments,
+-- without LUA_PATH and LUA_CPATH (gr_open needs none), from /tmp. Returns
+-- stdout, stderr and the exit code, as run_script. Under `make valgrind`
+-- the host runs under valgrind too (HOSTWRAP).
+function M.run_host(kind, name, args, limit)
+  local build = assert(os.getenv("GR_BUILD"), "GR_BUILD is not set (make test sets it)")
+  local out, err = os.tmpname(), os.tmpname()
+  local quoted = {}
+  for i, a in ipairs(args or {}) do quoted[i] = shquote(a) end
+  local cmd = string.format(
+    "cd /tmp && env -u LUA_PATH -u LUA_CPATH timeout -k 5 %d %s %s %s >%s 2>%s",
+    math.ceil((limit or 60) * SCALE), os.getenv("HOSTWRAP") or "",
+    shquote(build .. "/" .. kind .. "/" .. name), table.concat(quoted, " "),
+    shquote(out), shquote(err))
+  local _, how, code = os.execute(cmd)
+  if how == "signal" then code = 128 + code end
+  local stdout, stderr = slurp(out), slurp(err)
+  os.remove(out)
+  os.remove(err)
+  return stdout, stderr, code
+end
+
 -- Receives from ch, failing the test instead of hanging when nothing comes
 -- within secs seconds; stops its timer, so that no timer stays pending
 -- for later specs.

@@ -13,9 +13,6 @@
 #include "sync.h"
 #include "gtime.h"
 
-__attribute__((visibility("default")))
-int luaopen_goroutines_core (lua_State *L);
-
 int luaopen_goroutines_core (lua_State *L) {
   luaL_checkversion(L);
   gr_runtime_get(L);

@@ -31,15 +31,34 @@
 #ifndef GR_H
 #define GR_H
 
+/* System and library headers come before the pragma below: what they
+** declare is defined elsewhere and must keep default visibility. A .c
+** file includes its own system headers before the runtime's (or they
+** are listed here); one included after would be taken as hidden, and the
+** link fails with "hidden symbol ... isn't defined". */
+#include <assert.h>
+#include <errno.h>
+#include <math.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
-#include <uv.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
 
 #include "lua.h"
 #include "lauxlib.h"
+
+#include "goroutines.h"   /* the public API: GR_API, GR_OK, GR_CLOSED... */
+
+/* Every name the runtime defines is hidden from the shared objects it is
+** linked into, except the public API (GR_API in goroutines.h) and
+** luaopen_*: set here, in the sources, because LuaRocks' builtin build
+** passes no compiler flags. */
+#pragma GCC visibility push(hidden)
 
 typedef struct gr_state gr_state;   /* per Lua state scheduler (state.c) */
 typedef struct gr_g gr_g;           /* one goroutine (sched.c) */
@@ -49,14 +68,12 @@ typedef struct gr_timer gr_timer;   /* timer (timer.c) */
 
 /* Results of the runtime's operations: GR_OK (0) or another outcome that
 ** is no failure; failures are negative (libuv's convention). */
-#define GR_OK          0
-#define GR_CLOSED      1    /* the channel is closed (and drained) */
+/* GR_OK (0) and GR_CLOSED (1) are goroutines.h's. */
 #define GR_WOULDBLOCK  2    /* it cannot complete without waiting */
 #define GR_EDEADLOCK  (-1)  /* nothing can ever wake the blocked goroutine */
 #define GR_EGOERR     (-2)  /* a goroutine died; main must raise its error */
 
 #ifdef GR_DEBUG
-#include <assert.h>
 #define GR_ASSERT(c)  assert(c)
 #else
 #define GR_ASSERT(c)  ((void)0)

@@ -285,11 +285,21 @@ static void startjob (lua_State *L, gr_state *S, gr_job *job) {
   free(job);
 }
 
+/* What the embedding layer does in a new worker state before the module
+** is required (process-wide; NULL: nothing). */
+static _Atomic(void (*) (lua_State *L)) workersetup;
+
+void gr_parallel_setworkersetup (void (*f) (lua_State *L)) {
+  atomic_store(&workersetup, f);
+}
+
 /* Sets up a worker's state: the host's search paths, the mark that makes
-** the module's state a worker's, and the module. */
+** the module's state a worker's, the embedding layer's set-up, and the
+** module. */
 static int lsetup (lua_State *L) {
   gr_worker *W = (gr_worker *)lua_touserdata(L, 1);
   gr_pool *P = W->P;
+  void (*setup) (lua_State *L);
   luaL_openlibs(L);
   lua_getglobal(L, "package");
   lua_pushstring(L, P->path);
@@ -299,6 +309,7 @@ static int lsetup (lua_State *L) {
   lua_pop(L, 1);
   lua_pushlightuserdata(L, W);
   lua_rawsetp(L, LUA_REGISTRYINDEX, &gr_parallel_workerkey);
+  if ((setup = atomic_load(&workersetup)) != NULL) setup(L);
   lua_getglobal(L, "require");
   lua_pushliteral(L, "goroutines");
   lua_call(L, 1, 0);

@@ -16,6 +16,10 @@ extern const char gr_parallel_workerkey;
 void gr_pool_attach (gr_state *S, gr_worker *W);
 /* At the host's close: stops every worker and joins or abandons it. */
 void gr_pool_stop (gr_pool *P);
+/* Sets what runs in every new worker state, after the standard libraries
+** and before `require "goroutines"` (process-wide; the embedding layer's:
+** it may raise, which fails the worker's set-up). */
+void gr_parallel_setworkersetup (void (*f) (lua_State *L));
 /* Registers g.parallel and g.gomaxprocs in the module table at the top
 ** of L. */
 void gr_parallel_open (lua_State *L);

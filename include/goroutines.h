@@ -1,0 +1,51 @@
+/*
+** goroutines.h -- the embedding API of goroutines: a C host drives the
+** runtime of its own Lua states and talks to their goroutines.
+**
+** Link with libgoroutines (pkg-config goroutines); the host provides Lua
+** 5.4 (liblua5.4, or its own copy) and libuv. Every function says which
+** thread may call it:
+**   "L's thread": the thread that runs the Lua state L at that moment (a
+**     Lua state is run by one thread at a time), outside any goroutine of
+**     L unless stated;
+**   "any thread": any thread, with or without a Lua state, holding no
+**     lock of the runtime (so not from inside a callback of the runtime
+**     unless stated).
+** Results: GR_OK (0) or another outcome that is no failure (positive), or
+** a failure (negative). A failure that has a message pushes it on L's
+** stack (GR_ERROR); GR_EINVAL reports a bad argument that the function
+** could tell (a NULL pointer, a value type the API does not carry).
+*/
+#ifndef GOROUTINES_H
+#define GOROUTINES_H
+
+#include "lua.h"
+
+#if defined(__GNUC__) || defined(__clang__)
+#define GR_API  __attribute__((visibility("default")))
+#else
+#define GR_API
+#endif
+
+#define GR_OK        0
+#define GR_CLOSED    1      /* the channel is closed (and, to a receive,
+                               drained) */
+#define GR_ERROR   (-3)     /* failed: the message is on L's stack */
+#define GR_EINVAL  (-4)     /* a bad argument (NULL, a value the API does
+                               not carry); nothing was done */
+
+/* The Lua module's entry point (what `require "goroutines.core"` calls).
+** L's thread. */
+GR_API int luaopen_goroutines_core (lua_State *L);
+
+/* Loads the runtime into L, a state the host owns: makes its scheduler
+** and sets package.preload so that `require "goroutines"` (and
+** "goroutines.core") finds this copy of the runtime without LUA_PATH or
+** LUA_CPATH, in L and in the worker states of its g.parallel goroutines.
+** The state is then an embedded one: the runtime never calls exit() in
+** it. Needs the package library only for `require` itself. Returns
+** GR_OK, or GR_ERROR with the message on L's stack (no memory). L's
+** thread, once per state (later calls do nothing and return GR_OK). */
+GR_API int gr_open (lua_State *L);
+
+#endif

@@ -1,0 +1,38 @@
+-- The embedding API (goroutines.h): its C hosts are built by make
+-- (spec/ctest/*.c, examples/host/*.c) and run here, each in a process of
+-- its own, from /tmp and without LUA_PATH or LUA_CPATH.
+local h = require "helpers"
+
+local function lines(s)
+  local t = {}
+  for l in s:gmatch("[^\n]*") do t[#t + 1] = l end
+  if t[#t] == "" then t[#t] = nil end
+  return t
+end
+
+-- Runs a C test and checks that it exited 0 with exactly these lines.
+local function expect(name, want, args, limit)
+  local out, err, code = h.run_host("ctest", name, args, limit)
+  assert.are.equal(0, code, "exit status " .. code .. "; stderr:\n" .. err)
+  assert.are.same(want, lines(out))
+  return out, err
+end
+
+describe("embedding", function()
+  it("exports only goroutines.h's functions, from the module and the library", function()
+    local build = assert(os.getenv("GR_BUILD"))
+    local ok, how, code = os.execute(string.format(
+      "sh tools/checksymbols.sh '%s/goroutines/core.so' '%s/libgoroutines.so'",
+      build, build))
+    assert.is_true(ok, "checksymbols: " .. tostring(how) .. " " .. tostring(code))
+  end)
+
+  it("gr_open loads the runtime into a host's state, and its workers find it", function()
+    expect("open", {
+      "true\tfunction\tfunction",
+      "got\t10", "got\t20", "got\t30",
+      "parallel 3\ttrue",
+      "closed",
+    })
+  end)
+end)
