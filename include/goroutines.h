@@ -48,4 +48,11 @@ GR_API int luaopen_goroutines_core (lua_State *L);
 ** thread, once per state (later calls do nothing and return GR_OK). */
 GR_API int gr_open (lua_State *L);
 
+/* Sets the time slice of L's state, as g.preempt_slice(seconds) does: a
+** goroutine of that state that computes for that long without blocking
+** is preempted (default 0.01). seconds: from 0.0001 to 3600. Returns
+** GR_OK, or GR_EINVAL (L NULL or not loaded with the runtime, seconds
+** out of range). L's thread. */
+GR_API int gr_set_preempt_slice (lua_State *L, double seconds);
+
 #endif

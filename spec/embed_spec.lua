@@ -35,4 +35,8 @@ describe("embedding", function()
       "closed",
     })
   end)
+
+  it("gr_set_preempt_slice sets the slice that g.preempt_slice reads", function()
+    expect("slice", { "0.01", "0.002" })
+  end)
 end)

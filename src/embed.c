@@ -11,6 +11,7 @@
 #include "initlua.h"
 #include "parallel.h"
 #include "runtime.h"
+#include "state.h"
 
 /* package.preload["goroutines"]: the compiled-in init.lua, called as
 ** require calls a loader (the name and ":preload:"). */
@@ -45,4 +46,12 @@ int gr_open (lua_State *L) {
   gr_parallel_setworkersetup(preload);
   lua_pushcfunction(L, lopen);
   return lua_pcall(L, 0, 0, 0) == LUA_OK ? GR_OK : GR_ERROR;
+}
+
+int gr_set_preempt_slice (lua_State *L, double seconds) {
+  gr_state *S = L ? gr_state_find(L) : NULL;
+  if (S == NULL || !(seconds >= GR_SLICE_MIN && seconds <= GR_SLICE_MAX))
+    return GR_EINVAL;
+  gr_sched_setslice(S, (uint64_t)(seconds * 1e9));
+  return GR_OK;
 }

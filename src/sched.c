@@ -15,8 +15,9 @@
 **   monlock (the monitor's) is taken alone.
 **
 ** Preemption without a standing hook: a monitor thread looks at every
-** state each MONITOR_TICK; when one has been running the same goroutine
-** for PREEMPT_AFTER, it installs a count hook on that coroutine
+** state each tick (half the shortest time slice of the states, at most
+** MONITOR_TICK); when one has been running the same goroutine for its
+** slice (S->slice), it installs a count hook on that coroutine
 ** (lua_sethook may be called from another thread). The hook restores the
 ** hook it replaced (saved in the goroutine's record) and yields; the
 ** scheduler queues the goroutine at the tail. S->running is the
@@ -616,8 +617,10 @@ uint32_t gr_sched_rand (gr_state *S, uint32_t n) {
 
 /* --- preemption ---------------------------------------------------------- */
 
-#define MONITOR_TICK   5000000ULL    /* ns between looks at the states */
-#define PREEMPT_AFTER  10000000ULL   /* ns a goroutine may run unpreempted */
+#define MONITOR_TICK   5000000ULL    /* ns between looks at the states, at
+                                        most */
+#define PREEMPT_AFTER  10000000ULL   /* ns a goroutine may run unpreempted,
+                                        by default (g.preempt_slice) */
 
 static uv_once_t monlockonce = UV_ONCE_INIT;
 static gr_lock monlock;              /* rank GR_LMONITOR, taken alone */
@@ -649,7 +652,7 @@ static void preempthook (lua_State *L, lua_Debug *ar) {
 }
 
 /* Requires monlock. Hooks the goroutine S is running if it has run for
-** PREEMPT_AFTER. */
+** its time slice. */
 static void watch (gr_state *S, uint64_t now) {
   unsigned seq = atomic_load_explicit(&S->runseq, memory_order_relaxed);
   gr_g *g;
@@ -660,7 +663,9 @@ static void watch (gr_state *S, uint64_t now) {
     return;
   }
   g = atomic_load_explicit(&S->running, memory_order_acquire);
-  if (g == NULL || g == GR_BUSY || now - S->monsince < PREEMPT_AFTER)
+  if (g == NULL || g == GR_BUSY ||
+      now - S->monsince < atomic_load_explicit(&S->slice,
+                                               memory_order_relaxed))
     return;
   if (!atomic_compare_exchange_strong(&S->running, &g, GR_BUSY))
     return;
@@ -674,18 +679,44 @@ static void watch (gr_state *S, uint64_t now) {
   S->monsince = now;
 }
 
+/* Requires monlock. The time between two looks: half the shortest slice
+** of the watched states, so that a slice lasts from one to one and a half
+** times its length, and MONITOR_TICK at most. */
+static uint64_t montick (void) {
+  uint64_t tick = MONITOR_TICK;
+  gr_state *S;
+  GR_ASSERT(gr_lock_held(&monlock));
+  for (S = monstates; S != NULL; S = S->monnext) {
+    uint64_t half = atomic_load_explicit(&S->slice, memory_order_relaxed) / 2;
+    if (half < tick) tick = half;
+  }
+  return tick;
+}
+
 static void monitor (void *arg) {
   (void)arg;
   gr_lock_lock(&monlock);
   while (monrunning) {
     gr_state *S;
     uint64_t now;
-    gr_lock_timedwait(&monlock, &moncond, MONITOR_TICK);
+    gr_lock_timedwait(&monlock, &moncond, montick());
     now = uv_hrtime();
     for (S = monstates; S != NULL; S = S->monnext)
       watch(S, now);
   }
   gr_lock_unlock(&monlock);
+}
+
+/* Sets S's time slice (S's thread); a shorter one takes effect at the
+** monitor's next look, which it brings forward. */
+uint64_t gr_sched_setslice (gr_state *S, uint64_t ns) {
+  uint64_t prev = atomic_exchange(&S->slice, ns);
+  if (ns < prev) {
+    gr_lock_lock(&monlock);
+    uv_cond_signal(&moncond);
+    gr_lock_unlock(&monlock);
+  }
+  return prev;
 }
 
 /* Installs hook on the goroutine S is running, if any; returns 1 if it
@@ -706,6 +737,7 @@ int gr_sched_interrupt (gr_state *S, lua_Hook hook) {
 void gr_sched_adopt (gr_state *S) {
   if (S->worker == NULL)
     atomic_fetch_add_explicit(&numg, 1, memory_order_relaxed);
+  atomic_store(&S->slice, PREEMPT_AFTER);
   uv_once(&monlockonce, initmonlock);
   gr_lock_lock(&monlock);
   S->monprev = NULL;
@@ -810,6 +842,22 @@ static int lid (lua_State *L) {
   return 1;
 }
 
+/* g.preempt_slice([seconds]) -> the previous slice of this state. */
+static int lpreemptslice (lua_State *L) {
+  gr_state *S = gr_getstate(L);
+  uint64_t prev;
+  if (lua_isnoneornil(L, 1))
+    prev = atomic_load(&S->slice);
+  else {
+    lua_Number s = luaL_checknumber(L, 1);
+    luaL_argcheck(L, s >= GR_SLICE_MIN && s <= GR_SLICE_MAX, 1,
+                  "must be a number of seconds from 0.0001 to 3600");
+    prev = gr_sched_setslice(S, (uint64_t)(s * 1e9));
+  }
+  lua_pushnumber(L, (lua_Number)prev / 1e9);
+  return 1;
+}
+
 static int lnumgoroutine (lua_State *L) {
   lua_pushinteger(L, gr_sched_numgoroutine());
   return 1;
@@ -821,6 +869,7 @@ static const luaL_Reg funcs[] = {
   {"gosched", lgosched},
   {"id", lid},
   {"numgoroutine", lnumgoroutine},
+  {"preempt_slice", lpreemptslice},
   {NULL, NULL}
 };
 

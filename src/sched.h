@@ -138,6 +138,8 @@ struct gr_state {
                            resumes and for goroutine 1; GR_BUSY while the
                            monitor hooks it */
   atomic_uint runseq;   /* bumped by every resume */
+  atomic_ullong slice;  /* ns a goroutine may run before the monitor
+                           preempts it (g.preempt_slice; any thread reads) */
   unsigned monseq;      /* monitor only: runseq when last seen changing */
   uint64_t monsince;    /* monitor only: when runseq last changed */
   gr_state *monnext, *monprev;  /* protected by monlock: watched states */
@@ -208,6 +210,11 @@ void gr_sched_addlive (int delta);
 lua_Integer gr_sched_numgoroutine (void);
 /* A uniform integer in [0, n), from S's generator. */
 uint32_t gr_sched_rand (gr_state *S, uint32_t n);
+/* The range of a time slice, in seconds (g.preempt_slice). */
+#define GR_SLICE_MIN  0.0001
+#define GR_SLICE_MAX  3600.0
+/* Sets S's time slice to ns (> 0) and returns the previous one. */
+uint64_t gr_sched_setslice (gr_state *S, uint64_t ns);
 /* Counts a new state's goroutine 1 and puts S under the monitor. */
 void gr_sched_adopt (gr_state *S);
 /* Takes S from the monitor (the last state stops the monitor). */

@@ -60,6 +60,17 @@ gr_state *gr_state_get (lua_State *L) {
   return S;
 }
 
+/* Returns the record of L's state, or NULL when it has none (never made,
+** or closed); never raises. */
+gr_state *gr_state_find (lua_State *L) {
+  gr_state *S = NULL;
+  if (!lua_checkstack(L, 1)) return NULL;
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &statekey) == LUA_TUSERDATA)
+    S = atomic_load(&((statebox *)lua_touserdata(L, -1))->S);
+  lua_pop(L, 1);
+  return S;
+}
+
 /* Returns the record of L's state, made by make (and the metatables the
 ** module's functions take as upvalues) on first use; close(S) will close
 ** it when the Lua state closes. */

@@ -13,6 +13,8 @@ gr_state *gr_state_create (lua_State *L, gr_state *(*make) (lua_State *L),
                            void (*close) (gr_state *S));
 /* Returns the record of L's state (made already); raises once closed. */
 gr_state *gr_state_get (lua_State *L);
+/* The record of L's state, or NULL (none, or closed); never raises. */
+gr_state *gr_state_find (lua_State *L);
 /* Pushes the anchor of L's record: the GR_UV_STATE upvalue. */
 void gr_state_pushbox (lua_State *L);
 /* Makes the module's functions raise in S's state from now on: the state
