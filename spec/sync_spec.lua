@@ -204,6 +204,43 @@ describe("sync.mutex", function()
                      .. "false\tsync: unlock of unlocked mutex\n", out)
   end)
 
+  it("returns a guard from lock whose __close unlocks: Go's defer "
+     .. "mu.Unlock()", function()
+    local m = g.sync.mutex()
+    local order = {}
+    local function critical(i)
+      local guard <close> = m:lock()
+      assert.are.equal(m, guard)
+      order[#order + 1] = i
+      g.gosched()                       -- others wait for the guard
+      order[#order + 1] = -i
+    end
+    local wg = g.sync.waitgroup()
+    wg:add(3)
+    for i = 1, 3 do g.go(function() critical(i); wg:done() end) end
+    wg:wait()
+    assert.are.same({ 1, -1, 2, -2, 3, -3 }, order)
+    local _ <close> = m:lock()          -- every guard unlocked it
+  end)
+
+  it("unlocks through the guard of a goroutine that raises, with the "
+     .. "error passed on", function()
+    local m = g.sync.mutex()
+    g.go(function()
+      local _ <close> = m:lock()
+      g.gosched()
+      error("worker failed", 0)
+    end)
+    local err = h.error_of(h.recv_never)
+    assert.is_true(h.has(err, "worker failed"), err)
+    m:lock()                            -- free again
+    m:unlock()
+    h.raises("sync: unlock of unlocked mutex", function()
+      local _ <close> = m:lock()
+      m:unlock()                        -- the guard then finds it unlocked
+    end)
+  end)
+
   it("blocks main in lock until a goroutine unlocks", function()
     local m = g.sync.mutex()
     local unlocked = false

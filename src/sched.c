@@ -42,7 +42,8 @@ const char gr_sched_stoptoken = 0;
 
 const char *const gr_waitreasons[] = {
   "running", "chan receive", "chan send", "select", "select (no cases)",
-  "sleep", "sync.WaitGroup.Wait", "sync.Mutex.Lock", "sync.Once.Do"
+  "sleep", "sync.WaitGroup.Wait", "sync.Mutex.Lock", "sync.Once.Do",
+  "sync.RWMutex.RLock", "sync.RWMutex.Lock", "sync.Cond.Wait", "semacquire"
 };
 
 /* Ids and the count of live goroutines are global: ids are unique and

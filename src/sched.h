@@ -31,7 +31,8 @@
 /* Why a goroutine is parked; the deadlock report prints the text. */
 enum {
   GR_WNONE, GR_WCHANRECV, GR_WCHANSEND, GR_WSELECT, GR_WSELECTNOCASES,
-  GR_WSLEEP, GR_WWAITGROUP, GR_WMUTEX, GR_WONCE
+  GR_WSLEEP, GR_WWAITGROUP, GR_WMUTEX, GR_WONCE, GR_WRWRLOCK, GR_WRWLOCK,
+  GR_WCOND, GR_WSEMACQUIRE
 };
 extern const char *const gr_waitreasons[];
 
