@@ -5,6 +5,7 @@
 */
 #include "chan.h"
 #include "context.h"
+#include "net.h"
 #include "parallel.h"
 #include "runtime.h"
 #include "sched.h"
@@ -24,5 +25,6 @@ int luaopen_goroutines_core (lua_State *L) {
   gr_sync_open(L);
   gr_parallel_open(L);
   gr_context_open(L);
+  gr_net_open(L);
   return 1;
 }

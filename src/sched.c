@@ -43,7 +43,8 @@ const char gr_sched_stoptoken = 0;
 const char *const gr_waitreasons[] = {
   "running", "chan receive", "chan send", "select", "select (no cases)",
   "sleep", "sync.WaitGroup.Wait", "sync.Mutex.Lock", "sync.Once.Do",
-  "sync.RWMutex.RLock", "sync.RWMutex.Lock", "sync.Cond.Wait", "semacquire"
+  "sync.RWMutex.RLock", "sync.RWMutex.Lock", "sync.Cond.Wait", "semacquire",
+  "IO wait"
 };
 
 /* Ids and the count of live goroutines are global: ids are unique and
@@ -255,11 +256,12 @@ static int run (lua_State *L, gr_state *S, gr_g *g) {
 }
 
 /* Whether anything but the blocked goroutines of S can still make
-** progress: a pending timer, a wakeup from another thread, or a worker
-** that is not asleep for good. */
+** progress: a pending timer, a goroutine waiting on I/O (the world
+** outside may wake it), a wakeup from another thread, or a worker that is
+** not asleep for good. */
 static int canwake (gr_state *S) {
   if (S->worker) return 1;   /* only the host reports deadlocks */
-  return S->timerops->pending(S) ||
+  return S->timerops->pending(S) || S->iowait > 0 ||
          atomic_load(&S->rpending) ||
          (S->poolops != NULL && S->poolops->canprogress(S));
 }
@@ -269,7 +271,7 @@ static int canwake (gr_state *S) {
 ** (the pool's spin). me is an in-place blocker whose wake also ends it. */
 void gr_sched_sleep (gr_state *S, gr_g *me, int spin) {
   const gr_poolops *ops = S->poolops;
-  int timers = S->timerops->pending(S);
+  int timers = S->timerops->pending(S) || S->iowait > 0;
   if (spin && ops && ops->spin(S, me)) return;
   atomic_store(&S->idle, timers ? GR_IDLE_TIMERS : GR_IDLE_DONE);
   if (!atomic_load(&S->rpending) && !(me && atomic_load(&me->woken)) &&
@@ -282,6 +284,15 @@ void gr_sched_sleep (gr_state *S, gr_g *me, int spin) {
   atomic_store(&S->idle, 0);
 }
 
+/* Runs the I/O callbacks that are ready, every 64 scheduling steps while
+** goroutines wait on I/O: a run queue that never empties must not keep
+** the loop from being polled (Go's scheduler polls the network the same
+** way). The callbacks only queue goroutines. */
+static void pollio (gr_state *S) {
+  if (S->iowait > 0 && (++S->iopoll & 63) == 0)
+    uv_run(&S->loop, UV_RUN_NOWAIT);
+}
+
 /* One scheduling step of a worker: takes what other threads handed over,
 ** fires expired timers, runs one goroutine. Returns 0 if it ran none, 1
 ** if it ran one, 2 if the one it ran is runnable again (preempted). */
@@ -290,6 +301,7 @@ int gr_sched_runonce (lua_State *L, gr_state *S) {
   if (atomic_load_explicit(&S->rpending, memory_order_acquire))
     drain_remote(S);
   S->timerops->fire(L, S);
+  pollio(S);
   if ((g = runq_pop(S)) == NULL) return 0;
   return 1 + run(L, S, g);
 }
@@ -310,6 +322,7 @@ int gr_sched_wait (lua_State *L, gr_state *S, gr_g *me, int runonly) {
     if (me == S->g1 && S->errlocal)
       return GR_EGOERR;
     S->timerops->fire(L, S);
+    pollio(S);
     if ((g = runq_pop(S)) != NULL) {
       run(L, S, g);
       if (runonly && (g == last || last == NULL)) return 0;

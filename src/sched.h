@@ -32,7 +32,7 @@
 enum {
   GR_WNONE, GR_WCHANRECV, GR_WCHANSEND, GR_WSELECT, GR_WSELECTNOCASES,
   GR_WSLEEP, GR_WWAITGROUP, GR_WMUTEX, GR_WONCE, GR_WRWRLOCK, GR_WRWLOCK,
-  GR_WCOND, GR_WSEMACQUIRE
+  GR_WCOND, GR_WSEMACQUIRE, GR_WIO
 };
 extern const char *const gr_waitreasons[];
 
@@ -131,6 +131,9 @@ struct gr_state {
   struct gr_errmsg *errlocal, *errlocaltail;  /* uncaught errors waiting
                            to be raised in goroutine 1 */
   int gcstress;         /* full collection at every scheduling point */
+  int iowait;           /* goroutines queued on I/O handles (stream.c):
+                           something outside the program may wake them */
+  unsigned iopoll;      /* scheduling steps since the loop was polled */
   uv_loop_t loop;       /* timers and wakeups of this state */
   uv_async_t async;     /* doorbell rung by remote wakers */
   uv_timer_t uvtimer;   /* armed at the earliest of S->timers */

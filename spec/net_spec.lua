@@ -1,0 +1,498 @@
+-- SPEC "I/O that blocks only the goroutine": g.net over loopback TCP and
+-- unix sockets: listen, accept, dial, read formats, write, lines, close,
+-- close_write, deadlines, addresses, Go's messages, bad input, no fd leak.
+
+local g = require "goroutines"
+local h = require "spec.helpers"
+
+local function listen()
+  return assert(g.net.listen("tcp", "127.0.0.1:0"))
+end
+
+-- A connected pair: the dialed conn and the accepted one.
+local function pair(ln)
+  ln = ln or listen()
+  local got = g.chan(1)
+  g.go(function() got:send((assert(ln:accept()))) end)
+  local c = assert(g.net.dial("tcp", ln:addr()))
+  local s = got:recv()
+  return c, s, ln
+end
+
+local function tmpsock()
+  local p = os.tmpname()
+  os.remove(p)
+  return p
+end
+
+-- The open fds of this process (the pid read from /proc/self/stat).
+local function nfds()
+  local f = assert(io.open("/proc/self/stat"))
+  local pid = f:read("n")
+  f:close()
+  local p = io.popen("ls /proc/" .. pid .. "/fd")
+  local n = 0
+  for _ in p:lines() do n = n + 1 end
+  p:close()
+  return n
+end
+
+describe("g.net listen, accept and dial", function()
+  it("listen picks a port and dial reaches it, with both addresses", function()
+    local ln = listen()
+    assert.matches("^127%.0%.0%.1:%d+$", ln:addr())
+    assert.are_not.equal("127.0.0.1:0", ln:addr())
+    local c, s = pair(ln)
+    assert.are.equal(ln:addr(), c:remote_addr())
+    assert.are.equal(ln:addr(), s:local_addr())
+    assert.are.equal(c:local_addr(), s:remote_addr())
+    c:close(); s:close(); ln:close()
+  end)
+
+  it("a goroutine per connection echoes while main dials", function()
+    local ln = listen()
+    g.go(function()
+      for _ = 1, 3 do
+        local s = assert(ln:accept())
+        g.go(function()
+          for line in s:lines() do s:write(line:upper(), "\n") end
+          s:close()
+        end)
+      end
+    end)
+    local conns = {}
+    for i = 1, 3 do conns[i] = assert(g.net.dial("tcp", ln:addr())) end
+    for i = 3, 1, -1 do
+      assert.are.equal(conns[i], conns[i]:write("conn ", tostring(i), "\n"))
+    end
+    for i = 1, 3 do
+      assert.are.equal("CONN " .. i, conns[i]:read("l"))
+      conns[i]:close()
+    end
+    ln:close()
+  end)
+
+  it("resolves localhost through getaddrinfo", function()
+    local ln = listen()
+    local port = ln:addr():match(":(%d+)$")
+    local got = g.chan(1)
+    g.go(function() got:send((ln:accept())) end)
+    local c = assert(g.net.dial("tcp", "localhost:" .. port))
+    assert.are.equal(ln:addr(), c:remote_addr())
+    got:recv():close(); c:close(); ln:close()
+  end)
+
+  it("tcp4 and tcp6 keep to their family", function()
+    local ln = assert(g.net.listen("tcp4", "127.0.0.1:0"))
+    local c = assert(g.net.dial("tcp4", ln:addr()))
+    c:close(); ln:close()
+    local ok, msg = g.net.listen("tcp4", "[::1]:0")
+    assert.is_nil(ok)
+    assert.matches("^listen tcp4: lookup ::1: ", msg)
+  end)
+
+  it("unix sockets: addr is the path, and close removes the file", function()
+    local path = tmpsock()
+    local ln = assert(g.net.listen("unix", path))
+    assert.are.equal(path, ln:addr())
+    local got = g.chan(1)
+    g.go(function() got:send((ln:accept())) end)
+    local c = assert(g.net.dial("unix", path))
+    local s = got:recv()
+    assert.are.equal(path, c:remote_addr())
+    assert.are.equal(path, s:local_addr())
+    c:write("over unix\n")
+    assert.are.equal("over unix", s:read())
+    local ok, msg = g.net.listen("unix", path)
+    assert.is_nil(ok)
+    assert.are.equal("listen unix " .. path .. ": bind: address already in use", msg)
+    c:close(); s:close(); ln:close()
+    assert.is_nil(io.open(path))
+  end)
+
+  it("Go's dial errors", function()
+    assert.are.same({nil, "dial tcp 127.0.0.1:1: connect: connection refused"},
+                    {g.net.dial("tcp", "127.0.0.1:1")})
+    local path = tmpsock()
+    assert.are.same({nil, "dial unix " .. path .. ": connect: no such file or directory"},
+                    {g.net.dial("unix", path)})
+    local _, msg = g.net.dial("tcp", "nosuchhost.invalid:80")
+    assert.are.equal("dial tcp: lookup nosuchhost.invalid: no such host", msg)
+  end)
+
+  it("a second listen on a port fails with bind: address already in use", function()
+    local ln = listen()
+    local ok, msg = g.net.listen("tcp", ln:addr())
+    assert.is_nil(ok)
+    assert.are.equal("listen tcp " .. ln:addr() .. ": bind: address already in use", msg)
+    ln:close()
+  end)
+
+  it("a dial timeout in the past fails at once", function()
+    local t = g.time.now()
+    local ok, msg = g.net.dial("tcp", "127.0.0.1:1", -1)
+    assert.is_nil(ok)
+    assert.are.equal("dial tcp 127.0.0.1:1: i/o timeout", msg)
+    assert.is_true(g.time.since(t) < 1)
+  end)
+
+  it("lookup_host lists the addresses of a name", function()
+    local addrs = assert(g.net.lookup_host("localhost"))
+    local found = false
+    for _, a in ipairs(addrs) do found = found or a == "127.0.0.1" end
+    assert.is_true(found)
+    assert.are.same({"10.1.2.3"}, g.net.lookup_host("10.1.2.3"))
+    assert.are.same({nil, "lookup nosuchhost.invalid: no such host"},
+                    {g.net.lookup_host("nosuchhost.invalid")})
+  end)
+end)
+
+describe("g.net conn:read", function()
+  it("serves Lua's formats from one buffer", function()
+    local c, s, ln = pair()
+    s:write("one\ntwo\n", "12 0x1F -3.5e2 rest\n", "abcdef")
+    s:close_write()
+    assert.are.equal("one", c:read())
+    assert.are.equal("two\n", c:read("L"))
+    assert.are.same({12, 31, -350.0}, {c:read("n", "n", "n")})
+    assert.are.equal(" rest", c:read("l"))
+    assert.are.equal("abc", c:read(3))
+    assert.are.equal("def", c:read(100))
+    assert.are.same({nil, "EOF"}, {c:read("l")})
+    assert.are.same({nil, "EOF"}, {c:read(1)})
+    assert.are.same({nil, "EOF"}, {c:read("n")})
+    assert.are.equal("", c:read("a"))
+    c:close(); s:close(); ln:close()
+  end)
+
+  it("'n' that finds no numeral returns fail, as Lua's", function()
+    local c, s, ln = pair()
+    s:write("xyz\n")
+    assert.is_nil(c:read("n"))
+    assert.are.equal("xyz", c:read("l"))
+    c:close(); s:close(); ln:close()
+  end)
+
+  it("a line split over many writes is read whole", function()
+    local c, s, ln = pair()
+    g.go(function()
+      for i = 1, 50 do s:write(tostring(i % 10)); g.time.sleep(0.0005) end
+      s:write("\nlast line without newline")
+      s:close()
+    end)
+    assert.are.equal(("1234567890"):rep(5), c:read("l"))
+    assert.are.equal("last line without newline", c:read("l"))
+    assert.are.same({nil, "EOF"}, {c:read("l")})
+    c:close(); ln:close()
+  end)
+
+  it("several formats keep what they read before a failure", function()
+    local c, s, ln = pair()
+    s:write("only line\n")
+    s:close()
+    assert.are.same({"only line", nil, "EOF"}, {c:read("l", "l")})
+    c:close(); ln:close()
+  end)
+
+  it("'a' reads a megabyte to the end of the stream", function()
+    local c, s, ln = pair()
+    local data = {}
+    for i = 1, 16384 do data[i] = string.format("%063d\n", i) end
+    data = table.concat(data)
+    g.go(function() assert(s:write(data)); s:close() end)
+    local got = c:read("a")
+    assert.are.equal(#data, #got)
+    assert.is_true(got == data)
+    c:close(); ln:close()
+  end)
+
+  it("lines iterates until EOF, and raises other errors", function()
+    local c, s, ln = pair()
+    s:write("a\nb\nc\n")
+    s:close()
+    local got = {}
+    for l in c:lines() do got[#got + 1] = l end
+    assert.are.same({"a", "b", "c"}, got)
+    c:close()
+    local ok, err = pcall(function() for _ in c:lines() do end end)
+    assert.is_false(ok)
+    assert.matches("use of closed network connection", err)
+    ln:close()
+  end)
+
+  it("blocks only its goroutine", function()
+    local c, s, ln = pair()
+    local order = {}
+    g.go(function()
+      local line = c:read("l")
+      order[#order + 1] = line
+    end)
+    g.go(function() order[#order + 1] = "other" end)
+    g.time.sleep(0.01)
+    assert.are.same({"other"}, order)
+    s:write("data\n")
+    g.time.sleep(0.01)
+    for _ = 1, 100 do if #order == 2 then break end g.time.sleep(0.01) end
+    assert.are.same({"other", "data"}, order)
+    c:close(); s:close(); ln:close()
+  end)
+end)
+
+describe("g.net deadlines", function()
+  it("a read deadline fails with i/o timeout, and nothing is lost", function()
+    local c, s, ln = pair()
+    s:write("partial")
+    c:set_read_deadline(g.time.now() + 0.05)
+    local t = g.time.now()
+    local v, msg = c:read("l")
+    assert.is_nil(v)
+    assert.are.equal("read tcp " .. c:local_addr() .. "->" .. c:remote_addr() ..
+                     ": i/o timeout", msg)
+    assert.is_true(g.time.since(t) >= 0.045)
+    c:set_read_deadline(nil)
+    s:write(" line\n")
+    assert.are.equal("partial line", c:read("l"))
+    c:close(); s:close(); ln:close()
+  end)
+
+  it("a deadline in the past fails at once, even with data buffered", function()
+    local c, s, ln = pair()
+    s:write("x\n")
+    assert.are.equal("x", c:read())
+    s:write("y\n")
+    c:set_deadline(g.time.now() - 1)
+    local v, msg = c:read()
+    assert.is_nil(v)
+    assert.matches("i/o timeout$", msg)
+    local w, wmsg = c:write("z")
+    assert.is_nil(w)
+    assert.matches("^write tcp .*: i/o timeout$", wmsg)
+    c:set_deadline(nil)
+    assert.are.equal("y", c:read())
+    c:close(); s:close(); ln:close()
+  end)
+
+  it("moving the deadline wakes a blocked reader at the new time", function()
+    local c, s, ln = pair()
+    local res = g.chan(1)
+    g.go(function() res:send({c:read()}) end)
+    g.time.sleep(0.01)
+    c:set_read_deadline(g.time.now() + 0.02)
+    local r = res:recv()
+    assert.is_nil(r[1])
+    assert.matches("i/o timeout$", r[2])
+    c:close(); s:close(); ln:close()
+  end)
+
+  it("a write deadline bounds a write the peer does not read", function()
+    local c, s, ln = pair()
+    c:set_write_deadline(g.time.now() + 0.1)
+    local big = ("x"):rep(1 << 20)
+    local ok, msg
+    for _ = 1, 64 do
+      ok, msg = c:write(big)
+      if not ok then break end
+    end
+    assert.is_nil(ok)
+    assert.matches("^write tcp .*: i/o timeout$", msg)
+    c:close(); s:close(); ln:close()
+  end)
+end)
+
+describe("g.net close", function()
+  it("closing wakes every goroutine blocked on the conn or listener", function()
+    local c, s, ln = pair()
+    local res = g.chan(3)
+    g.go(function() res:send(select(2, c:read())) end)
+    g.go(function() res:send(select(2, c:read("a"))) end)
+    g.go(function() res:send(select(2, ln:accept())) end)
+    g.time.sleep(0.01)
+    c:close()
+    ln:close()
+    local msgs = {(res:recv()), (res:recv()), (res:recv())}
+    table.sort(msgs)
+    assert.matches("^accept tcp 127%.0%.0%.1:%d+: use of closed network connection$", msgs[1])
+    assert.matches("^read tcp .*: use of closed network connection$", msgs[2])
+    assert.matches("^read tcp .*: use of closed network connection$", msgs[3])
+    s:close()
+  end)
+
+  it("use after close says so, and close twice fails", function()
+    local c, s, ln = pair()
+    assert.is_true(c:close())
+    assert.matches("^close tcp .*: use of closed network connection$",
+                   select(2, c:close()))
+    assert.matches("^write tcp .*: use of closed network connection$",
+                   select(2, c:write("x")))
+    assert.matches("^read tcp .*: use of closed network connection$",
+                   select(2, c:read(1)))
+    assert.is_true(ln:close())
+    assert.matches("use of closed network connection$", select(2, ln:close()))
+    assert.matches("use of closed network connection$", select(2, ln:accept()))
+    s:close()
+  end)
+
+  it("the peer reads EOF after close_write and can still answer", function()
+    local c, s, ln = pair()
+    c:write("question")
+    c:close_write()
+    assert.are.equal("question", s:read("a"))
+    s:write("answer")
+    s:close()
+    assert.are.equal("answer", c:read("a"))
+    c:close(); ln:close()
+  end)
+
+  it("writing to a peer that closed fails, without SIGPIPE", function()
+    local c, s, ln = pair()
+    s:close()
+    local ok, msg
+    for _ = 1, 100 do
+      ok, msg = c:write(("x"):rep(65536))
+      if not ok then break end
+      g.time.sleep(0.001)
+    end
+    assert.is_nil(ok)
+    assert.matches("^write tcp .*: (%a[%a ]+)$", msg)
+    c:close(); ln:close()
+  end)
+
+  it("collected conns and listeners leave no fd open", function()
+    collectgarbage()
+    local before = nfds()
+    for _ = 1, 20 do
+      local ln = listen()
+      local c = assert(g.net.dial("tcp", ln:addr()))
+      local s = assert(ln:accept())
+      c:write("x")
+      assert.are.equal("x", s:read(1))
+    end
+    for _ = 1, 10 do
+      local c, s, ln = pair()
+      c:close(); s:close(); ln:close()
+    end
+    collectgarbage()
+    collectgarbage()
+    g.time.sleep(0.01)
+    assert.are.equal(before, nfds())
+  end)
+end)
+
+describe("g.net bad input", function()
+  it("malformed addresses and unknown networks get Go's messages", function()
+    local cases = {
+      {"dial", "tcp", "127.0.0.1", "dial tcp: address 127.0.0.1: missing port in address"},
+      {"dial", "tcp", "127.0.0.1:70000", "dial tcp: address 70000: invalid port"},
+      {"dial", "tcp", "1:2:3", "dial tcp: address 1:2:3: too many colons in address"},
+      {"dial", "tcp", "[::1:80", "dial tcp: address [::1:80: missing ']' in address"},
+      {"dial", "tcp", "127.0.0.1:http2x", "dial tcp: lookup tcp/http2x: unknown port"},
+      {"dial", "foo", "x:1", "dial foo: unknown network foo"},
+      {"listen", "tcp", "127.0.0.1", "listen tcp: address 127.0.0.1: missing port in address"},
+      {"listen", "bar", ":0", "listen bar: unknown network bar"},
+    }
+    for _, c in ipairs(cases) do
+      assert.are.same({nil, c[4]}, {g.net[c[1]](c[2], c[3])})
+    end
+  end)
+
+  it("wrong types raise luaL-style errors", function()
+    local c, s, ln = pair()
+    assert.has_error(function() g.net.dial(1) end)
+    assert.error_matches(function() g.net.dial("tcp", {}) end,
+                         "bad argument #2 to 'dial' %(string expected, got table%)")
+    assert.error_matches(function() c:read(-1) end, "size must be non%-negative")
+    assert.error_matches(function() c:read("x") end, "invalid format")
+    assert.error_matches(function() c:read({}) end, "string expected, got table")
+    assert.error_matches(function() c:write({}) end, "string expected, got table")
+    assert.error_matches(function() c:write("a", true) end, "string expected, got boolean")
+    assert.error_matches(function() c:set_deadline("soon") end, "number expected")
+    assert.error_matches(function() c.read(ln) end, "goroutines.conn expected")
+    assert.error_matches(function() ln.accept(c) end, "goroutines.listener expected")
+    assert.are.equal(c, c:write(1, 2.5))   -- numbers are written as Lua writes them
+    assert.are.equal("12.5", s:read(4))
+    c:close(); s:close(); ln:close()
+  end)
+end)
+
+describe("g.net and the rest of the runtime", function()
+  it("main waiting on accept is no deadlock; a dial from a worker wakes it", function()
+    local out, err, code = h.run_script([[
+      local g = require "goroutines"
+      local ln = assert(g.net.listen("tcp", "127.0.0.1:0"))
+      g.go(function() g.chan():recv() end)   -- blocked for good
+      g.parallel(function(addr)
+        local g = require "goroutines"
+        g.time.sleep(0.2)
+        assert(g.net.dial("tcp", addr)):write("hi from a worker\n")
+      end, ln:addr())
+      local c = assert(ln:accept())
+      print(c:read())
+    ]], 30)
+    assert.are.equal("", err)
+    assert.are.equal(0, code)
+    assert.are.equal("hi from a worker\n", out)
+  end)
+
+  it("goroutines that all wait on channels still deadlock", function()
+    local _, err, code = h.run_script([[
+      local g = require "goroutines"
+      local ln = assert(g.net.listen("tcp", "127.0.0.1:0"))
+      local c = assert(g.net.dial("tcp", ln:addr()))
+      local s = assert(ln:accept())
+      g.go(function() g.chan():recv() end)
+      g.chan():recv()
+    ]], 30)
+    assert.are.equal(1, code)
+    assert.matches("all goroutines are asleep %- deadlock!", err)
+  end)
+
+  it("a busy run queue does not starve goroutines blocked in I/O", function()
+    local c, s, ln = pair()
+    local stop = false
+    g.go(function() while not stop do g.gosched() end end)
+    local got = g.chan(1)
+    g.go(function() got:send(c:read()) end)
+    g.go(function() s:write("through\n") end)
+    assert.are.equal("through", got:recv())
+    stop = true
+    c:close(); s:close(); ln:close()
+  end)
+
+  it("closing the state with goroutines blocked in I/O is clean", function()
+    local out, err, code = h.run_script([[
+      local g = require "goroutines"
+      local ln = assert(g.net.listen("tcp", "127.0.0.1:0"))
+      local path = os.tmpname(); os.remove(path)
+      local uln = assert(g.net.listen("unix", path))
+      g.go(function() ln:accept() end)
+      g.go(function() uln:accept() end)
+      local c = assert(g.net.dial("tcp", ln:addr()))
+      g.go(function() c:read("a") end)
+      local u = assert(g.net.dial("unix", path))
+      g.go(function() u:write(("x"):rep(8 << 20)) end)
+      g.go(function() g.net.lookup_host("localhost") end)
+      g.parallel(function(addr)
+        local g = require "goroutines"
+        local c = assert(g.net.dial("tcp", addr))
+        c:read("l")
+      end, ln:addr())
+      g.time.sleep(0.1)
+      print("end")
+    ]], 30)
+    assert.are.equal("", err)
+    assert.are.equal(0, code)
+    assert.are.equal("end\n", out)
+  end)
+
+  it("a plain coroutine inside a goroutine blocks on I/O too", function()
+    local c, s, ln = pair()
+    local got = g.chan(1)
+    g.go(function()
+      local co = coroutine.wrap(function() return c:read() end)
+      got:send(co())
+    end)
+    s:write("via coroutine\n")
+    assert.are.equal("via coroutine", got:recv())
+    c:close(); s:close(); ln:close()
+  end)
+end)

@@ -1,0 +1,646 @@
+/*
+** net.c -- g.net: TCP and unix sockets after Go's net package (listen,
+** accept, dial, lookup_host), on the handles of stream.c.
+**
+** Names resolve through libuv's getaddrinfo (its thread pool) while the
+** goroutine waits; literal addresses need no resolution. Failures are
+** `nil, message` with Go's texts ("dial tcp 127.0.0.1:1: connect:
+** connection refused"); arguments of the wrong type raise.
+**
+** Ownership: a getaddrinfo request in flight is its stream's (st->gai)
+**   until its callback runs; a stream that closes first detaches it (its
+**   data NULL) and the callback frees it alone.
+** Lock order: none (owner thread only).
+*/
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <netdb.h>
+
+#include "net.h"
+#include "state.h"
+#include "stream.h"
+
+#define CONNMT "goroutines.conn"
+#define LISTENERMT "goroutines.listener"
+#define RESOLVERMT "goroutines.resolver"
+
+enum { PH_RESOLVE, PH_CONNECT };
+
+static const char *const networks[] = {
+  "tcp", "tcp4", "tcp6", "unix", NULL
+};
+static const int families[] = { AF_UNSPEC, AF_INET, AF_INET6, AF_UNIX };
+
+/* The process ignores SIGPIPE from the first socket on, as Go's runtime
+** does: a write to a closed peer fails with "broken pipe" instead of
+** killing the program. A handler the host installed is kept. */
+static uv_once_t sigpipeonce = UV_ONCE_INIT;
+
+static void ignoresigpipe (void) {
+  struct sigaction sa;
+  if (sigaction(SIGPIPE, NULL, &sa) == 0 && sa.sa_handler == SIG_DFL &&
+      !(sa.sa_flags & SA_SIGINFO))
+    signal(SIGPIPE, SIG_IGN);
+}
+
+
+/* --- addresses ---------------------------------------------------------- */
+
+/* The network at index 1, by its index in networks; -1 after pushing
+** Go's error. */
+static int checknet (lua_State *L, const char *op) {
+  const char *net = luaL_checkstring(L, 1);
+  int i;
+  for (i = 0; networks[i]; i++)
+    if (strcmp(net, networks[i]) == 0) return i;
+  lua_pushnil(L);
+  lua_pushfstring(L, "%s %s: unknown network %s", op, net, net);
+  return -1;
+}
+
+/* Go's SplitHostPort and port check: the host into host[hostsz] and the
+** port; NULL, or the text of the error (after "address A: "), with the
+** address A it names in *bad. */
+static const char *splithostport (const char *addr, char *host,
+                                  size_t hostsz, int *port,
+                                  const char **bad) {
+  const char *colon = strrchr(addr, ':'), *p;
+  const char *h = addr, *hend;
+  long v = 0;
+  *bad = addr;
+  if (colon == NULL) return "missing port in address";
+  if (addr[0] == '[') {
+    const char *end = strchr(addr, ']');
+    if (end == NULL) return "missing ']' in address";
+    if (end + 1 != colon)
+      return end[1] == '\0' ? "missing port in address"
+                            : "missing ']' in address";
+    h = addr + 1;
+    hend = end;
+  }
+  else {
+    hend = colon;
+    if (memchr(addr, ':', (size_t)(colon - addr)) != NULL)
+      return "too many colons in address";
+  }
+  if ((size_t)(hend - h) >= hostsz) return "host name too long";
+  memcpy(host, h, (size_t)(hend - h));
+  host[hend - h] = '\0';
+  p = colon + 1;
+  *bad = p;
+  if (*p == '\0') return "missing port in address";   /* Go: port "" */
+  for (; *p; p++) {
+    if (*p < '0' || *p > '9') return "unknown port";
+    if (v <= 65535) v = v * 10 + (*p - '0');
+  }
+  if (v > 65535) return "invalid port";
+  *port = (int)v;
+  return NULL;
+}
+
+/* Pushes Go's error for the address at index 2 ("dial tcp: address
+** 127.0.0.1: missing port in address"); returns 2. */
+static int addrfail (lua_State *L, const char *op, const char *net,
+                     const char *why, const char *bad) {
+  lua_pushnil(L);
+  if (strcmp(why, "unknown port") == 0)
+    lua_pushfstring(L, "%s %s: lookup %s/%s: unknown port", op, net, net,
+                    bad);
+  else
+    lua_pushfstring(L, "%s %s: address %s: %s", op, net, bad, why);
+  return 2;
+}
+
+/* A literal IP host (or "" for the local system) into *sa; 0, or -1 for
+** a name that needs resolving. */
+static int literal (const char *host, int port, int family, int listen,
+                    struct sockaddr_storage *sa) {
+  memset(sa, 0, sizeof(*sa));
+  if (host[0] == '\0') {
+    if (family == AF_INET6)
+      return uv_ip6_addr(listen ? "::" : "::1", port,
+                         (struct sockaddr_in6 *)sa) == 0 ? 0 : -1;
+    return uv_ip4_addr(listen ? "0.0.0.0" : "127.0.0.1", port,
+                       (struct sockaddr_in *)sa) == 0 ? 0 : -1;
+  }
+  if (family != AF_INET6 &&
+      uv_ip4_addr(host, port, (struct sockaddr_in *)sa) == 0)
+    return 0;
+  if (family != AF_INET &&
+      uv_ip6_addr(host, port, (struct sockaddr_in6 *)sa) == 0)
+    return 0;
+  return -1;
+}
+
+/* "ip:port" or "[ip6]:port", malloc'd (NULL without memory). */
+static char *formataddr (const struct sockaddr *sa) {
+  char ip[64], *s = (char *)malloc(80);
+  if (s == NULL) return NULL;
+  if (sa->sa_family == AF_INET6) {
+    const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)sa;
+    uv_ip6_name(a, ip, sizeof(ip));
+    snprintf(s, 80, "[%s]:%d", ip, ntohs(a->sin6_port));
+  }
+  else if (sa->sa_family == AF_INET) {
+    const struct sockaddr_in *a = (const struct sockaddr_in *)sa;
+    uv_ip4_name(a, ip, sizeof(ip));
+    snprintf(s, 80, "%s:%d", ip, ntohs(a->sin_port));
+  }
+  else s[0] = '\0';
+  return s;
+}
+
+static char *dupstr (const char *s) {
+  size_t n = strlen(s) + 1;
+  char *d = (char *)malloc(n);
+  if (d) memcpy(d, s, n);
+  return d;
+}
+
+/* Records the local and remote addresses of a connected socket. */
+static void setaddrs (gr_stream *st) {
+  struct sockaddr_storage sa;
+  int len;
+  free(st->laddr);
+  free(st->raddr);
+  st->laddr = st->raddr = NULL;
+  if (st->kind == GR_STCP) {
+    len = sizeof(sa);
+    if (uv_tcp_getsockname(&st->u.tcp, (struct sockaddr *)&sa, &len) == 0)
+      st->laddr = formataddr((struct sockaddr *)&sa);
+    len = sizeof(sa);
+    if (uv_tcp_getpeername(&st->u.tcp, (struct sockaddr *)&sa, &len) == 0)
+      st->raddr = formataddr((struct sockaddr *)&sa);
+  }
+  else {
+    char path[512];
+    size_t n = sizeof(path);
+    if (uv_pipe_getsockname(&st->u.pipe, path, &n) == 0)
+      st->laddr = dupstr(n ? path : "");
+    n = sizeof(path);
+    if (uv_pipe_getpeername(&st->u.pipe, path, &n) == 0)
+      st->raddr = dupstr(n ? path : "");
+  }
+  if (st->laddr == NULL) st->laddr = dupstr("");
+  if (st->raddr == NULL) st->raddr = dupstr("");
+}
+
+
+/* --- resolution ----------------------------------------------------------- */
+
+static void ongai (uv_getaddrinfo_t *req, int status, struct addrinfo *res) {
+  gr_stream *st = (gr_stream *)req->data;
+  free(req);
+  if (st == NULL) {   /* its stream closed */
+    if (res) uv_freeaddrinfo(res);
+    return;
+  }
+  st->gai = NULL;
+  st->res = res;
+  st->status = status;
+  gr_stream_wakeall(st, GR_SWRITE);
+}
+
+/* Starts resolving name for st (st->family; the waiters of GR_SWRITE
+** are woken when done); raises without memory. */
+static void resolve (lua_State *L, gr_stream *st, const char *name,
+                     int socktype) {
+  struct addrinfo hints;
+  uv_getaddrinfo_t *req = (uv_getaddrinfo_t *)malloc(sizeof(*req));
+  int r;
+  st->name = dupstr(name);
+  if (req == NULL || st->name == NULL) {
+    free(req);
+    luaL_error(L, "not enough memory");
+  }
+  memset(&hints, 0, sizeof(hints));
+  hints.ai_family = st->family;
+  hints.ai_socktype = socktype;
+  req->data = st;
+  st->phase = PH_RESOLVE;
+  r = uv_getaddrinfo(&st->S->loop, req, ongai, name, NULL, &hints);
+  if (r < 0) {
+    free(req);
+    st->status = r;
+  }
+  else {
+    st->gai = req;
+    st->status = 1;
+  }
+}
+
+/* The address resolved for st with its port, preferring IPv4 for "tcp"
+** (a single attempt: the first address of the family); 0 or -1. */
+static int pickaddr (gr_stream *st, struct sockaddr_storage *sa) {
+  struct addrinfo *ai, *pick = NULL;
+  for (ai = st->res; ai != NULL && pick == NULL; ai = ai->ai_next)
+    if (ai->ai_family == AF_INET) pick = ai;
+  for (ai = st->res; ai != NULL && pick == NULL; ai = ai->ai_next)
+    if (ai->ai_family == AF_INET6) pick = ai;
+  if (pick == NULL) return -1;
+  memset(sa, 0, sizeof(*sa));
+  memcpy(sa, pick->ai_addr, pick->ai_addrlen);
+  if (pick->ai_family == AF_INET)
+    ((struct sockaddr_in *)sa)->sin_port = htons((uint16_t)st->port);
+  else
+    ((struct sockaddr_in6 *)sa)->sin6_port = htons((uint16_t)st->port);
+  return 0;
+}
+
+/* The resolve step of an attempt: 0 with the address in *sa, GR_SAGAIN,
+** or the number of results of the failure it pushed. */
+static int resolved (lua_State *L, gr_stream *st, const char *op,
+                     struct sockaddr_storage *sa) {
+  int ok;
+  if (st->gai) return GR_SAGAIN;
+  if (st->status < 0) {
+    lua_pushnil(L);
+    lua_pushfstring(L, "%s %s: lookup %s: %s", op, st->net, st->name,
+                    gr_stream_strerror(st->status));
+    return 2;
+  }
+  ok = pickaddr(st, sa);
+  uv_freeaddrinfo(st->res);
+  st->res = NULL;
+  if (ok < 0) {
+    lua_pushnil(L);
+    lua_pushfstring(L, "%s %s: lookup %s: no such host", op, st->net,
+                    st->name);
+    return 2;
+  }
+  return 0;
+}
+
+
+/* --- dial ------------------------------------------------------------------ */
+
+static void onconnect (uv_connect_t *req, int status) {
+  gr_stream *st = (gr_stream *)req->data;
+  st->status = status;
+  gr_stream_wakeall(st, GR_SWRITE);
+}
+
+/* Starts connecting st to sa, whose text becomes st->raddr. */
+static void startconnect (gr_stream *st, const struct sockaddr *sa) {
+  int r;
+  free(st->raddr);
+  st->raddr = formataddr(sa);
+  st->phase = PH_CONNECT;
+  st->connreq.data = st;
+  r = uv_tcp_connect(&st->connreq, &st->u.tcp, sa, onconnect);
+  st->status = r < 0 ? r : 1;
+}
+
+/* Closes st and pushes "dial <net> <addr>: <what>". */
+static int dialfail (lua_State *L, gr_stream *st, const char *what) {
+  lua_pushnil(L);
+  if (st->raddr)
+    lua_pushfstring(L, "dial %s %s: %s", st->net, st->raddr, what);
+  else
+    lua_pushfstring(L, "dial %s: %s", st->net, what);
+  gr_stream_close(st);
+  return 2;
+}
+
+static int dialattempt (lua_State *L, gr_stream *st, lua_KContext ctx) {
+  (void)ctx;
+  if (st->closed) return dialfail(L, st, "use of closed network connection");
+  if (gr_stream_expired(st, GR_SWRITE)) return dialfail(L, st, "i/o timeout");
+  if (st->phase == PH_RESOLVE) {
+    struct sockaddr_storage sa;
+    int n = resolved(L, st, "dial", &sa);
+    if (n == GR_SAGAIN) return n;
+    if (n > 0) {
+      gr_stream_close(st);
+      return n;
+    }
+    startconnect(st, (struct sockaddr *)&sa);
+  }
+  if (st->status == 1) return GR_SAGAIN;
+  if (st->status < 0) {
+    lua_pushfstring(L, "connect: %s", gr_stream_strerror(st->status));
+    return dialfail(L, st, lua_tostring(L, -1));
+  }
+  setaddrs(st);
+  lua_settop(L, 1);
+  return 1;
+}
+
+static int dialk (lua_State *L, int status, lua_KContext ctx) {
+  (void)status;
+  return gr_stream_run(L, gr_stream_check(L, 1, CONNMT), GR_SWRITE,
+                       dialattempt, dialk, ctx);
+}
+
+/* The deadline of a dial from its third argument: seconds, or nil. */
+static uint64_t dialdeadline (lua_State *L) {
+  lua_Number d;
+  if (lua_isnoneornil(L, 3)) return 0;
+  d = luaL_checknumber(L, 3);
+  if (!(d > 0)) return 1;   /* passed: the dial fails at once */
+  if (d > 1e9) return 0;
+  return uv_hrtime() + (uint64_t)(d * 1e9);
+}
+
+/* g.net.dial(network, address [, timeout]) -> conn, or nil and a message */
+static int ldial (lua_State *L) {
+  gr_state *S = gr_getstate(L);
+  int ni = checknet(L, "dial"), port = 0;
+  const char *addr = luaL_checkstring(L, 2), *why, *bad;
+  char host[256];
+  uint64_t deadline = dialdeadline(L);
+  gr_stream *st;
+  struct sockaddr_storage sa;
+  if (ni < 0) return 2;
+  uv_once(&sigpipeonce, ignoresigpipe);
+  if (families[ni] == AF_UNIX) {
+    st = gr_stream_new(L, S, CONNMT, networks[ni]);
+    uv_pipe_init(&S->loop, &st->u.pipe, 0);
+    gr_stream_adopt(st, GR_SPIPE);
+    st->raddr = dupstr(addr);
+    st->phase = PH_CONNECT;
+    st->status = 1;
+    st->connreq.data = st;
+    uv_pipe_connect(&st->connreq, &st->u.pipe, addr, onconnect);
+  }
+  else {
+    why = splithostport(addr, host, sizeof(host), &port, &bad);
+    if (why) return addrfail(L, "dial", networks[ni], why, bad);
+    st = gr_stream_new(L, S, CONNMT, networks[ni]);
+    if (uv_tcp_init(&S->loop, &st->u.tcp) != 0)
+      return luaL_error(L, "not enough memory");
+    gr_stream_adopt(st, GR_STCP);
+    st->family = families[ni];
+    st->port = port;
+    if (literal(host, port, st->family, 0, &sa) == 0)
+      startconnect(st, (struct sockaddr *)&sa);
+    else resolve(L, st, host, SOCK_STREAM);
+  }
+  st->deadline[GR_SWRITE] = deadline;
+  lua_replace(L, 1);
+  lua_settop(L, 1);
+  return gr_stream_run(L, st, GR_SWRITE, dialattempt, dialk, 0);
+}
+
+
+/* --- listen and accept ------------------------------------------------------ */
+
+static void onconnection (uv_stream_t *server, int status) {
+  gr_stream *st = (gr_stream *)server->data;
+  if (status < 0) st->status = status;
+  else st->npending++;
+  gr_stream_wakeall(st, GR_SREAD);
+}
+
+/* Binds and listens: 0, or a libuv error with *what the failing step. */
+static int bindlisten (gr_stream *st, const struct sockaddr *sa,
+                       const char *path, const char **what) {
+  int r;
+  *what = "bind";
+  if (path) r = uv_pipe_bind(&st->u.pipe, path);
+  else r = uv_tcp_bind(&st->u.tcp, sa,
+                       strcmp(st->net, "tcp6") == 0 ? UV_TCP_IPV6ONLY : 0);
+  if (r < 0) return r;
+  r = uv_listen(&st->u.s, SOMAXCONN, onconnection);
+  /* libuv reports a failed TCP bind here (it binds lazily). */
+  if (r < 0 && r != UV_EADDRINUSE && r != UV_EACCES &&
+      r != UV_EADDRNOTAVAIL)
+    *what = "listen";
+  if (r < 0) return r;
+  if (path) st->unlinkpath = dupstr(path);
+  else {
+    struct sockaddr_storage a;
+    int len = sizeof(a);
+    if (uv_tcp_getsockname(&st->u.tcp, (struct sockaddr *)&a, &len) == 0) {
+      free(st->laddr);
+      st->laddr = formataddr((struct sockaddr *)&a);
+    }
+  }
+  return 0;
+}
+
+/* Closes st and pushes "listen <net> <addr>: <step>: <error>". */
+static int listenfail (lua_State *L, gr_stream *st, const char *what,
+                       int err) {
+  lua_pushnil(L);
+  lua_pushfstring(L, "listen %s %s: %s: %s", st->net,
+                  st->laddr ? st->laddr : "", what, gr_stream_strerror(err));
+  gr_stream_close(st);
+  return 2;
+}
+
+static int listenattempt (lua_State *L, gr_stream *st, lua_KContext ctx) {
+  struct sockaddr_storage sa;
+  const char *what;
+  int n = resolved(L, st, "listen", &sa), r;
+  (void)ctx;
+  if (n == GR_SAGAIN) return n;
+  if (n > 0) {
+    gr_stream_close(st);
+    return n;
+  }
+  free(st->laddr);
+  st->laddr = formataddr((struct sockaddr *)&sa);
+  r = bindlisten(st, (struct sockaddr *)&sa, NULL, &what);
+  if (r < 0) return listenfail(L, st, what, r);
+  lua_settop(L, 1);
+  return 1;
+}
+
+static int listenk (lua_State *L, int status, lua_KContext ctx) {
+  (void)status;
+  return gr_stream_run(L, gr_stream_check(L, 1, LISTENERMT), GR_SWRITE,
+                       listenattempt, listenk, ctx);
+}
+
+/* g.net.listen(network, address) -> listener, or nil and a message */
+static int llisten (lua_State *L) {
+  gr_state *S = gr_getstate(L);
+  int ni = checknet(L, "listen"), port = 0, r;
+  const char *addr = luaL_checkstring(L, 2), *why, *bad, *what;
+  char host[256];
+  gr_stream *st;
+  struct sockaddr_storage sa;
+  if (ni < 0) return 2;
+  uv_once(&sigpipeonce, ignoresigpipe);
+  if (families[ni] == AF_UNIX) {
+    st = gr_stream_new(L, S, LISTENERMT, networks[ni]);
+    uv_pipe_init(&S->loop, &st->u.pipe, 0);
+    gr_stream_adopt(st, GR_SPIPE);
+    st->listener = 1;
+    st->laddr = dupstr(addr);
+    r = bindlisten(st, NULL, addr, &what);
+    if (r < 0) return listenfail(L, st, what, r);
+    return 1;
+  }
+  why = splithostport(addr, host, sizeof(host), &port, &bad);
+  if (why) return addrfail(L, "listen", networks[ni], why, bad);
+  st = gr_stream_new(L, S, LISTENERMT, networks[ni]);
+  if (uv_tcp_init(&S->loop, &st->u.tcp) != 0)
+    return luaL_error(L, "not enough memory");
+  gr_stream_adopt(st, GR_STCP);
+  st->listener = 1;
+  st->family = families[ni];
+  st->port = port;
+  if (literal(host, port, st->family, 1, &sa) == 0) {
+    st->laddr = formataddr((struct sockaddr *)&sa);
+    r = bindlisten(st, (struct sockaddr *)&sa, NULL, &what);
+    if (r < 0) return listenfail(L, st, what, r);
+    return 1;
+  }
+  resolve(L, st, host, SOCK_STREAM);
+  lua_replace(L, 1);
+  lua_settop(L, 1);
+  return gr_stream_run(L, st, GR_SWRITE, listenattempt, listenk, 0);
+}
+
+static int acceptattempt (lua_State *L, gr_stream *ln, lua_KContext ctx) {
+  gr_stream *c;
+  int r;
+  (void)ctx;
+  if (ln->closed)
+    return gr_stream_fail(L, ln, "accept", "use of closed network connection");
+  if (ln->status < 0) {
+    r = ln->status;
+    ln->status = 0;
+    return gr_stream_fail(L, ln, "accept", gr_stream_strerror(r));
+  }
+  if (ln->npending == 0) return GR_SAGAIN;
+  c = gr_stream_new(L, ln->S, CONNMT, ln->net);
+  if (ln->kind == GR_STCP) r = uv_tcp_init(&ln->S->loop, &c->u.tcp);
+  else r = uv_pipe_init(&ln->S->loop, &c->u.pipe, 0);
+  if (r < 0) return luaL_error(L, "not enough memory");
+  gr_stream_adopt(c, ln->kind);
+  ln->npending--;
+  r = uv_accept(&ln->u.s, &c->u.s);
+  if (r < 0) {
+    gr_stream_close(c);
+    return gr_stream_fail(L, ln, "accept", gr_stream_strerror(r));
+  }
+  setaddrs(c);
+  return 1;
+}
+
+static int acceptk (lua_State *L, int status, lua_KContext ctx) {
+  (void)status;
+  return gr_stream_run(L, gr_stream_check(L, 1, LISTENERMT), GR_SREAD,
+                       acceptattempt, acceptk, ctx);
+}
+
+/* ln:accept() -> conn, or nil and a message */
+static int laccept (lua_State *L) {
+  gr_stream *ln = gr_stream_check(L, 1, LISTENERMT);
+  gr_getstate(L);
+  lua_settop(L, 1);
+  return gr_stream_run(L, ln, GR_SREAD, acceptattempt, acceptk, 0);
+}
+
+static int lln_addr (lua_State *L) {
+  gr_stream *ln = gr_stream_check(L, 1, LISTENERMT);
+  lua_pushstring(L, ln->laddr ? ln->laddr : "");
+  return 1;
+}
+
+static int lln_close (lua_State *L) {
+  gr_stream *ln = gr_stream_check(L, 1, LISTENERMT);
+  if (ln->closed)
+    return gr_stream_fail(L, ln, "close", "use of closed network connection");
+  gr_stream_close(ln);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+
+/* --- lookup_host ------------------------------------------------------------- */
+
+static int lookupattempt (lua_State *L, gr_stream *st, lua_KContext ctx) {
+  struct addrinfo *ai;
+  int n = 0;
+  (void)ctx;
+  if (st->gai) return GR_SAGAIN;
+  if (st->status < 0) {
+    lua_pushnil(L);
+    lua_pushfstring(L, "lookup %s: %s", st->name,
+                    gr_stream_strerror(st->status));
+    return 2;
+  }
+  lua_newtable(L);
+  for (ai = st->res; ai != NULL; ai = ai->ai_next) {
+    char ip[64];
+    int i, dup = 0;
+    if (ai->ai_family == AF_INET)
+      uv_ip4_name((struct sockaddr_in *)ai->ai_addr, ip, sizeof(ip));
+    else if (ai->ai_family == AF_INET6)
+      uv_ip6_name((struct sockaddr_in6 *)ai->ai_addr, ip, sizeof(ip));
+    else continue;
+    for (i = 1; i <= n && !dup; i++) {   /* one entry per address */
+      lua_rawgeti(L, -1, i);
+      dup = strcmp(lua_tostring(L, -1), ip) == 0;
+      lua_pop(L, 1);
+    }
+    if (dup) continue;
+    lua_pushstring(L, ip);
+    lua_rawseti(L, -2, ++n);
+  }
+  return 1;
+}
+
+static int lookupk (lua_State *L, int status, lua_KContext ctx) {
+  (void)status;
+  return gr_stream_run(L, gr_stream_check(L, 1, RESOLVERMT), GR_SWRITE,
+                       lookupattempt, lookupk, ctx);
+}
+
+/* g.net.lookup_host(name) -> {address...}, or nil and a message */
+static int llookuphost (lua_State *L) {
+  gr_state *S = gr_getstate(L);
+  const char *name = luaL_checkstring(L, 1);
+  struct sockaddr_storage sa;
+  gr_stream *st;
+  if (literal(name, 0, AF_UNSPEC, 0, &sa) == 0 && name[0] != '\0') {
+    lua_createtable(L, 1, 0);
+    lua_pushvalue(L, 1);
+    lua_rawseti(L, -2, 1);
+    return 1;
+  }
+  st = gr_stream_new(L, S, RESOLVERMT, "ip");
+  st->family = AF_UNSPEC;
+  resolve(L, st, name, SOCK_STREAM);
+  lua_replace(L, 1);
+  lua_settop(L, 1);
+  return gr_stream_run(L, st, GR_SWRITE, lookupattempt, lookupk, 0);
+}
+
+
+/* --- registration --------------------------------------------------------------- */
+
+static const luaL_Reg lnmethods[] = {
+  {"accept", laccept},
+  {"addr", lln_addr},
+  {"close", lln_close},
+  {NULL, NULL}
+};
+
+static const luaL_Reg funcs[] = {
+  {"listen", llisten},
+  {"dial", ldial},
+  {"lookup_host", llookuphost},
+  {NULL, NULL}
+};
+
+/* Registers g.net in the module table at the top of L. */
+void gr_net_open (lua_State *L) {
+  lua_newtable(L);
+  gr_stream_setmethods(L);
+  gr_stream_newmeta(L, CONNMT, 1);
+  lua_newtable(L);
+  gr_state_setfuncs(L, lnmethods);
+  gr_stream_newmeta(L, LISTENERMT, 0);
+  lua_newtable(L);
+  gr_stream_newmeta(L, RESOLVERMT, 0);
+  lua_newtable(L);
+  gr_state_setfuncs(L, funcs);
+  lua_setfield(L, -2, "net");
+}
