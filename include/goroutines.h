@@ -55,4 +55,30 @@ GR_API int gr_open (lua_State *L);
 ** out of range). L's thread. */
 GR_API int gr_set_preempt_slice (lua_State *L, double seconds);
 
+/* Uncaught goroutine errors of L's state (and of its g.parallel
+** goroutines) go to f instead of being raised in the main chunk or
+** returned by gr_run: msg is "goroutine N: message" and its traceback,
+** valid during the call. f runs on L's thread, inside the runtime (a
+** blocking call of the main chunk, gr_run, or lua_close for the errors
+** still pending when L closes, where L is closing): it must leave L's
+** stack as it found it, and neither raise nor call the runtime. With or
+** without a handler, the runtime never calls exit() nor prints in a state
+** that gr_open loaded; without one, the errors pending at lua_close are
+** dropped. f NULL removes the handler. Returns GR_OK, or GR_EINVAL (L
+** NULL, not loaded with the runtime, or a worker state). L's thread. */
+GR_API int gr_set_error_handler (lua_State *L,
+                                 void (*f) (lua_State *L, const char *msg,
+                                            void *ud),
+                                 void *ud);
+
+/* f(W, ud) runs in every worker state that starts from now on, after the
+** standard libraries and before the runtime is required there: to open
+** the host's own C libraries for g.parallel goroutines (their globals
+** fall back to the worker state's). An error it raises fails that
+** worker's set-up (the goroutines waiting for a worker fail in main when
+** no worker can start). f NULL removes it. Process-wide: set before
+** gr_open. Any thread; f runs on the worker's thread. */
+GR_API void gr_set_worker_init (void (*f) (lua_State *W, void *ud),
+                                void *ud);
+
 #endif

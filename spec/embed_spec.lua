@@ -39,4 +39,19 @@ describe("embedding", function()
   it("gr_set_preempt_slice sets the slice that g.preempt_slice reads", function()
     expect("slice", { "0.01", "0.002" })
   end)
+
+  it("uncaught errors go to the host's handler, or to main; lua_close never exits", function()
+    local _, err = expect("errors", {
+      "handler: goroutine 2: boom",
+      "main goes on",
+      "worker says\t5\ttrue",
+      "handler: goroutine 3: far",
+      "handled before close: 2",
+      "handler: goroutine 4: late",
+      "handled: 3, worker states: 1",
+      "false\tgoroutine 5: boom",
+      "closed without exiting",
+    })
+    assert.are.equal("", err)
+  end)
 end)

@@ -25,6 +25,11 @@ static int loadinit (lua_State *L) {
   return 1;
 }
 
+/* The host's set-up of worker states (gr_set_worker_init), process-wide,
+** set before gr_open; worker threads read it as they start. */
+static _Atomic(void (*) (lua_State *W, void *ud)) initf;
+static _Atomic(void *) initud;
+
 /* Sets package.preload for the module in L. May raise (memory). */
 static void preload (lua_State *L) {
   luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
@@ -35,15 +40,24 @@ static void preload (lua_State *L) {
   lua_pop(L, 1);
 }
 
+/* What a new worker state of the process gets before its require: the
+** preloads, then the host's own set-up. */
+static void setupworker (lua_State *W) {
+  void (*f) (lua_State *W, void *ud) = atomic_load(&initf);
+  preload(W);
+  if (f) f(W, atomic_load(&initud));
+}
+
 static int lopen (lua_State *L) {
   preload(L);
   luaL_requiref(L, "goroutines.core", luaopen_goroutines_core, 0);
+  gr_state_get(L)->embedded = 1;
   return 0;
 }
 
 int gr_open (lua_State *L) {
   if (L == NULL) return GR_EINVAL;
-  gr_parallel_setworkersetup(preload);
+  gr_parallel_setworkersetup(setupworker);
   lua_pushcfunction(L, lopen);
   return lua_pcall(L, 0, 0, 0) == LUA_OK ? GR_OK : GR_ERROR;
 }
@@ -54,4 +68,19 @@ int gr_set_preempt_slice (lua_State *L, double seconds) {
     return GR_EINVAL;
   gr_sched_setslice(S, (uint64_t)(seconds * 1e9));
   return GR_OK;
+}
+
+int gr_set_error_handler (lua_State *L,
+                          void (*f) (lua_State *L, const char *msg, void *ud),
+                          void *ud) {
+  gr_state *S = L ? gr_state_find(L) : NULL;
+  if (S == NULL || S->worker != NULL) return GR_EINVAL;
+  S->errhandler = f;
+  S->errud = ud;
+  return GR_OK;
+}
+
+void gr_set_worker_init (void (*f) (lua_State *W, void *ud), void *ud) {
+  atomic_store(&initud, ud);
+  atomic_store(&initf, f);
 }

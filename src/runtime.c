@@ -8,7 +8,8 @@
 **   their waiters (objects may be shared with other states), then timers,
 **   then the libuv handles and loop; once all of it is freed, the close
 **   policy gets the errors that were never raised (the default one prints
-**   them and exits with status 1).
+**   them and exits with status 1), or, in an embedded state (gr_open, or
+**   an error handler set), the host's handler does (no print, no exit).
 */
 #include <stdio.h>
 #include <stdlib.h>
@@ -56,8 +57,26 @@ static gr_errmsg *takeerrors (gr_state *S) {
   return errs;
 }
 
+/* The close of an embedded host state (gr_open): the errors never
+** raised go to the host's handler if it set one, and are dropped
+** otherwise (the host got the others from gr_run or in main); it never
+** prints nor exits. L is the state being closed. */
+static void passonclose (gr_errmsg *errs, lua_State *L,
+                         void (*f) (lua_State *L, const char *msg,
+                                    void *ud), void *ud) {
+  while (errs) {
+    gr_errmsg *next = errs->next;
+    if (f) f(L, errs->msg, ud);
+    free(errs);
+    errs = next;
+  }
+}
+
 static void closestate (gr_state *S) {
-  int host = S->worker == NULL;
+  int host = S->worker == NULL, embedded = S->embedded || S->errhandler;
+  void (*handler) (lua_State *L, const char *msg, void *ud) = S->errhandler;
+  void *ud = S->errud;
+  lua_State *L = S->L;
   gr_errmsg *errs;
   if (S->pool && host) {   /* its workers go first: they may hand it errors */
     gr_pool_stop(S->pool);
@@ -78,7 +97,8 @@ static void closestate (gr_state *S) {
     uv_run(&S->loop, UV_RUN_DEFAULT);
   gr_mutex_destroy(&S->rlock);
   free(S);
-  if (host) closepolicy(errs);   /* last: it may end the process */
+  if (host && embedded) passonclose(errs, L, handler, ud);
+  else if (host) closepolicy(errs);   /* last: it may end the process */
 }
 
 static gr_state *newstate (lua_State *L) {

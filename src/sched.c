@@ -179,6 +179,19 @@ void gr_sched_posterror (gr_state *S, lua_Integer id, const char *msg,
   deliver(S, e);
 }
 
+/* Each error is taken from the list before the handler runs: a handler
+** that makes the scheduler run (it should not) cannot see it twice. */
+void gr_sched_passerrors (gr_state *S) {
+  gr_errmsg *e;
+  GR_ASSERT(S->errhandler != NULL);
+  while ((e = S->errlocal) != NULL) {
+    S->errlocal = e->next;
+    if (S->errlocal == NULL) S->errlocaltail = NULL;
+    S->errhandler(S->L, e->msg, S->errud);
+    free(e);
+  }
+}
+
 /* Raises goroutine 1's oldest uncaught goroutine error in L. Requires
 ** one (gr_sched_wait returned GR_EGOERR). Never returns. */
 void gr_sched_raiseerror (lua_State *L, gr_state *S) {
@@ -308,7 +321,8 @@ int gr_sched_runonce (lua_State *L, gr_state *S) {
 
 /* Runs the scheduler in place on L until me is woken (returns 0), until
 ** nothing can wake it (GR_EDEADLOCK), or, for goroutine 1, until an
-** uncaught goroutine error must be raised (GR_EGOERR). With runonly, runs
+** uncaught goroutine error must be raised (GR_EGOERR; with an error
+** handler, the errors go to it instead). With runonly, runs
 ** the goroutines that are runnable now, once each, and returns 0. */
 int gr_sched_wait (lua_State *L, gr_state *S, gr_g *me, int runonly) {
   gr_g *last = runonly ? S->runtail : NULL;
@@ -319,8 +333,10 @@ int gr_sched_wait (lua_State *L, gr_state *S, gr_g *me, int runonly) {
       return 0;
     if (atomic_load_explicit(&S->rpending, memory_order_acquire))
       drain_remote(S);
-    if (me == S->g1 && S->errlocal)
-      return GR_EGOERR;
+    if (me == S->g1 && S->errlocal) {
+      if (S->errhandler == NULL) return GR_EGOERR;
+      gr_sched_passerrors(S);
+    }
     S->timerops->fire(L, S);
     pollio(S);
     if ((g = runq_pop(S)) != NULL) {

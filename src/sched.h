@@ -130,6 +130,11 @@ struct gr_state {
   void *selspare;       /* select.c: a block of waiters kept for reuse */
   struct gr_errmsg *errlocal, *errlocaltail;  /* uncaught errors waiting
                            to be raised in goroutine 1 */
+  void (*errhandler) (lua_State *L, const char *msg, void *ud);  /* an
+                           embedding host's (gr_set_error_handler): gets
+                           the uncaught errors instead of goroutine 1 */
+  void *errud;          /* errhandler's argument */
+  int embedded;         /* loaded by gr_open: the close never exits */
   int gcstress;         /* full collection at every scheduling point */
   int iowait;           /* goroutines queued on I/O handles (stream.c):
                            something outside the program may wake them */
@@ -190,6 +195,9 @@ int gr_sched_wait (lua_State *L, gr_state *S, gr_g *me, int runonly);
 /* Posts goroutine id's uncaught error to its host's mailbox. */
 void gr_sched_posterror (gr_state *S, lua_Integer id, const char *msg,
                         const char *traceback);
+/* Hands goroutine 1's uncaught errors to S->errhandler, oldest first
+** (S's thread, where goroutine 1 runs; requires a handler). */
+void gr_sched_passerrors (gr_state *S);
 /* Raises goroutine 1's oldest uncaught goroutine error. */
 void gr_sched_raiseerror (lua_State *L, gr_state *S);
 /* A new goroutine of the function and nargs arguments on top of L. */
