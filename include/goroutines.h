@@ -81,4 +81,45 @@ GR_API int gr_set_error_handler (lua_State *L,
 GR_API void gr_set_worker_init (void (*f) (lua_State *W, void *ud),
                                 void *ud);
 
+/* How gr_run drives the scheduler. */
+typedef enum gr_runmode {
+  GR_RUN_DEFAULT,  /* until no goroutine is left, or none can ever be woken
+                      (GR_ERROR with the deadlock report) */
+  GR_RUN_ONCE,     /* waits for at least one goroutine to run (a timer, a
+                      wake from another thread), runs what is ready */
+  GR_RUN_NOWAIT    /* never waits: runs every goroutine that is ready and
+                      every timer that is due, and what becomes ready
+                      meanwhile within a budget of about 1 ms (a frame) */
+} gr_runmode;
+
+/* Runs the goroutines of L's state, on L's thread, outside any goroutine
+** (GR_EINVAL from inside one, with a bad mode, or without the runtime).
+** Returns GR_OK, or GR_ERROR with the message on L's stack: a goroutine's
+** uncaught error (unless an error handler is set: it gets them, and
+** gr_run returns GR_OK), or the deadlock report (GR_RUN_DEFAULT and
+** GR_RUN_ONCE, when goroutines are left and nothing can wake them). */
+GR_API int gr_run (lua_State *L, gr_runmode mode);
+
+/* For a host with its own poll loop: an fd that becomes readable when a
+** goroutine of L's state is woken from another thread, or GR_EINVAL.
+** Poll it with the timeout that gr_backend_timeout gives, then call
+** gr_run(L, GR_RUN_NOWAIT). L's thread. */
+GR_API int gr_backend_fd (lua_State *L);
+
+/* The milliseconds until L's state needs gr_run again: 0 when goroutines
+** are ready now, the time until its next timer, or -1 when nothing is
+** ready or pending (only the fd can bring work then); GR_EINVAL as
+** gr_backend_fd. Call it after gr_run, right before polling. L's
+** thread. */
+GR_API int gr_backend_timeout (lua_State *L);
+
+/* Starts a goroutine in L's state: the function below nargs arguments on
+** the top of L's stack; pops them, as lua_call does. It first runs at the
+** next gr_run (or when the main chunk blocks). Returns the goroutine's
+** id (> 0), GR_EINVAL (no runtime, fewer values than nargs + 1 on the
+** stack, or a value that cannot be called: the values are popped), or
+** GR_ERROR with the message (no memory). L's thread, from a goroutine
+** too. */
+GR_API int gr_go (lua_State *L, int nargs);
+
 #endif

@@ -54,4 +54,17 @@ describe("embedding", function()
     })
     assert.are.equal("", err)
   end)
+
+  it("a host drives the scheduler with gr_go, gr_run and the backend fd", function()
+    expect("run", {
+      "pingpong: 20000",
+      "under 2000 calls: yes",
+      "timer pending: yes",
+      "slept",
+      "from the worker: late",
+      "waited in poll: yes",
+      "goroutine 7: boom",
+      "all goroutines are asleep - deadlock!",
+    })
+  end)
 end)

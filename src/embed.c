@@ -8,6 +8,9 @@
 **   process from then on, finds "goroutines" and "goroutines.core" in
 **   package.preload: the same copy of the runtime as the caller's.
 */
+#include <limits.h>
+
+#include "errors.h"
 #include "initlua.h"
 #include "parallel.h"
 #include "runtime.h"
@@ -83,4 +86,84 @@ int gr_set_error_handler (lua_State *L,
 void gr_set_worker_init (void (*f) (lua_State *W, void *ud), void *ud) {
   atomic_store(&initud, ud);
   atomic_store(&initf, f);
+}
+
+/* The state of L if the host may drive it from here: loaded, and L's
+** thread is not inside one of its goroutines; or NULL. */
+static gr_state *hoststate (lua_State *L) {
+  gr_state *S = L ? gr_state_find(L) : NULL;
+  return S && S->current == S->g1 && !S->g1->inplace && S->worker == NULL
+         ? S : NULL;
+}
+
+/* Raises the error that gr_sched_runhost returned (upvalue: S): lua_pcall'd
+** so that the message lands on the stack. */
+static int lwaiterror (lua_State *L) {
+  gr_state *S = (gr_state *)lua_touserdata(L, lua_upvalueindex(1));
+  gr_errors_raisewait(L, S, (int)lua_tointeger(L, lua_upvalueindex(2)));
+  return 0;
+}
+
+int gr_run (lua_State *L, gr_runmode mode) {
+  gr_state *S = hoststate(L);
+  int err;
+  if (S == NULL || (mode != GR_RUN_DEFAULT && mode != GR_RUN_ONCE &&
+                    mode != GR_RUN_NOWAIT) || !lua_checkstack(L, 3))
+    return GR_EINVAL;
+  err = gr_sched_runhost(L, S, mode == GR_RUN_DEFAULT ? GR_HOSTRUN_DEFAULT :
+                         mode == GR_RUN_ONCE ? GR_HOSTRUN_ONCE :
+                         GR_HOSTRUN_NOWAIT);
+  if (err == 0) return GR_OK;
+  lua_pushlightuserdata(L, S);
+  lua_pushinteger(L, err);
+  lua_pushcclosure(L, lwaiterror, 2);
+  lua_pcall(L, 0, 0, 0);   /* leaves the message */
+  return GR_ERROR;
+}
+
+int gr_backend_fd (lua_State *L) {
+  gr_state *S = hoststate(L);
+  if (S == NULL) return GR_EINVAL;
+  /* libuv watches the doorbell's fd from the loop's first run on. */
+  uv_run(&S->loop, UV_RUN_NOWAIT);
+  return uv_backend_fd(&S->loop);
+}
+
+int gr_backend_timeout (lua_State *L) {
+  gr_state *S = hoststate(L);
+  int64_t ns;
+  if (S == NULL) return GR_EINVAL;
+  ns = gr_sched_hosttimeout(S);
+  if (ns < 0) return -1;
+  ns = (ns + 999999) / 1000000;   /* never early: the timer is due then */
+  return ns > INT_MAX ? INT_MAX : (int)ns;
+}
+
+static int lgo (lua_State *L) {
+  gr_state *S = (gr_state *)lua_touserdata(L, lua_upvalueindex(1));
+  gr_g *g = gr_sched_spawn(L, S, lua_gettop(L) - 1, 0);
+  lua_pushinteger(L, g->id);
+  return 1;
+}
+
+int gr_go (lua_State *L, int nargs) {
+  gr_state *S = L ? gr_state_find(L) : NULL;
+  lua_Integer id;
+  if (S == NULL || nargs < 0 || lua_gettop(L) < nargs + 1)
+    return GR_EINVAL;
+  if (!gr_sched_iscallable(L, -nargs - 1) || !lua_checkstack(L, 2)) {
+    lua_pop(L, nargs + 1);
+    return GR_EINVAL;
+  }
+  lua_pushlightuserdata(L, S);
+  lua_pushcclosure(L, lgo, 1);
+  lua_insert(L, -nargs - 2);
+  if (lua_pcall(L, nargs + 1, 1, 0) != LUA_OK) return GR_ERROR;
+  id = lua_tointeger(L, -1);
+  lua_pop(L, 1);
+  if (id > INT_MAX) {   /* after two billion goroutines */
+    lua_pushliteral(L, "gr_go: the goroutine's id does not fit an int");
+    return GR_ERROR;
+  }
+  return (int)id;
 }

@@ -101,8 +101,10 @@ static void drain_remote (gr_state *S) {
 ** S->idle; the sleeper publishes S->idle, then looks for work (both
 ** sequentially consistent), so one of them always sees the other. */
 void gr_sched_kick (gr_state *S) {
-  if (atomic_load(&S->idle))
+  if (atomic_load(&S->idle)) {
+    atomic_store_explicit(&S->rung, 1, memory_order_relaxed);
     uv_async_send(&S->async);
+  }
 }
 
 /* Makes g runnable. Any thread may call it; cur is the state the caller
@@ -358,6 +360,67 @@ int gr_sched_wait (lua_State *L, gr_state *S, gr_g *me, int runonly) {
     }
     gr_sched_sleep(S, me, 0);
   }
+}
+
+
+/* --- driven by an embedding host (gr_run) ------------------------------- */
+
+#define HOSTBUDGET 1000000ULL   /* ns GR_RUN_NOWAIT goes on running what
+                                   becomes ready during the call */
+
+/* The host is outside gr_run from now on: a waker on another thread
+** rings the doorbell, which makes the loop's fd (gr_backend_fd) readable.
+** Pairs with gr_sched_hosttimeout's look at rpending (Dekker, as in
+** gr_sched_sleep). */
+static int hostleave (gr_state *S, int r) {
+  atomic_store(&S->idle, GR_IDLE_TIMERS);
+  return r;
+}
+
+/* Each round runs the goroutines queued at its start once each; GR_RUN_
+** NOWAIT runs rounds while some are ready and its budget lasts, and never
+** sleeps; GR_RUN_ONCE returns after the first round that ran any, and
+** sleeps until one can; GR_RUN_DEFAULT runs until no goroutine is left
+** or none can ever be woken. */
+int gr_sched_runhost (lua_State *L, gr_state *S, int mode) {
+  uint64_t start = mode == GR_HOSTRUN_NOWAIT ? uv_hrtime() : 0;
+  int ran = 0;
+  atomic_store(&S->idle, 0);
+  if (atomic_exchange_explicit(&S->rung, 0, memory_order_relaxed))
+    uv_run(&S->loop, UV_RUN_NOWAIT);   /* clears the doorbell's fd */
+  for (;;) {
+    if (atomic_load_explicit(&S->rpending, memory_order_acquire))
+      drain_remote(S);
+    if (S->errlocal) {
+      if (S->errhandler == NULL) return hostleave(S, GR_EGOERR);
+      gr_sched_passerrors(S);
+    }
+    S->timerops->fire(L, S);
+    if (S->runhead != NULL) {
+      gr_g *g, *last = S->runtail;
+      do {
+        g = runq_pop(S);
+        run(L, S, g);
+      } while (g != last && S->runhead != NULL);
+      ran = 1;
+      if (mode == GR_HOSTRUN_NOWAIT && uv_hrtime() - start >= HOSTBUDGET)
+        return hostleave(S, 0);
+      continue;
+    }
+    if (mode == GR_HOSTRUN_NOWAIT || (mode == GR_HOSTRUN_ONCE && ran))
+      return hostleave(S, 0);
+    if (!canwake(S)) {
+      if (atomic_load(&S->rpending)) continue;
+      return hostleave(S, S->all ? GR_EDEADLOCK : 0);
+    }
+    gr_sched_sleep(S, NULL, 1);
+  }
+}
+
+int64_t gr_sched_hosttimeout (gr_state *S) {
+  atomic_store(&S->idle, GR_IDLE_TIMERS);   /* a blocking call reset it */
+  if (S->runhead || S->errlocal || atomic_load(&S->rpending)) return 0;
+  return S->timerops->pending(S) ? S->timerops->next(S) : -1;
 }
 
 

@@ -113,6 +113,8 @@ typedef struct gr_timerops {
   int (*pending) (gr_state *S);
   /* Arms the loop's timer at the earliest deadline, before S sleeps. */
   void (*arm) (gr_state *S);
+  /* Ns until the earliest deadline (0: due), or -1 without timers. */
+  int64_t (*next) (gr_state *S);
 } gr_timerops;
 
 /* The scheduler of one Lua state. */
@@ -159,7 +161,10 @@ struct gr_state {
   struct gr_worker *worker;  /* the worker running this state, or NULL */
   const gr_poolops *poolops;  /* the pool's policy, set with pool */
   atomic_int idle;      /* 0 while its thread runs; GR_IDLE_TIMERS or
-                           GR_IDLE_DONE while it sleeps in uv_run */
+                           GR_IDLE_DONE while it sleeps in uv_run, or, for
+                           an embedding host, while it is outside gr_run */
+  atomic_int rung;      /* the doorbell was rung since the host's last
+                           gr_run: its loop must run to clear it */
   /* protected by rlock: */
   gr_mutex rlock;
   gr_g *rhead, *rtail;  /* goroutines readied by other threads */
@@ -204,6 +209,15 @@ void gr_sched_raiseerror (lua_State *L, gr_state *S);
 gr_g *gr_sched_spawn (lua_State *L, gr_state *S, int nargs, lua_Integer id);
 /* One scheduling step of a worker: 0 ran none, 1 ran one, 2 requeued. */
 int gr_sched_runonce (lua_State *L, gr_state *S);
+/* Modes of gr_sched_runhost (goroutines.h's GR_RUN_*). */
+enum { GR_HOSTRUN_DEFAULT, GR_HOSTRUN_ONCE, GR_HOSTRUN_NOWAIT };
+/* Runs S's scheduler for its host (gr_run), from its main thread L
+** outside any goroutine: 0, GR_EGOERR (an uncaught error for main) or
+** GR_EDEADLOCK. */
+int gr_sched_runhost (lua_State *L, gr_state *S, int mode);
+/* What the host's poll loop waits for: 0 when S has work now, else the
+** ns until its next timer, or -1 with nothing pending (S's thread). */
+int64_t gr_sched_hosttimeout (gr_state *S);
 /* Sleeps in S's loop until a timer is due or another thread kicks S. */
 void gr_sched_sleep (gr_state *S, gr_g *me, int spin);
 /* Rings S's doorbell if its thread sleeps (any thread). */

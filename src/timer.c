@@ -643,8 +643,18 @@ static void arm (gr_state *S) {
     uv_timer_stop(&S->uvtimer);
 }
 
+/* Ns until the earliest deadline of S (0 if it has passed), or -1. */
+static int64_t next (gr_state *S) {
+  gr_timerheap *h = S->timers;
+  uint64_t now, when;
+  if (h->n == 0) return -1;
+  now = uv_hrtime();
+  when = h->a[0]->when;
+  return when > now ? (int64_t)(when - now) : 0;
+}
+
 static const gr_timerops timerops = {
-  firedue, gr_timer_pending, arm
+  firedue, gr_timer_pending, arm, next
 };
 
 int gr_timer_init (gr_state *S) {
