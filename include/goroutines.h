@@ -30,9 +30,13 @@
 #define GR_OK        0
 #define GR_CLOSED    1      /* the channel is closed (and, to a receive,
                                drained) */
+#define GR_TIMEOUT   3      /* a channel operation's timeout passed (or,
+                               with timeout 0, it would have blocked) */
 #define GR_ERROR   (-3)     /* failed: the message is on L's stack */
 #define GR_EINVAL  (-4)     /* a bad argument (NULL, a value the API does
                                not carry); nothing was done */
+#define GR_ENOMEM  (-5)     /* no memory; nothing was done, except as
+                               gr_chan_recv says */
 
 /* The Lua module's entry point (what `require "goroutines.core"` calls).
 ** L's thread. */
@@ -121,5 +125,90 @@ GR_API int gr_backend_timeout (lua_State *L);
 ** GR_ERROR with the message (no memory). L's thread, from a goroutine
 ** too. */
 GR_API int gr_go (lua_State *L, int nargs);
+
+/* --- host channels -------------------------------------------------- */
+
+/* A host channel is a channel of the runtime that the host makes and
+** uses from any of its threads without a Lua state, and that goroutines
+** of any state use through a Lua handle (gr_chan_push) as any channel:
+** send, recv, select, close, range. It carries only the values a host can
+** hold without Lua (gr_hostval): a Lua send of a table, function or
+** userdata on it raises "cannot send a table on a host channel (it
+** carries nil, booleans, numbers and strings)". A host thread that waits
+** sleeps on a condition variable, queued on the channel as a goroutine
+** would be, and is woken by the goroutine that completes its operation.
+** While a host channel lives, no state reports a deadlock: a host thread
+** may still send. */
+
+typedef struct gr_chan gr_chan;
+
+/* The types of gr_hostval. */
+#define GR_TNIL      0
+#define GR_TBOOLEAN  1
+#define GR_TINTEGER  2
+#define GR_TNUMBER   3
+#define GR_TSTRING   4
+
+/* A value that crosses a host channel. A send copies the bytes of a
+** string; a received string is malloc'd, NUL-terminated (it may also
+** hold NULs: len says how long it is) and the caller's, to free with
+** gr_hostval_free. A Lua float that has an integer value stays a float
+** (GR_TNUMBER), as Lua keeps it. */
+typedef struct gr_hostval {
+  int type;             /* GR_T* */
+  union {
+    int b;              /* GR_TBOOLEAN: 0 or 1 (a send takes any int) */
+    lua_Integer i;      /* GR_TINTEGER */
+    lua_Number n;       /* GR_TNUMBER */
+    struct {
+      const char *p;    /* GR_TSTRING: the bytes (NULL only if len is 0) */
+      size_t len;
+    } s;
+  } u;
+} gr_hostval;
+
+/* A new host channel with a buffer of cap values (0: unbuffered), and one
+** reference, the caller's; NULL without memory (or cap over 2^36). It
+** outlives every state, with its buffered values, until its last
+** reference is released. Any thread. */
+GR_API gr_chan *gr_chan_new (size_t cap);
+/* Takes one more reference on c (NULL: nothing). Any thread. */
+GR_API void gr_chan_retain (gr_chan *c);
+/* Drops one reference (NULL: nothing); the last frees c and the values in
+** its buffer. Any thread. */
+GR_API void gr_chan_release (gr_chan *c);
+
+/* Sends *v on c. timeout in seconds: < 0 blocks until a receiver or the
+** buffer takes it, 0 never blocks, > 0 waits at most that long. Returns
+** GR_OK, GR_CLOSED (c is closed: nothing sent), GR_TIMEOUT (nothing sent),
+** GR_EINVAL (c or v NULL, c no host channel, v of no GR_T* type or a
+** string of 4 GiB or more, timeout NaN) or GR_ENOMEM. Any thread, without
+** touching a Lua state: never from inside the runtime's callbacks (an
+** error handler) with a timeout other than 0. */
+GR_API int gr_chan_send (gr_chan *c, const gr_hostval *v, double timeout);
+/* Receives from c into *v (nil unless GR_OK), waiting as gr_chan_send.
+** Returns GR_OK, GR_CLOSED (closed and drained), GR_TIMEOUT, GR_EINVAL
+** (as gr_chan_send; *v NULL) or GR_ENOMEM (no memory to copy a string
+** out: that value is lost). Any thread, as gr_chan_send. */
+GR_API int gr_chan_recv (gr_chan *c, gr_hostval *v, double timeout);
+/* Closes c and wakes everything that waits on it, as Lua's close does.
+** Returns GR_OK, GR_CLOSED (closed already) or GR_EINVAL (NULL, no host
+** channel). Any thread. */
+GR_API int gr_chan_close (gr_chan *c);
+/* Frees the string a receive put in *v, and makes *v nil (NULL, or a
+** value of another type: nothing to free). Any thread. */
+GR_API void gr_hostval_free (gr_hostval *v);
+
+/* Pushes a Lua handle of c on L's stack (a channel that sends and
+** receives), which holds a reference of its own. Returns GR_OK, or
+** GR_EINVAL with nothing pushed (L or c NULL, c no host channel, L not
+** loaded with the runtime, no stack space); raises on no memory, as
+** lua_newuserdata does. L's thread. */
+GR_API int gr_chan_push (lua_State *L, gr_chan *c);
+/* The host channel of the handle at idx of L's stack, borrowed (retain
+** it to keep it past the handle); raises a Lua error if the value is no
+** channel handle ("goroutines.chan expected"), a finalized one, or a
+** channel that is no host channel. L's thread. */
+GR_API gr_chan *gr_chan_check (lua_State *L, int idx);
 
 #endif

@@ -43,6 +43,7 @@ build = {
         "src/goroutines.c",
         "src/gr.c",
         "src/gtime.c",
+        "src/hostchan.c",
         "src/net.c",
         "src/parallel.c",
         "src/runtime.c",

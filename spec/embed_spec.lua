@@ -67,4 +67,26 @@ describe("embedding", function()
       "all goroutines are asleep - deadlock!",
     })
   end)
+
+  it("host channels carry host values between host threads and goroutines", function()
+    local chanerr = "cannot send a %s on a host channel (it carries nil, "
+                    .. "booleans, numbers and strings)"
+    expect("hostchan", {
+      "self nil", "self boolean 1", "self integer -42", "self number 2.5",
+      "self string 3 a\\0b", "self string 0 (empty)",
+      "true\tfalse\tbad argument #1 to 'check' (not a host channel (made by gr_chan_new))",
+      "false\tbad argument #1 to 'check' (goroutines.chan expected, got number)",
+      "false\t" .. chanerr:format("table"),
+      "false\t" .. chanerr:format("function"),
+      "count integer 6000",
+      "sum integer 6006003000",
+      "expected 6006003000",
+      "from lua string 7 [dbl 3.0]",
+      "from lua number 3",
+      "lua got\tthanks\ttrue",
+      "closed:\tnil\tfalse",
+      "after close string 4 [kept]",
+      "after close integer 7",
+    })
+  end)
 end)

@@ -28,7 +28,7 @@ static atomic_llong livechans = 0;   /* gr_chan objects not yet freed */
 /* --- the C object ------------------------------------------------------ */
 
 /* Returns a channel with one ref (the caller's), or NULL without memory. */
-gr_chan *gr_chan_new (size_t cap) {
+gr_chan *gr__chan_new (size_t cap) {
   gr_chan *c = (gr_chan *)calloc(1, sizeof(*c));
   if (c == NULL) return NULL;
   if (cap > 0) {
@@ -47,6 +47,7 @@ gr_chan *gr_chan_new (size_t cap) {
 }
 
 void gr_chan_retain (gr_chan *c) {
+  if (c == NULL) return;   /* the embedding API's: a host's NULL */
   atomic_fetch_add_explicit(&c->refs, 1, memory_order_relaxed);
 }
 
@@ -112,6 +113,7 @@ freeit:
   gr_chan_unlock(c);
   GR_ASSERT(c->recvq.first == NULL && c->sendq.first == NULL);
   if (c->hook) c->hook(L, c, GR_CHAN_FREED);   /* a timer goes with c */
+  if (c->host) gr_sched_addhostchan(-1);
   for (i = 0; i < c->count; i++)
     gr_value_discard(L, &c->buf[(c->head + i) % c->cap]);
   gr_mutex_destroy(&c->lock);
@@ -431,12 +433,23 @@ static int send_k (lua_State *L, int status, lua_KContext ctx) {
   return 0;
 }
 
+/* A host thread reads what a host channel carries without a Lua state:
+** the values it can copy out are these. */
+void gr_chan_hostvalue (lua_State *L, int idx) {
+  int t = lua_type(L, idx);
+  if (t > LUA_TNIL && t != LUA_TBOOLEAN && t != LUA_TNUMBER &&
+      t != LUA_TSTRING)
+    luaL_error(L, "cannot send a %s on a host channel (it carries nil, "
+               "booleans, numbers and strings)", luaL_typename(L, idx));
+}
+
 static int lchan_send (lua_State *L) {
   gr_state *S = gr_getstate(L);
   gr_chan *c = gr_chan_checkdir(L, 1, GR_DIRSEND);
   gr_waiter *wake;
   gr_value v;
   int r, mode;
+  gr_chan_checkvalue(L, c, 2);
   gr_value_capture(L, 2, isshared(c), &v);  /* may raise: before the lock */
   if ((v.type == GR_VREF || v.type == GR_VPACK) &&
       ((gr_chanud *)lua_touserdata(L, 1))->c == NULL) {
@@ -636,7 +649,7 @@ static int lchan_new (lua_State *L) {
     luaL_argcheck(L, (size_t)cap <= ((size_t)1 << 40) / sizeof(gr_value), 1,
                   "capacity too large");
   }
-  c = gr_chan_new((size_t)cap);
+  c = gr__chan_new((size_t)cap);
   if (c == NULL) return luaL_error(L, "not enough memory");
   gr_chan_pushud(L, c, GR_DIRBOTH);
   gr__chan_release(L, c);  /* the handle holds the only ref now */

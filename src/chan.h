@@ -28,6 +28,9 @@ struct gr_chan {
                            hook of the timer that sends on c (timer.c) */
   void *hookarg;        /* the hook's: its timer (hook and hookarg are set
                            before any handle of c exists) */
+  int host;             /* made by the embedding API's gr_chan_new: shared
+                           from the start, carries only nil, booleans,
+                           numbers and strings (immutable) */
   atomic_int shared;    /* 0 while only one state holds a handle: values
                            are plain Lua values of that state; 1 once a
                            handle has been packed: values are packed. Set
@@ -60,14 +63,22 @@ static inline void gr_chan_unlock (gr_chan *c) {
     gr_mutex_unlock(&c->lock);
 }
 
-/* A new channel with one ref (the caller's), or NULL without memory. */
-gr_chan *gr_chan_new (size_t cap);
+/* A new channel with one ref (the caller's), or NULL without memory.
+** gr__: the embedding API's gr_chan_new makes a host channel. */
+gr_chan *gr__chan_new (size_t cap);
 /* Takes one more ref on c (any thread). */
 void gr_chan_retain (gr_chan *c);
 /* Drops one ref; the last frees c and its buffered values (L: the
 ** releasing state, NULL while it closes). gr__: the embedding API's
 ** gr_chan_release takes no state. */
 void gr__chan_release (lua_State *L, gr_chan *c);
+/* Raises unless the value at idx is one a host channel carries. */
+void gr_chan_hostvalue (lua_State *L, int idx);
+/* Raises unless the value at idx may be sent on c (a Lua send, before
+** any lock). */
+static inline void gr_chan_checkvalue (lua_State *L, gr_chan *c, int idx) {
+  if (c->host) gr_chan_hostvalue(L, idx);
+}
 /* Pushes a new handle of c, with its own ref, allowing dir. */
 void gr_chan_pushud (lua_State *L, gr_chan *c, int dir);
 /* The live channel handle at idx, or raises. */

@@ -252,7 +252,7 @@ static void cancel (gr_state *cur, gr_ctx *c, const char *err) {
 static gr_ctx *newctx (lua_State *L, gr_state *S, gr_ctx *parent) {
   gr_ctx *c = (gr_ctx *)calloc(1, sizeof(*c));
   const char *err = NULL;
-  if (c == NULL || (c->done = gr_chan_new(0)) == NULL) {
+  if (c == NULL || (c->done = gr__chan_new(0)) == NULL) {
     free(c);
     luaL_error(L, "not enough memory");
   }

@@ -775,6 +775,38 @@ void gr_pack_free (gr_pack *p) {
   free(p);
 }
 
+/* A pack of the one string s, made without a Lua state (the host
+** channels of the embedding API); NULL without memory or over 4 GiB. */
+gr_pack *gr_pack_string (const char *s, size_t len) {
+  gr_pack *p;
+  uint32_t l = (uint32_t)len;
+  if (len > UINT32_MAX ||
+      (p = (gr_pack *)malloc(sizeof(*p) + 1 + sizeof(l) + len)) == NULL)
+    return NULL;
+  p->data = (unsigned char *)(p + 1);
+  p->data[0] = T_STR;
+  memcpy(p->data + 1, &l, sizeof(l));
+  if (len > 0) memcpy(p->data + 1 + sizeof(l), s, len);
+  p->len = 1 + sizeof(l) + len;
+  p->nvalues = 1;
+  p->hasrefs = 0;
+  p->nhandles = 0;
+  p->h = NULL;
+  return p;
+}
+
+/* The bytes of p if it holds one string alone, else NULL. */
+const char *gr_pack_tostring (const gr_pack *p, size_t *len) {
+  uint32_t l;
+  if (p->nvalues != 1 || p->nhandles != 0 || p->len < 1 + sizeof(l) ||
+      p->data[0] != T_STR)
+    return NULL;
+  memcpy(&l, p->data + 1, sizeof(l));
+  if (p->len != 1 + sizeof(l) + l) return NULL;
+  *len = l;
+  return (const char *)p->data + 1 + sizeof(l);
+}
+
 /* For gr__chan_release, which needs to know whether the values in a
 ** channel's own buffer hold all of its refs. */
 int gr_pack_objrefs (gr_pack *p, const void *obj, int take) {

@@ -80,6 +80,10 @@ gr_pack *gr_pack_values (lua_State *L, int first, int n, const char *root,
 ** that this state cannot load, memory), p is left to the caller to free,
 ** its handles already dropped. */
 int gr_pack_push (lua_State *L, gr_pack *p, int envidx);
+/* A pack of one string, made without a Lua state; NULL without memory. */
+gr_pack *gr_pack_string (const char *s, size_t len);
+/* The bytes and length of p's value if it is one string alone, or NULL. */
+const char *gr_pack_tostring (const gr_pack *p, size_t *len);
 /* Frees p, dropping the refs of the handles it still owns. */
 void gr_pack_free (gr_pack *p);
 /* Counts the handles of obj in p; with take, they become empty and the

@@ -99,7 +99,7 @@ static int lsleep (lua_State *L) {
 static int pushtimerchan (lua_State *L, double d, uint64_t period) {
   gr_state *S = gr_getstate(L);
   gr_timer *t = gr_timer_new(L, S, GR_TSEND);
-  gr_chan *c = gr_chan_new(1);
+  gr_chan *c = gr__chan_new(1);
   if (c == NULL) {
     free(t);
     return luaL_error(L, "not enough memory");
@@ -157,7 +157,7 @@ static int newhandle (lua_State *L, int kind, double d, uint64_t period) {
   gr_state *S = gr_getstate(L);
   gr_timer *t = gr_timer_new(L, S, kind);
   if (kind == GR_TSEND) {
-    gr_chan *c = gr_chan_new(1);   /* its creation ref: the handle's */
+    gr_chan *c = gr__chan_new(1);   /* its creation ref: the handle's */
     if (c == NULL) {
       free(t);
       return luaL_error(L, "not enough memory");

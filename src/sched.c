@@ -51,6 +51,13 @@ const char *const gr_waitreasons[] = {
 ** numgoroutine counts every state together. */
 static atomic_llong nextid = 2;
 static atomic_llong numg = 0;
+/* Live host channels (gr_chan_new): while there is one, a host thread
+** may wake any goroutine, so none is reported as deadlocked. */
+static atomic_int hostchans = 0;
+
+void gr_sched_addhostchan (int delta) {
+  atomic_fetch_add_explicit(&hostchans, delta, memory_order_relaxed);
+}
 
 
 /* --- run queue -------------------------------------------------------- */
@@ -277,6 +284,7 @@ static int run (lua_State *L, gr_state *S, gr_g *g) {
 static int canwake (gr_state *S) {
   if (S->worker) return 1;   /* only the host reports deadlocks */
   return S->timerops->pending(S) || S->iowait > 0 ||
+         atomic_load_explicit(&hostchans, memory_order_relaxed) > 0 ||
          atomic_load(&S->rpending) ||
          (S->poolops != NULL && S->poolops->canprogress(S));
 }
@@ -409,9 +417,12 @@ int gr_sched_runhost (lua_State *L, gr_state *S, int mode) {
     }
     if (mode == GR_HOSTRUN_NOWAIT || (mode == GR_HOSTRUN_ONCE && ran))
       return hostleave(S, 0);
+    /* No goroutine of S is left to wake, and no timer to spawn one. */
+    if (S->all == NULL && !S->timerops->pending(S))
+      return hostleave(S, 0);
     if (!canwake(S)) {
       if (atomic_load(&S->rpending)) continue;
-      return hostleave(S, S->all ? GR_EDEADLOCK : 0);
+      return hostleave(S, GR_EDEADLOCK);
     }
     gr_sched_sleep(S, NULL, 1);
   }

@@ -230,6 +230,9 @@ int gr_sched_iscallable (lua_State *L, int idx);
 void gr_sched_checkcallable (lua_State *L, int idx);
 /* The next goroutine id (process-wide). */
 lua_Integer gr_sched_newid (void);
+/* Counts the host channels made (+1) or freed (-1): while any lives,
+** no state reports a deadlock (a host thread may still send). */
+void gr_sched_addhostchan (int delta);
 /* Counts goroutines that g.parallel queued (+1) or dropped (-1). */
 void gr_sched_addlive (int delta);
 /* Live goroutines of every state. */

@@ -126,7 +126,7 @@ static int lchan_onrecv (lua_State *L) {
 
 /* ch:on_send(value, [handler]) */
 static int lchan_onsend (lua_State *L) {
-  gr_chan_checkdir(L, 1, GR_DIRSEND);
+  gr_chan_checkvalue(L, gr_chan_checkdir(L, 1, GR_DIRSEND), 2);
   luaL_checkany(L, 2);
   if (!lua_isnoneornil(L, 3)) gr_sched_checkcallable(L, 3);
   newcase(L, GR_DIRSEND, lua_isnoneornil(L, 3) ? 0 : 3, 2);
