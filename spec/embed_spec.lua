@@ -89,4 +89,41 @@ describe("embedding", function()
       "after close integer 7",
     })
   end)
+
+  describe("examples/host", function()
+    local function example(name)
+      local out, err, code = h.run_host("examples", name)
+      assert.are.equal(0, code, "exit status " .. code .. "; stderr:\n" .. err)
+      return lines(out)
+    end
+
+    it("frame.c: goroutines advance within frames, timers fire, computing is preempted", function()
+      local got = example("frame")
+      -- The goroutine that computes ends among the ticks, where depends on
+      -- the machine: every line is there once, the ticks in order.
+      local ticks = {}
+      for _, l in ipairs(got) do
+        if l:match("^tick") then ticks[#ticks + 1] = l end
+      end
+      assert.are.same({ "tick\t1", "tick\t2", "tick\t3" }, ticks)
+      table.sort(got)
+      assert.are.same({
+        "frames: under 600", "pings: 5000", "primes below 100000:\t9592",
+        "tick\t1", "tick\t2", "tick\t3",
+      }, got)
+    end)
+
+    it("poll.c: a poll loop wakes for the runtime's fd and timers", function()
+      assert.are.same({
+        "reply: 5 bytes: HELLO",
+        "reply: 9 bytes: POLL LOOP",
+        "reply: 3 bytes: BYE",
+        "replies: 3",
+      }, example("poll"))
+    end)
+
+    it("feed.c: host threads feed parallel goroutines over a host channel", function()
+      assert.are.same({ "40000 items, 435560 bytes" }, example("feed"))
+    end)
+  end)
 end)

@@ -248,8 +248,9 @@ static void setrunning (gr_state *S, gr_g *from, gr_g *to) {
 }
 
 /* Resumes g once, from L (the thread running the scheduler). Returns 1
-** if g is runnable again (it was preempted or gave way). */
-static int run (lua_State *L, gr_state *S, gr_g *g) {
+** if g is runnable again (it was preempted or gave way): the caller
+** queues it. */
+static int resume (lua_State *L, gr_state *S, gr_g *g) {
   int again = 0;
   gr_g *prev = S->current;
   /* Goroutine 1 cannot be preempted: it is not a coroutine. */
@@ -266,15 +267,20 @@ static int run (lua_State *L, gr_state *S, gr_g *g) {
   S->current = prev;
   if (status == LUA_YIELD) {
     lua_pop(g->co, nres);
-    if (!g->parked) {  /* preempted, gosched, or a bare coroutine.yield */
-      runq_push(S, g);
-      again = 1;
-    }
+    again = !g->parked;  /* preempted, gosched, or a bare coroutine.yield */
   }
   else
     finish(L, S, g, status);
   if (S->gcstress) lua_gc(L, LUA_GCCOLLECT);
   return again;
+}
+
+/* Resumes g once, and queues it at the tail if it is runnable again.
+** Returns 1 then. */
+static int run (lua_State *L, gr_state *S, gr_g *g) {
+  if (!resume(L, S, g)) return 0;
+  runq_push(S, g);
+  return 1;
 }
 
 /* Whether anything but the blocked goroutines of S can still make
@@ -385,13 +391,31 @@ static int hostleave (gr_state *S, int r) {
   return r;
 }
 
-/* Each round runs the goroutines queued at its start once each; GR_RUN_
-** NOWAIT runs rounds while some are ready and its budget lasts, and never
-** sleeps; GR_RUN_ONCE returns after the first round that ran any, and
-** sleeps until one can; GR_RUN_DEFAULT runs until no goroutine is left
-** or none can ever be woken. */
+/* The host is outside gr_run from now on, and the goroutines that
+** computed during the call (preempted or gave way) wait at the tail of
+** the run queue for the next one. */
+static int hostdone (gr_state *S, gr_g *again, int r) {
+  while (again) {
+    gr_g *next = again->runnext;
+    runq_push(S, again);
+    again = next;
+  }
+  return hostleave(S, r);
+}
+
+/* Each round runs the goroutines queued at its start once each. A
+** goroutine that computes through its time slice (or gives way) runs once
+** per call: it waits apart for the next call, and the time it took does
+** not count against GR_RUN_NOWAIT's budget, so that goroutines that
+** communicate go on for the budget whatever the ones that compute do.
+** GR_RUN_NOWAIT runs rounds while some are ready and the budget lasts,
+** and never sleeps; GR_RUN_ONCE returns after the first round that ran
+** any, and sleeps until one can; GR_RUN_DEFAULT runs until no goroutine
+** is left or none can ever be woken. */
 int gr_sched_runhost (lua_State *L, gr_state *S, int mode) {
   uint64_t start = mode == GR_HOSTRUN_NOWAIT ? uv_hrtime() : 0;
+  uint64_t spent = 0;   /* NOWAIT: ns in goroutines that computed */
+  gr_g *again = NULL, *againtail = NULL;
   int ran = 0;
   atomic_store(&S->idle, 0);
   if (atomic_exchange_explicit(&S->rung, 0, memory_order_relaxed))
@@ -400,23 +424,37 @@ int gr_sched_runhost (lua_State *L, gr_state *S, int mode) {
     if (atomic_load_explicit(&S->rpending, memory_order_acquire))
       drain_remote(S);
     if (S->errlocal) {
-      if (S->errhandler == NULL) return hostleave(S, GR_EGOERR);
+      if (S->errhandler == NULL) return hostdone(S, again, GR_EGOERR);
       gr_sched_passerrors(S);
     }
     S->timerops->fire(L, S);
     if (S->runhead != NULL) {
       gr_g *g, *last = S->runtail;
       do {
+        uint64_t t0 = start ? uv_hrtime() : 0;
         g = runq_pop(S);
-        run(L, S, g);
+        if (resume(L, S, g)) {
+          g->runnext = NULL;
+          if (againtail) againtail->runnext = g;
+          else again = g;
+          againtail = g;
+          if (start) spent += uv_hrtime() - t0;
+        }
       } while (g != last && S->runhead != NULL);
       ran = 1;
-      if (mode == GR_HOSTRUN_NOWAIT && uv_hrtime() - start >= HOSTBUDGET)
-        return hostleave(S, 0);
+      if (mode == GR_HOSTRUN_NOWAIT &&
+          uv_hrtime() - start - spent >= HOSTBUDGET)
+        return hostdone(S, again, 0);
       continue;
     }
     if (mode == GR_HOSTRUN_NOWAIT || (mode == GR_HOSTRUN_ONCE && ran))
-      return hostleave(S, 0);
+      return hostdone(S, again, 0);
+    if (again) {   /* ONCE, DEFAULT: they run in the next round */
+      S->runhead = again;
+      S->runtail = againtail;
+      again = againtail = NULL;
+      continue;
+    }
     /* No goroutine of S is left to wake, and no timer to spawn one. */
     if (S->all == NULL && !S->timerops->pending(S))
       return hostleave(S, 0);
