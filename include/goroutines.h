@@ -126,6 +126,26 @@ GR_API int gr_backend_timeout (lua_State *L);
 ** too. */
 GR_API int gr_go (lua_State *L, int nargs);
 
+/* What gr_resume returns for a coroutine that blocked: distinct from
+** every lua_resume status. */
+#define GR_PARKED   16
+
+/* Resumes co, a coroutine of L's state, as lua_resume(co, L, nargs, nres)
+** does, except when it blocks (on a channel, select, sleep, a lock...):
+** then it becomes a goroutine of L's state and gr_resume returns
+** GR_PARKED at once (*nres 0); the runtime resumes it when it is woken,
+** from gr_run or a blocking call of the main chunk, and its end and its
+** errors are a goroutine's (not the host's to see). A coroutine resumed
+** with plain lua_resume that blocks instead runs the scheduler in place,
+** and lua_resume returns only once its operation has completed. A
+** coroutine that is a goroutine (it blocked before) is the scheduler's:
+** gr_resume returns LUA_ERRRUN with "cannot resume a coroutine that waits
+** in a goroutine" on co's stack. Returns GR_EINVAL (L or co NULL, co the
+** main thread, fewer than nargs values on co's stack, L not loaded with
+** the runtime), GR_ENOMEM, a lua_resume status, or GR_PARKED. nres may be
+** NULL. L's thread. */
+GR_API int gr_resume (lua_State *L, lua_State *co, int nargs, int *nres);
+
 /* --- host channels -------------------------------------------------- */
 
 /* A host channel is a channel of the runtime that the host makes and

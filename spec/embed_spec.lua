@@ -90,6 +90,16 @@ describe("embedding", function()
     })
   end)
 
+  it("gr_resume parks a host's coroutine that blocks, as a goroutine", function()
+    expect("resume", {
+      "yielded 42",
+      "parked: yes, at once: yes",
+      "2 cannot resume a coroutine that waits in a goroutine",
+      "woke with\tA\ttrue",
+      "goroutine 3: after the sleep",
+    })
+  end)
+
   describe("examples/host", function()
     local function example(name)
       local out, err, code = h.run_host("examples", name)

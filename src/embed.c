@@ -167,3 +167,12 @@ int gr_go (lua_State *L, int nargs) {
   }
   return (int)id;
 }
+
+int gr_resume (lua_State *L, lua_State *co, int nargs, int *nres) {
+  gr_state *S = L ? gr_state_find(L) : NULL;
+  int n;
+  if (S == NULL || co == NULL || co == S->L || nargs < 0 ||
+      lua_gettop(co) < nargs || !lua_checkstack(co, 2))
+    return GR_EINVAL;
+  return gr_sched_resumehost(L, S, co, nargs, nres ? nres : &n);
+}

@@ -623,6 +623,58 @@ int gr_sched_park (lua_State *L, gr_state *S, gr_g *g, lua_KContext ctx,
 }
 
 
+/* --- coroutines that a host resumes (gr_resume) ---------------------- */
+
+/* co runs as a goroutine of its own for the resume (S->current), so that
+** a blocking call in it parks by yield: then it stays one, anchored and
+** counted, and the scheduler resumes it when it is woken. Otherwise the
+** record is dropped and the resume ends as lua_resume's would. It is not
+** preempted meanwhile: to the host, a preemption would look like a yield
+** of its own coroutine. */
+int gr_sched_resumehost (lua_State *L, gr_state *S, lua_State *co,
+                         int nargs, int *nres) {
+  gr_g *g, *prev = S->current;
+  int status;
+  for (g = S->all; g != NULL; g = g->allnext)
+    if (g->co == co) {   /* the scheduler's to resume */
+      *nres = 0;
+      lua_pushliteral(co, "cannot resume a coroutine that waits in a "
+                      "goroutine");
+      return LUA_ERRRUN;
+    }
+  if ((g = (gr_g *)calloc(1, sizeof(*g))) == NULL) return GR_ENOMEM;
+  g->co = co;
+  g->S = S;
+  g->ref = LUA_NOREF;
+  S->current = g;
+  status = lua_resume(co, L, nargs, nres);
+  S->current = prev;
+  if (status == LUA_YIELD && g->parked) {
+    lua_pop(co, *nres);
+    *nres = 0;
+    lua_pushthread(co);
+    lua_xmove(co, L, 1);
+    g->ref = luaL_ref(L, LUA_REGISTRYINDEX);  /* unref'd in finish() */
+    g->id = gr_sched_newid();
+    g->allnext = S->all;
+    if (S->all) S->all->allprev = g;
+    S->all = g;
+    atomic_fetch_add_explicit(&numg, 1, memory_order_relaxed);
+    return GR_PARKED;
+  }
+  free(g);
+  if (status == LUA_YIELD && *nres == 1 &&
+      lua_touserdata(co, -1) == (void *)&blockedtoken) {
+    lua_pop(co, 1);   /* a goroutine's: it waits, and goes on waiting */
+    *nres = 0;
+    lua_pushliteral(co, "cannot resume a coroutine that waits in a "
+                    "goroutine");
+    return LUA_ERRRUN;
+  }
+  return status;
+}
+
+
 /* --- spawning ---------------------------------------------------------- */
 
 lua_Integer gr_sched_newid (void) {

@@ -205,6 +205,10 @@ void gr_sched_posterror (gr_state *S, lua_Integer id, const char *msg,
 void gr_sched_passerrors (gr_state *S);
 /* Raises goroutine 1's oldest uncaught goroutine error. */
 void gr_sched_raiseerror (lua_State *L, gr_state *S);
+/* Resumes co for its host (gr_resume): as lua_resume, or GR_PARKED when
+** co blocked and became a goroutine of S; GR_ENOMEM. */
+int gr_sched_resumehost (lua_State *L, gr_state *S, lua_State *co,
+                         int nargs, int *nres);
 /* A new goroutine of the function and nargs arguments on top of L. */
 gr_g *gr_sched_spawn (lua_State *L, gr_state *S, int nargs, lua_Integer id);
 /* One scheduling step of a worker: 0 ran none, 1 ran one, 2 requeued. */
