@@ -72,8 +72,10 @@ int main (void) {
     lua_getglobal(L, "state");
     lua_getfield(L, -1, "ticked");
     lua_getfield(L, -2, "primes");
-    done = lua_toboolean(L, -2) && lua_toboolean(L, -1);
-    lua_pop(L, 3);
+    lua_getfield(L, -3, "pings");
+    done = lua_toboolean(L, -3) && lua_toboolean(L, -2) &&
+           lua_tointeger(L, -1) == 5000;
+    lua_pop(L, 4);
     if (done) break;
     next += FRAME_NS;
     now = uv_hrtime();
