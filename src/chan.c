@@ -84,9 +84,11 @@ static int releaseheld (gr_chan *c) {
 ** refcount cycle). L is the releasing state (NULL while it closes).
 ** The check costs a lock only while packs may hold every other ref
 ** (packrefs), which a channel that is not sent in a value never has. */
-void gr__chan_release (lua_State *L, gr_chan *c) {
+void gr__chan_releaseslow (lua_State *L, gr_chan *c) {
   size_t i;
   int r;
+  if (!atomic_load_explicit(&c->shared, memory_order_relaxed))
+    goto freeit;   /* the last ref: see gr__chan_release */
   /* No pack holds a ref: no buffer can hold the last ones (a pack that
   ** takes one meanwhile leaves the check to a later release). */
   if (atomic_load_explicit(&c->packrefs, memory_order_relaxed) == 0) {
@@ -213,7 +215,7 @@ void gr_chan_pushud (lua_State *L, gr_chan *c, int dir) {
   u->c = NULL;
   u->dir = dir;
   luaL_setmetatable(L, "goroutines.chan");
-  gr_chan_retain(c);
+  gr__chan_retain(c);
   u->c = c;
 }
 
@@ -414,7 +416,7 @@ static int parkon (lua_State *L, gr_state *S, gr_chan *c, int dir, int mode,
   gr_sched_prepark(g, mode, dir == GR_DIRRECV ? GR_WCHANRECV : GR_WCHANSEND,
                    cancel);
   gr_waitq_push(queueof(c, w), w);
-  gr_chan_retain(c);  /* the waiter's ref, dropped in endwait/cancel */
+  gr__chan_retain(c);  /* the waiter's ref, dropped in endwait/cancel */
   gr_chan_unlock(c);
   return gr_sched_park(L, S, g, ctx, k);
 }
@@ -458,9 +460,14 @@ static int lchan_send (lua_State *L) {
     gr_value_discard(L, &v);
     return gr_chan_finalized(L);
   }
-  mode = gr_sched_blockmode(L, S);
-  gr_chan_lock(c);
-  r = gr_chan_sendlocked(c, &v, &wake);
+  mode = gr_sched_quickmode(L, S);
+  for (;;) {
+    gr_chan_lock(c);
+    r = gr_chan_sendlocked(c, &v, &wake);
+    if (r != GR_WOULDBLOCK || mode != GR_BLOCK_ASK) break;
+    gr_chan_unlock(c);
+    mode = gr_sched_blockmode(L, S);   /* allocates nothing: c stays */
+  }
   if (r == GR_WOULDBLOCK && mode != GR_BLOCK_NO)
     return parkon(L, S, c, GR_DIRSEND, mode, &v, 0, send_k);
   gr_chan_unlock(c);
@@ -501,9 +508,14 @@ static int dorecv (lua_State *L, int forrange) {
   gr_chan *c = gr_chan_checkdir(L, 1, GR_DIRRECV);
   gr_waiter *wake;
   gr_value v;
-  int r, mode = gr_sched_blockmode(L, S);
-  gr_chan_lock(c);
-  r = gr_chan_recvlocked(c, &v, &wake);
+  int r, mode = gr_sched_quickmode(L, S);
+  for (;;) {
+    gr_chan_lock(c);
+    r = gr_chan_recvlocked(c, &v, &wake);
+    if (r != GR_WOULDBLOCK || mode != GR_BLOCK_ASK) break;
+    gr_chan_unlock(c);
+    mode = gr_sched_blockmode(L, S);   /* allocates nothing: c stays */
+  }
   if (r == GR_WOULDBLOCK && mode != GR_BLOCK_NO)
     return parkon(L, S, c, GR_DIRRECV, mode, &v, forrange, recv_k);
   gr_chan_unlock(c);
@@ -592,7 +604,7 @@ static int view (lua_State *L, int dir, const char *what) {
   lua_setmetatable(L, -2);
   /* The allocation may have run a finalizer that finalized u. */
   if (u->c == NULL) return gr_chan_finalized(L);
-  gr_chan_retain(u->c);   /* the view's ref, dropped by its __gc */
+  gr__chan_retain(u->c);   /* the view's ref, dropped by its __gc */
   nu->c = u->c;
   return 1;
 }
@@ -700,7 +712,7 @@ static void *chantake (lua_State *L, int idx, int *aux) {
   gr_chanud *u = (gr_chanud *)lua_touserdata(L, idx);
   if (u->c == NULL) return NULL;
   checkshare(L, u->c);   /* may raise: before the ref */
-  gr_chan_retain(u->c);
+  gr__chan_retain(u->c);
   atomic_fetch_add(&u->c->packrefs, 1);
   *aux = u->dir;
   return u->c;

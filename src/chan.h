@@ -66,12 +66,37 @@ static inline void gr_chan_unlock (gr_chan *c) {
 /* A new channel with one ref (the caller's), or NULL without memory.
 ** gr__: the embedding API's gr_chan_new makes a host channel. */
 gr_chan *gr__chan_new (size_t cap);
-/* Takes one more ref on c (any thread). */
+/* The embedding API's: takes one more ref on c from any thread (a host
+** channel, shared from birth); NULL is ignored. */
 void gr_chan_retain (gr_chan *c);
+/* Takes one more ref on c: from any thread once c is shared; before, only
+** the thread of the only state that holds c touches its refs, which then
+** need no locked instruction (the flag is set on that thread, before any
+** other thread can reach c). */
+static inline void gr__chan_retain (gr_chan *c) {
+  if (atomic_load_explicit(&c->shared, memory_order_relaxed))
+    atomic_fetch_add_explicit(&c->refs, 1, memory_order_relaxed);
+  else
+    atomic_store_explicit(&c->refs, atomic_load_explicit(&c->refs,
+                          memory_order_relaxed) + 1, memory_order_relaxed);
+}
+/* gr__chan_release where it is not a plain decrement (chan.c). */
+void gr__chan_releaseslow (lua_State *L, gr_chan *c);
 /* Drops one ref; the last frees c and its buffered values (L: the
 ** releasing state, NULL while it closes). gr__: the embedding API's
 ** gr_chan_release takes no state. */
-void gr__chan_release (lua_State *L, gr_chan *c);
+static inline void gr__chan_release (lua_State *L, gr_chan *c) {
+  if (!atomic_load_explicit(&c->shared, memory_order_relaxed)) {
+    /* Only this thread holds refs (gr__chan_retain), and no buffer holds
+    ** packed values: a plain decrement unless it is the last. */
+    int r = atomic_load_explicit(&c->refs, memory_order_relaxed);
+    if (r != 1) {
+      atomic_store_explicit(&c->refs, r - 1, memory_order_relaxed);
+      return;
+    }
+  }
+  gr__chan_releaseslow(L, c);
+}
 /* Raises unless the value at idx is one a host channel carries. */
 void gr_chan_hostvalue (lua_State *L, int idx);
 /* Raises unless the value at idx may be sent on c (a Lua send, before

@@ -8,11 +8,12 @@
 **   rank          the lock                      held
 **   GR_LPOOLSTOP  P->stopmu of a worker pool    the pool's shutdown
 **                 (gr_lock, with a condition)   handshake; before P->lock
-**   GR_LPOOL      P->lock of a worker pool      before a mailbox at most
-**                 (gr_lock: it is held across thread creation and
+**   GR_LPOOL      P->lock of a worker pool      before the monitor's or a
+**                 (gr_lock: it is held across   mailbox at most
+**                 thread creation and
 **                 uv_async_send)
-**   GR_LMONITOR   monlock of the preemption     alone: the monitor and the
-**                 monitor (gr_lock)             preemption hook
+**   GR_LMONITOR   monlock of the preemption     the monitor, the preemption
+**                 monitor (gr_lock)             hook, an interrupt at stop
 **   GR_LTIMERLIFE gt.life (timer.c): start and  before gt.lock
 **                 stop of the timer thread
 **   GR_LTIMERS    gt.lock (timer.c): the        the timer thread fires

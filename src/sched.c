@@ -12,7 +12,7 @@
 **   Only the thread that runs S touches S->runhead, S->all, S->current and
 **     any goroutine's Lua stack.
 ** Lock order: S->rlock is a leaf (see gr.h); the run queue has no lock.
-**   monlock (the monitor's) is taken alone.
+**   monlock (the monitor's) is taken under no lock but the pool's.
 **
 ** Preemption without a standing hook: a monitor thread looks at every
 ** state each tick (half the shortest time slice of the states, at most
@@ -21,16 +21,21 @@
 ** (lua_sethook may be called from another thread). The hook restores the
 ** hook it replaced (saved in the goroutine's record) and yields; the
 ** scheduler queues the goroutine at the tail. S->running is the
-** handshake: the owner moves it by CAS from the goroutine it knows, and
-** the monitor hooks a goroutine only after a CAS from that goroutine to
-** GR_BUSY, so it never touches a coroutine that is not being resumed at
-** that moment.
+** handshake (hookrunning): the monitor hooks a goroutine only while the
+** owner is resuming it, and the owner does not go on past a resume while
+** the monitor hooks the goroutine it resumed. A switch costs the owner no
+** locked instruction where membarrier works; otherwise both sides CAS.
 */
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
+#include <sys/syscall.h>
+#ifdef __linux__
+#include <linux/membarrier.h>
+#endif
 
 #include "sched.h"
 #include "state.h"
@@ -120,8 +125,12 @@ void gr_sched_kick (gr_state *S) {
 void gr_sched_ready (gr_state *cur, gr_g *g) {
   gr_state *S = g->S;
   if (g->inplace) {
-    atomic_store(&g->woken, 1);
-    if (cur != S) gr_sched_kick(S);
+    if (cur == S)   /* the blocker's own thread: it reads woken next */
+      atomic_store_explicit(&g->woken, 1, memory_order_relaxed);
+    else {
+      atomic_store(&g->woken, 1);   /* before kick's load: see kick */
+      gr_sched_kick(S);
+    }
   }
   else if (cur == S)
     runq_push(S, g);
@@ -237,9 +246,26 @@ static void finish (lua_State *L, gr_state *S, gr_g *g, int status) {
 
 #define GR_BUSY ((gr_g *)1)
 
-/* Moves S->running from `from` to `to`, waiting out the monitor. */
+/* Whether the process-private expedited membarrier works (set once, when
+** the monitor's lock is made, before any state runs): then the owner
+** publishes S->running with plain stores, and the rare hooker pays for
+** both sides with a membarrier (see hookrunning). */
+static int asymmetric;
+
+/* Moves S->running from `from` to `to`, waiting out a hooker of from (the
+** goroutine that just ran, which may end once this returns). */
 static void setrunning (gr_state *S, gr_g *from, gr_g *to) {
   gr_g *expected = from;
+  if (asymmetric) {
+    atomic_store_explicit(&S->running, to, memory_order_release);
+    /* The hooker's membarrier orders this store before the load below as
+    ** a fence would; the compiler must not reorder them either. */
+    atomic_signal_fence(memory_order_seq_cst);
+    while (from != NULL &&
+           atomic_load_explicit(&S->hooking, memory_order_acquire) == from)
+      sched_yield();
+    return;
+  }
   while (!atomic_compare_exchange_weak_explicit(&S->running, &expected, to,
              memory_order_acq_rel, memory_order_relaxed)) {
     GR_ASSERT(expected == GR_BUSY || expected == from);
@@ -260,7 +286,9 @@ static int resume (lua_State *L, gr_state *S, gr_g *g) {
   g->parked = 0;
   g->reason = GR_WNONE;
   g->nargs = 0;
-  atomic_fetch_add_explicit(&S->runseq, 1, memory_order_relaxed);
+  /* Only this thread writes runseq: no locked increment. */
+  atomic_store_explicit(&S->runseq, atomic_load_explicit(&S->runseq,
+                        memory_order_relaxed) + 1, memory_order_relaxed);
   setrunning(S, prevrun, g);
   status = lua_resume(g->co, L, nargs, &nres);
   setrunning(S, g, prevrun);
@@ -746,17 +774,15 @@ static int gobody_k (lua_State *L, int status, lua_KContext ctx) {
 }
 
 /* The function of every goroutine's coroutine: calls the goroutine's
-** function (index 2, its arguments above it) in protected mode with a
+** function (index 3, its arguments above it) in protected mode with a
 ** continuation. So an error unwinds inside the coroutine, where its
 ** to-be-closed variables run as the goroutine and may block, as Go's
 ** deferred calls do, and the goroutine records its own error. Index 1
-** holds S. */
+** holds S, index 2 the message handler (gotrace). */
 static int gobody (lua_State *L) {
   gr_state *S = (gr_state *)lua_touserdata(L, 1);
-  int status;
-  lua_pushcfunction(L, gotrace);
-  lua_replace(L, 1);
-  status = lua_pcallk(L, lua_gettop(L) - 2, 0, 1, (lua_KContext)S, gobody_k);
+  int status = lua_pcallk(L, lua_gettop(L) - 3, 0, 2, (lua_KContext)S,
+                          gobody_k);
   return gobody_k(L, status, (lua_KContext)S);
 }
 
@@ -769,7 +795,10 @@ gr_g *gr_sched_spawn (lua_State *L, gr_state *S, int nargs, lua_Integer id) {
   lua_State *co = lua_newthread(L);
   int ref = luaL_ref(L, LUA_REGISTRYINDEX);  /* unref'd in finish() */
   g = (gr_g *)calloc(1, sizeof(*g));
-  if (g == NULL || !lua_checkstack(co, nargs + 3)) {
+  /* A new thread has LUA_MINSTACK free slots: ask for more only when the
+  ** function, its arguments and gobody's three values need them. */
+  if (g == NULL ||
+      (nargs + 4 > LUA_MINSTACK && !lua_checkstack(co, nargs + 4))) {
     const char *why = g ? "too many arguments" : "not enough memory";
     free(g);
     luaL_unref(L, LUA_REGISTRYINDEX, ref);
@@ -777,12 +806,13 @@ gr_g *gr_sched_spawn (lua_State *L, gr_state *S, int nargs, lua_Integer id) {
   }
   lua_pushcfunction(co, gobody);
   lua_pushlightuserdata(co, S);
+  lua_pushcfunction(co, gotrace);
   lua_xmove(L, co, nargs + 1);
   g->id = id ? id : gr_sched_newid();
   g->co = co;
   g->ref = ref;
   g->S = S;
-  g->nargs = nargs + 2;
+  g->nargs = nargs + 3;
   g->allnext = S->all;
   if (S->all) S->all->allprev = g;
   S->all = g;
@@ -826,6 +856,44 @@ static uv_thread_t monthread;
 static void initmonlock (void) {
   if (gr_lock_init(&monlock, GR_LMONITOR) != 0 || uv_cond_init(&moncond) != 0)
     abort();   /* at the first require: nothing can run without them */
+#ifdef __NR_membarrier
+  asymmetric = syscall(__NR_membarrier,
+                       MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0;
+#endif
+}
+
+/* Requires monlock (one hooker at a time). Calls hookf(g, ud) on the
+** goroutine g that S runs, if it still runs it, so that g cannot end
+** meanwhile; returns whether it did. A Dekker handshake with setrunning:
+** the hooker announces g in S->hooking, then reads S->running; the owner
+** stores S->running, then reads S->hooking. The membarrier stands for the
+** owner's fence: it runs one on the owner's CPU, so either the owner's
+** store is visible to the hooker's load, or the owner's load comes after
+** it and sees the announcement (and waits). Without membarrier, the
+** owner and the hooker both CAS S->running, which the hooker holds at
+** GR_BUSY meanwhile. */
+static int hookrunning (gr_state *S, gr_g *g, void (*hookf) (gr_g *g,
+                        void *ud), void *ud) {
+  int hooked = 0;
+  GR_ASSERT(gr_lock_held(&monlock));
+  if (g == NULL || g == GR_BUSY) return 0;
+  if (!asymmetric) {
+    if (!atomic_compare_exchange_strong(&S->running, &g, GR_BUSY))
+      return 0;
+    hookf(g, ud);
+    atomic_store_explicit(&S->running, g, memory_order_release);
+    return 1;
+  }
+#ifdef __NR_membarrier
+  atomic_store_explicit(&S->hooking, g, memory_order_relaxed);
+  if (syscall(__NR_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) == 0 &&
+      atomic_load_explicit(&S->running, memory_order_acquire) == g) {
+    hookf(g, ud);
+    hooked = 1;
+  }
+  atomic_store_explicit(&S->hooking, NULL, memory_order_release);
+#endif
+  return hooked;
 }
 
 /* The one-shot hook: restores the hook it replaced on this goroutine,
@@ -845,6 +913,17 @@ static void preempthook (lua_State *L, lua_Debug *ar) {
     lua_yield(L, 0);
 }
 
+/* Installs the one-shot preemption hook on g, saving the hook it has. */
+static void hookpreempt (gr_g *g, void *ud) {
+  (void)ud;
+  if (lua_gethook(g->co) != preempthook) {
+    g->savedhook = lua_gethook(g->co);
+    g->savedmask = lua_gethookmask(g->co);
+    g->savedcount = lua_gethookcount(g->co);
+    lua_sethook(g->co, preempthook, LUA_MASKCOUNT, 1);
+  }
+}
+
 /* Requires monlock. Hooks the goroutine S is running if it has run for
 ** its time slice. */
 static void watch (gr_state *S, uint64_t now) {
@@ -856,21 +935,11 @@ static void watch (gr_state *S, uint64_t now) {
     S->monsince = now;
     return;
   }
-  g = atomic_load_explicit(&S->running, memory_order_acquire);
-  if (g == NULL || g == GR_BUSY ||
-      now - S->monsince < atomic_load_explicit(&S->slice,
+  if (now - S->monsince < atomic_load_explicit(&S->slice,
                                                memory_order_relaxed))
     return;
-  if (!atomic_compare_exchange_strong(&S->running, &g, GR_BUSY))
-    return;
-  if (lua_gethook(g->co) != preempthook) {
-    g->savedhook = lua_gethook(g->co);
-    g->savedmask = lua_gethookmask(g->co);
-    g->savedcount = lua_gethookcount(g->co);
-    lua_sethook(g->co, preempthook, LUA_MASKCOUNT, 1);
-  }
-  atomic_store_explicit(&S->running, g, memory_order_release);
-  S->monsince = now;
+  g = atomic_load_explicit(&S->running, memory_order_acquire);
+  if (hookrunning(S, g, hookpreempt, NULL)) S->monsince = now;
 }
 
 /* Requires monlock. The time between two looks: half the shortest slice
@@ -913,16 +982,21 @@ uint64_t gr_sched_setslice (gr_state *S, uint64_t ns) {
   return prev;
 }
 
+static void hookwith (gr_g *g, void *hook) {
+  lua_sethook(g->co, *(lua_Hook *)hook, LUA_MASKCOUNT, 100);
+}
+
 /* Installs hook on the goroutine S is running, if any; returns 1 if it
-** did. Any thread may call it (the monitor's handshake). */
+** did. Any thread may call it, holding no lock ranked above the
+** monitor's. */
 int gr_sched_interrupt (gr_state *S, lua_Hook hook) {
-  gr_g *g = atomic_load(&S->running);
-  if (g == NULL || g == GR_BUSY ||
-      !atomic_compare_exchange_strong(&S->running, &g, GR_BUSY))
-    return 0;
-  lua_sethook(g->co, hook, LUA_MASKCOUNT, 100);
-  atomic_store(&S->running, g);
-  return 1;
+  int done;
+  uv_once(&monlockonce, initmonlock);
+  gr_lock_lock(&monlock);
+  done = hookrunning(S, atomic_load_explicit(&S->running,
+                     memory_order_acquire), hookwith, &hook);
+  gr_lock_unlock(&monlock);
+  return done;
 }
 
 /* Counts goroutine 1 of a new host state among the live goroutines (a

@@ -56,21 +56,23 @@ struct gr_g {
   gr_timer *sleep;      /* time.sleep: its timer while parked */
   void (*cancel) (gr_g *g);  /* undoes the parking at state close: removes
                            the waiters still queued, drops their refs */
-  int parked;           /* set before yielding to wait; cleared by resume */
-  int reason;           /* GR_W*: what it waits for while parked */
   /* owner thread only, while parked by a yield: */
   lua_KFunction parkk;  /* the operation's continuation, and its */
   lua_KContext parkctx; /* context (gr_sched_park's own continuation */
   int parktop;          /* checks who resumes); the stack top to keep */
+  /* (bytes: the record of a million goroutines stays small) */
+  unsigned char parked; /* set before yielding to wait; cleared by resume */
+  unsigned char reason; /* GR_W*: what it waits for while parked */
+  /* written by the owner before its waiters are queued, read by wakers: */
+  unsigned char inplace;  /* blocking in place */
+  unsigned char suspend;  /* parked through a plain coroutine's yield */
   /* written by waker, read by owner after the wake: */
-  int inplace;          /* blocking in place (set by owner before enqueue) */
-  int suspend;          /* parked through a plain coroutine's yield */
   atomic_int woken;     /* in-place blocker: set once by its waker */
   atomic_int seldone;   /* select: the waker that CASes 0->1 completes it */
   int selwin;           /* select: index of the case that completed */
   /* protected by monlock: */
-  lua_Hook savedhook;   /* the hook that preemption replaced on co, */
   int savedmask, savedcount;  /* restored when the preemption hook fires */
+  lua_Hook savedhook;   /* the hook that preemption replaced on co */
 };
 
 /* An uncaught goroutine error kept as a C string "goroutine N: msg" with
@@ -147,7 +149,10 @@ struct gr_state {
   /* preemption (the monitor thread of sched.c): */
   _Atomic(gr_g *) running;  /* goroutine being resumed; NULL between
                            resumes and for goroutine 1; GR_BUSY while the
-                           monitor hooks it */
+                           monitor hooks it (without membarrier) */
+  _Atomic(gr_g *) hooking;  /* the goroutine that a hooker (holding
+                           monlock) is about to hook, or NULL (with
+                           membarrier) */
   atomic_uint runseq;   /* bumped by every resume */
   atomic_ullong slice;  /* ns a goroutine may run before the monitor
                            preempts it (g.preempt_slice; any thread reads) */
@@ -181,10 +186,21 @@ enum { GR_IDLE_TIMERS = 1, GR_IDLE_DONE = 2 };
 ** through the module's coroutine.resume yields a token that each resume
 ** in the chain passes up, so that the goroutine parks (SUSPEND); the code
 ** runs the scheduler in place; it cannot block at all. */
-enum { GR_BLOCK_YIELD, GR_BLOCK_SUSPEND, GR_BLOCK_INPLACE, GR_BLOCK_NO };
+enum { GR_BLOCK_YIELD, GR_BLOCK_SUSPEND, GR_BLOCK_INPLACE, GR_BLOCK_NO,
+       GR_BLOCK_ASK };
 
 /* How the code on L may block (GR_BLOCK_*), decided before any lock. */
 int gr_sched_blockmode (lua_State *L, gr_state *S);
+/* gr_sched_blockmode where it costs nothing: a goroutine on its own
+** coroutine; elsewhere GR_BLOCK_ASK, and the caller that has to block
+** drops its lock and asks gr_sched_blockmode (which looks for a finalizer
+** or a chain of resumes: too dear for an operation that does not block). */
+static inline int gr_sched_quickmode (lua_State *L, gr_state *S) {
+  gr_g *g = S->current;
+  if (L == g->co && g != S->g1)
+    return lua_isyieldable(L) ? GR_BLOCK_YIELD : GR_BLOCK_NO;
+  return GR_BLOCK_ASK;
+}
 /* Raises "<reason>: cannot block here..." (for GR_BLOCK_NO). */
 int gr_sched_cannotblock (lua_State *L, int reason);
 /* Prepares g to park, before its waiters become visible to wakers. */

@@ -414,7 +414,7 @@ static int park (lua_State *L, gr_state *S, scase *cs, int *poll,
     }
     else
       gr_waitq_push(&cs[i].c->recvq, w);
-    gr_chan_retain(cs[i].c);  /* the waiter's ref, dropped in freeblock */
+    gr__chan_retain(cs[i].c);  /* the waiter's ref, dropped in freeblock */
   }
   unlockall(order, nlock);
   return gr_sched_park(L, S, g, box, select_k);

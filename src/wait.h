@@ -28,13 +28,13 @@ struct gr_waiter {
   gr_waiter *next, *prev;
   /* written by the waker before wake, read by the party after: */
   gr_value val;         /* value to send, or slot for the value received */
-  int success;          /* 1: completed by a communication; 0: by close */
+  unsigned char success; /* 1: completed by a communication; 0: by close */
   /* protected by the lock of obj: */
-  int inq;              /* 1 while in obj's queue */
+  unsigned char inq;    /* 1 while in obj's queue */
   /* immutable while queued: */
-  int isselect;         /* one of several waiters of a select (g's) */
+  unsigned char isselect;  /* one of several waiters of a select (g's) */
+  unsigned char dir;    /* chan: GR_DIRRECV or GR_DIRSEND, its queue */
   int caseidx;          /* select: index of the case (1-based) */
-  int dir;              /* chan: GR_DIRRECV or GR_DIRSEND, its queue */
 };
 
 /* Intrusive FIFO of waiters, protected by the lock of its object. */
@@ -49,13 +49,17 @@ void gr_waitq_remove (gr_waitq *q, gr_waiter *w);
 /* Takes the first waiter that may be completed (skipping select waiters
 ** whose select another case won), or NULL. Requires the object's lock. */
 gr_waiter *gr_waitq_pop (gr_waitq *q);
-/* Readies w's party. The caller is w's single waker and holds no lock. */
-static inline void gr_wait_wake (gr_state *cur, gr_waiter *w) {
-  w->wake(cur, w);
-}
-
 /* The wake of a goroutine's waiter: its state's scheduler runs it. */
 void gr_wait_wakeg (gr_state *cur, gr_waiter *w);
+void gr_sched_ready (gr_state *S, gr_g *g);   /* sched.h, which needs
+                           the waiter type from here */
+
+/* Readies w's party. The caller is w's single waker and holds no lock.
+** A goroutine's waiter, the common case, is readied by a direct call. */
+static inline void gr_wait_wake (gr_state *cur, gr_waiter *w) {
+  if (w->wake == gr_wait_wakeg) gr_sched_ready(cur, w->g);
+  else w->wake(cur, w);
+}
 
 /* Makes w a waiter of goroutine g on obj, not yet queued. */
 static inline void gr_wait_prepare (gr_waiter *w, gr_g *g, void *obj,
