@@ -136,6 +136,34 @@ describe("g.net listen, accept and dial", function()
     assert.is_true(g.time.since(t) < 1)
   end)
 
+  it("a context bounds a dial as Go's DialContext", function()
+    local ctx, cancel = g.context.with_cancel(g.context.background())
+    cancel()
+    assert.are.same({nil, "dial tcp 127.0.0.1:1: operation was canceled"},
+                    {g.net.dial("tcp", "127.0.0.1:1", ctx)})
+    local expired = g.context.with_timeout(g.context.background(), -1)
+    assert.are.same({nil, "dial tcp 127.0.0.1:1: i/o timeout"},
+                    {g.net.dial("tcp", "127.0.0.1:1", expired)})
+    -- A live context: the dial completes, and canceling it later (from
+    -- another state too) leaves the conn alone.
+    local live, cancel2 = g.context.with_cancel(g.context.background())
+    local ln = listen()
+    local got = g.chan(1)
+    g.go(function() got:send((ln:accept())) end)
+    local c = assert(g.net.dial("tcp", ln:addr(), live))
+    local s = got:recv()
+    local done = g.chan()
+    g.parallel(function(cancelf, ch) cancelf(); ch:send(true) end, cancel2, done)
+    assert.is_true(done:recv())
+    assert.are.equal("context canceled", live:err())
+    c:write("still open\n")
+    assert.are.equal("still open", s:read())
+    assert.are.same({nil, "dial tcp 127.0.0.1:1: connect: connection refused"},
+                    {g.net.dial("tcp", "127.0.0.1:1",
+                                g.context.with_timeout(g.context.background(), 30))})
+    c:close(); s:close(); ln:close()
+  end)
+
   it("lookup_host lists the addresses of a name", function()
     local addrs = assert(g.net.lookup_host("localhost"))
     local found = false
@@ -493,6 +521,53 @@ describe("g.net and the rest of the runtime", function()
     end)
     s:write("via coroutine\n")
     assert.are.equal("via coroutine", got:recv())
+    c:close(); s:close(); ln:close()
+  end)
+end)
+
+describe("g.net packet conns (UDP)", function()
+  it("read_from and write_to carry datagrams and the sender's address", function()
+    local a = assert(g.net.listen_packet("udp", "127.0.0.1:0"))
+    local b = assert(g.net.listen_packet("udp", "127.0.0.1:0"))
+    assert.matches("^127%.0%.0%.1:%d+$", a:local_addr())
+    g.go(function()
+      for _ = 1, 2 do
+        local d, from = a:read_from()
+        a:write_to(d:upper(), from)
+      end
+    end)
+    assert.are.equal(4, b:write_to("ping", a:local_addr()))
+    assert.are.same({"PING", a:local_addr()}, {b:read_from()})
+    b:write_to("", a:local_addr())   -- an empty datagram is one too
+    assert.are.same({"", a:local_addr()}, {b:read_from()})
+    a:close(); b:close()
+  end)
+
+  it("deadlines, close and bad addresses", function()
+    local pc = assert(g.net.listen_packet("udp4", "127.0.0.1:0"))
+    pc:set_read_deadline(g.time.now() + 0.03)
+    assert.are.same({nil, "read udp4 " .. pc:local_addr() .. ": i/o timeout"},
+                    {pc:read_from()})
+    pc:set_deadline(nil)
+    assert.are.same({nil, "write udp4: address nope:1: not an IP address"},
+                    {pc:write_to("x", "nope:1")})
+    assert.are.same({nil, "write udp4: address 127.0.0.1: missing port in address"},
+                    {pc:write_to("x", "127.0.0.1")})
+    assert.error_matches(function() pc:write_to({}, "127.0.0.1:1") end,
+                         "string expected, got table")
+    local res = g.chan(1)
+    g.go(function() res:send(select(2, pc:read_from())) end)
+    g.time.sleep(0.01)
+    assert.is_true(pc:close())
+    assert.matches("use of closed network connection$", (res:recv()))
+    assert.matches("use of closed network connection$", select(2, pc:close()))
+    assert.are.same({nil, "listen tcp: unknown network tcp"},
+                    {g.net.listen_packet("tcp", "127.0.0.1:0")})
+    assert.are.same({nil, "listen udp: unknown network udp"},
+                    {g.net.listen("udp", "127.0.0.1:0")})
+    local c, s, ln = pair()
+    assert.error_matches(function() c.read(pc) end, "goroutines.conn expected")
+    assert.is_nil(pc.read)
     c:close(); s:close(); ln:close()
   end)
 end)

@@ -7,6 +7,13 @@
 ** `nil, message` with Go's texts ("dial tcp 127.0.0.1:1: connect:
 ** connection refused"); arguments of the wrong type raise.
 **
+** A context bounds a dial through a waiter of its own on the context's
+** done channel (shared: any thread may close it). Its wake, on the
+** closer's thread, only rings an async handle of the dialing state, whose
+** callback wakes the dial there. The dial takes its waiter back when it
+** ends (or its stream closes); if the closer dequeued it first, the dial
+** waits for that wake to have rung before it closes the async handle.
+**
 ** Ownership: a getaddrinfo request in flight is its stream's (st->gai)
 **   until its callback runs; a stream that closes first detaches it (its
 **   data NULL) and the callback frees it alone.
@@ -18,6 +25,7 @@
 #include <sys/socket.h>
 #include <netdb.h>
 
+#include "chan.h"
 #include "net.h"
 #include "state.h"
 #include "stream.h"
@@ -25,6 +33,10 @@
 #define CONNMT "goroutines.conn"
 #define LISTENERMT "goroutines.listener"
 #define RESOLVERMT "goroutines.resolver"
+#define CTXMT "goroutines.context"
+#define PACKETMT "goroutines.packetconn"
+
+#define MAXDGRAMS 1024   /* datagrams a packet conn queues unread */
 
 enum { PH_RESOLVE, PH_CONNECT };
 
@@ -32,6 +44,7 @@ static const char *const networks[] = {
   "tcp", "tcp4", "tcp6", "unix", NULL
 };
 static const int families[] = { AF_UNSPEC, AF_INET, AF_INET6, AF_UNIX };
+static const char *const pnetworks[] = { "udp", "udp4", "udp6", NULL };
 
 /* The process ignores SIGPIPE from the first socket on, as Go's runtime
 ** does: a write to a closed peer fails with "broken pipe" instead of
@@ -48,16 +61,21 @@ static void ignoresigpipe (void) {
 
 /* --- addresses ---------------------------------------------------------- */
 
-/* The network at index 1, by its index in networks; -1 after pushing
-** Go's error. */
-static int checknet (lua_State *L, const char *op) {
+/* The network at index 1, by its index in nets; -1 after pushing Go's
+** error. */
+static int checknetin (lua_State *L, const char *op,
+                       const char *const *nets) {
   const char *net = luaL_checkstring(L, 1);
   int i;
-  for (i = 0; networks[i]; i++)
-    if (strcmp(net, networks[i]) == 0) return i;
+  for (i = 0; nets[i]; i++)
+    if (strcmp(net, nets[i]) == 0) return i;
   lua_pushnil(L);
   lua_pushfstring(L, "%s %s: unknown network %s", op, net, net);
   return -1;
+}
+
+static int checknet (lua_State *L, const char *op) {
+  return checknetin(L, op, networks);
 }
 
 /* Go's SplitHostPort and port check: the host into host[hostsz] and the
@@ -274,6 +292,94 @@ static int resolved (lua_State *L, gr_stream *st, const char *op,
 }
 
 
+/* --- a dial's context ------------------------------------------------ */
+
+/* The watch of a dial on its context's done channel; malloc'd, freed by
+** its async handle's close callback. */
+typedef struct ctxwatch {
+  gr_waiter w;          /* queued on c->recvq (protected by c's lock) */
+  uv_async_t async;     /* rung by the wake, on the dialing state's loop */
+  gr_chan *c;           /* the done channel; one ref held */
+  gr_stream *st;        /* the dial, NULL once it let go (owner thread) */
+  atomic_int rung;      /* the wake has rung async: it touches w no more */
+} ctxwatch;
+
+static void ctxwake (gr_state *cur, gr_waiter *w) {
+  ctxwatch *cw = (ctxwatch *)((char *)w - offsetof(ctxwatch, w));
+  (void)cur;
+  uv_async_send(&cw->async);
+  atomic_store_explicit(&cw->rung, 1, memory_order_release);
+}
+
+static void onctxasync (uv_async_t *a) {
+  ctxwatch *cw = (ctxwatch *)a->data;
+  if (cw->st == NULL) return;
+  cw->st->ctxdone = 1;
+  gr_stream_wakeall(cw->st, GR_SWRITE);
+}
+
+static void onctxclosed (uv_handle_t *h) {
+  free(h->data);
+}
+
+/* Takes the watch back (st's onclose, and the end of its dial). */
+static void unwatch (gr_stream *st) {
+  ctxwatch *cw = (ctxwatch *)st->closearg;
+  int queued;
+  if (cw == NULL) return;
+  st->closearg = NULL;
+  st->onclose = NULL;
+  gr_chan_lock(cw->c);
+  queued = cw->w.inq;
+  if (queued) gr_waitq_remove(&cw->c->recvq, &cw->w);
+  gr_chan_unlock(cw->c);
+  if (!queued)   /* the closer holds it: its wake follows at once */
+    while (!atomic_load_explicit(&cw->rung, memory_order_acquire))
+      sched_yield();
+  gr__chan_release(NULL, cw->c);
+  cw->st = NULL;
+  uv_close((uv_handle_t *)&cw->async, onctxclosed);
+}
+
+/* Makes the context at index idx bound the dial of st: 0, or 1 if it is
+** done already. Raises before it takes anything. */
+static int watch (lua_State *L, gr_stream *st, int idx) {
+  ctxwatch *cw;
+  gr_chan *c;
+  int done;
+  lua_getfield(L, idx, "done");
+  lua_pushvalue(L, idx);
+  lua_call(L, 1, 1);
+  c = gr_chan_checkud(L, -1)->c;
+  lua_pop(L, 1);   /* the context keeps its channel */
+  cw = (ctxwatch *)calloc(1, sizeof(*cw));
+  if (cw == NULL) luaL_error(L, "not enough memory");
+  if (uv_async_init(&st->S->loop, &cw->async, onctxasync) != 0) {
+    free(cw);
+    luaL_error(L, "not enough memory");
+  }
+  cw->async.data = cw;
+  cw->st = st;
+  cw->c = c;
+  atomic_init(&cw->rung, 0);
+  gr_chan_retain(c);
+  cw->w.wake = ctxwake;
+  cw->w.g = NULL;
+  cw->w.obj = c;
+  cw->w.isselect = 0;
+  cw->w.dir = GR_DIRRECV;
+  gr_value_setnil(&cw->w.val);
+  st->closearg = cw;
+  st->onclose = unwatch;
+  gr_chan_lock(c);
+  done = c->closed;
+  if (!done) gr_waitq_push(&c->recvq, &cw->w);
+  gr_chan_unlock(c);
+  if (done) atomic_store(&cw->rung, 1);
+  return done;
+}
+
+
 /* --- dial ------------------------------------------------------------------ */
 
 static void onconnect (uv_connect_t *req, int status) {
@@ -304,9 +410,22 @@ static int dialfail (lua_State *L, gr_stream *st, const char *what) {
   return 2;
 }
 
+/* The failure of a dial whose context is done: Go's texts. */
+static int ctxfail (lua_State *L, gr_stream *st) {
+  const char *err;
+  lua_getfield(L, 2, "err");
+  lua_pushvalue(L, 2);
+  lua_call(L, 1, 1);
+  err = lua_tostring(L, -1);
+  return dialfail(L, st, err && strcmp(err, "context deadline exceeded") == 0
+                         ? "i/o timeout" : "operation was canceled");
+}
+
+/* Stack: the conn, and its context or nil. */
 static int dialattempt (lua_State *L, gr_stream *st, lua_KContext ctx) {
   (void)ctx;
   if (st->closed) return dialfail(L, st, "use of closed network connection");
+  if (st->ctxdone) return ctxfail(L, st);
   if (gr_stream_expired(st, GR_SWRITE)) return dialfail(L, st, "i/o timeout");
   if (st->phase == PH_RESOLVE) {
     struct sockaddr_storage sa;
@@ -323,6 +442,7 @@ static int dialattempt (lua_State *L, gr_stream *st, lua_KContext ctx) {
     lua_pushfstring(L, "connect: %s", gr_stream_strerror(st->status));
     return dialfail(L, st, lua_tostring(L, -1));
   }
+  unwatch(st);
   setaddrs(st);
   lua_settop(L, 1);
   return 1;
@@ -334,17 +454,19 @@ static int dialk (lua_State *L, int status, lua_KContext ctx) {
                        dialattempt, dialk, ctx);
 }
 
-/* The deadline of a dial from its third argument: seconds, or nil. */
+/* The deadline of a dial from its third argument: seconds, or nil (or
+** a context). */
 static uint64_t dialdeadline (lua_State *L) {
   lua_Number d;
-  if (lua_isnoneornil(L, 3)) return 0;
+  if (lua_isnoneornil(L, 3) || luaL_testudata(L, 3, CTXMT)) return 0;
   d = luaL_checknumber(L, 3);
   if (!(d > 0)) return 1;   /* passed: the dial fails at once */
   if (d > 1e9) return 0;
   return uv_hrtime() + (uint64_t)(d * 1e9);
 }
 
-/* g.net.dial(network, address [, timeout]) -> conn, or nil and a message */
+/* g.net.dial(network, address [, timeout or ctx]) -> conn, or nil and a
+** message */
 static int ldial (lua_State *L) {
   gr_state *S = gr_getstate(L);
   int ni = checknet(L, "dial"), port = 0;
@@ -354,6 +476,7 @@ static int ldial (lua_State *L) {
   gr_stream *st;
   struct sockaddr_storage sa;
   if (ni < 0) return 2;
+  lua_settop(L, 3);   /* the conn goes to 4 */
   uv_once(&sigpipeonce, ignoresigpipe);
   if (families[ni] == AF_UNIX) {
     st = gr_stream_new(L, S, CONNMT, networks[ni]);
@@ -379,8 +502,15 @@ static int ldial (lua_State *L) {
     else resolve(L, st, host, SOCK_STREAM);
   }
   st->deadline[GR_SWRITE] = deadline;
-  lua_replace(L, 1);
-  lua_settop(L, 1);
+  lua_replace(L, 1);   /* the conn */
+  if (luaL_testudata(L, 3, CTXMT)) {
+    lua_replace(L, 2);   /* the context */
+    st->ctxdone = watch(L, st, 2);
+  }
+  else {
+    lua_settop(L, 1);
+    lua_pushnil(L);
+  }
   return gr_stream_run(L, st, GR_SWRITE, dialattempt, dialk, 0);
 }
 
@@ -553,6 +683,157 @@ static int lln_close (lua_State *L) {
 }
 
 
+/* --- packet conns (UDP) ------------------------------------------------------ */
+
+/* The receive buffer is the stream's own, kept while the conn lives. */
+static void onudpalloc (uv_handle_t *h, size_t suggested, uv_buf_t *b) {
+  gr_stream *st = (gr_stream *)h->data;
+  (void)suggested;
+  if (st->buf == NULL && (st->buf = (char *)malloc(65536)) != NULL)
+    st->cap = 65536;
+  *b = uv_buf_init(st->buf, st->buf ? (unsigned)st->cap : 0);
+}
+
+/* Queues a datagram for read_from (a full queue drops it, as a socket
+** buffer would) and wakes the readers. */
+static void onudprecv (uv_udp_t *h, ssize_t n, const uv_buf_t *b,
+                       const struct sockaddr *from, unsigned flags) {
+  gr_stream *st = (gr_stream *)h->data;
+  gr_dgram *d;
+  char *a;
+  (void)flags;
+  if (n < 0) st->rerr = (int)n;
+  else if (from == NULL) return;   /* nothing more to read now */
+  else if (st->ndgrams < MAXDGRAMS &&
+           (d = (gr_dgram *)malloc(sizeof(*d) + (size_t)n)) != NULL) {
+    memcpy(d->data, b->base, (size_t)n);
+    d->len = (size_t)n;
+    a = formataddr(from);
+    snprintf(d->from, sizeof(d->from), "%s", a ? a : "");
+    free(a);
+    d->next = NULL;
+    if (st->dtail) st->dtail->next = d;
+    else st->dhead = d;
+    st->dtail = d;
+    st->ndgrams++;
+  }
+  gr_stream_wakeall(st, GR_SREAD);
+}
+
+static int readfromattempt (lua_State *L, gr_stream *st, lua_KContext ctx) {
+  gr_dgram *d = st->dhead;
+  (void)ctx;
+  if (st->closed)
+    return gr_stream_fail(L, st, "read", "use of closed network connection");
+  if (gr_stream_expired(st, GR_SREAD))
+    return gr_stream_fail(L, st, "read", "i/o timeout");
+  if (d == NULL) {
+    if (st->rerr < 0)
+      return gr_stream_fail(L, st, "read", gr_stream_strerror(st->rerr));
+    return GR_SAGAIN;
+  }
+  st->dhead = d->next;
+  if (st->dhead == NULL) st->dtail = NULL;
+  st->ndgrams--;
+  lua_pushlstring(L, d->data, d->len);
+  lua_pushstring(L, d->from);
+  free(d);
+  return 2;
+}
+
+static int readfromk (lua_State *L, int status, lua_KContext ctx) {
+  (void)status;
+  return gr_stream_run(L, gr_stream_check(L, 1, PACKETMT), GR_SREAD,
+                       readfromattempt, readfromk, ctx);
+}
+
+/* pc:read_from() -> data, "host:port" of the sender; or nil, message */
+static int lreadfrom (lua_State *L) {
+  gr_stream *st = gr_stream_check(L, 1, PACKETMT);
+  gr_getstate(L);
+  lua_settop(L, 1);
+  return gr_stream_run(L, st, GR_SREAD, readfromattempt, readfromk, 0);
+}
+
+static void onudpsend (uv_udp_send_t *req, int status) {
+  (void)status;
+  free(req);
+}
+
+/* pc:write_to(data, "ip:port") -> bytes written, or nil and a message.
+** A datagram goes out whole or not at all, so it never waits: one the
+** socket cannot take at once is queued on the loop. */
+static int lwriteto (lua_State *L) {
+  gr_stream *st = gr_stream_check(L, 1, PACKETMT);
+  size_t len;
+  const char *data = luaL_checklstring(L, 2, &len);
+  const char *addr = luaL_checkstring(L, 3), *why, *bad;
+  char host[256];
+  int port, r;
+  struct sockaddr_storage sa;
+  uv_buf_t buf;
+  uv_udp_send_t *req;
+  gr_getstate(L);
+  if (st->closed)
+    return gr_stream_fail(L, st, "write", "use of closed network connection");
+  if (gr_stream_expired(st, GR_SWRITE))
+    return gr_stream_fail(L, st, "write", "i/o timeout");
+  why = splithostport(addr, host, sizeof(host), &port, &bad);
+  if (why) return addrfail(L, "write", st->net, why, bad);
+  if (literal(host, port, st->family, 0, &sa) < 0)
+    return addrfail(L, "write", st->net, "not an IP address", addr);
+  buf = uv_buf_init((char *)data, (unsigned)len);
+  r = uv_udp_try_send(&st->u.udp, &buf, 1, (struct sockaddr *)&sa);
+  if (r == UV_EAGAIN) {
+    req = (uv_udp_send_t *)malloc(sizeof(*req) + len);
+    if (req == NULL) return luaL_error(L, "not enough memory");
+    memcpy(req + 1, data, len);
+    buf = uv_buf_init((char *)(req + 1), (unsigned)len);
+    r = uv_udp_send(req, &st->u.udp, &buf, 1, (struct sockaddr *)&sa,
+                    onudpsend);
+    if (r < 0) free(req);
+    else r = (int)len;
+  }
+  if (r < 0) return gr_stream_fail(L, st, "write", gr_stream_strerror(r));
+  lua_pushinteger(L, r);
+  return 1;
+}
+
+/* g.net.listen_packet(network, address) -> pc, or nil and a message */
+static int llistenpacket (lua_State *L) {
+  gr_state *S = gr_getstate(L);
+  int ni = checknetin(L, "listen", pnetworks), port = 0, r, len;
+  const char *addr = luaL_checkstring(L, 2), *why, *bad;
+  char host[256];
+  gr_stream *st;
+  struct sockaddr_storage sa, a;
+  if (ni < 0) return 2;
+  why = splithostport(addr, host, sizeof(host), &port, &bad);
+  if (why) return addrfail(L, "listen", pnetworks[ni], why, bad);
+  st = gr_stream_new(L, S, PACKETMT, pnetworks[ni]);
+  st->family = families[ni];
+  if (literal(host, port, st->family, 1, &sa) < 0) {
+    gr_stream_close(st);
+    return addrfail(L, "listen", st->net, "not an IP address", addr);
+  }
+  if (uv_udp_init(&S->loop, &st->u.udp) != 0)
+    return luaL_error(L, "not enough memory");
+  gr_stream_adopt(st, GR_SUDP);
+  st->laddr = formataddr((struct sockaddr *)&sa);
+  r = uv_udp_bind(&st->u.udp, (struct sockaddr *)&sa,
+                  ni == 2 ? UV_UDP_IPV6ONLY : 0);
+  if (r == 0)
+    r = uv_udp_recv_start(&st->u.udp, onudpalloc, onudprecv);
+  if (r < 0) return listenfail(L, st, "bind", r);
+  len = sizeof(a);
+  if (uv_udp_getsockname(&st->u.udp, (struct sockaddr *)&a, &len) == 0) {
+    free(st->laddr);
+    st->laddr = formataddr((struct sockaddr *)&a);
+  }
+  return 1;
+}
+
+
 /* --- lookup_host ------------------------------------------------------------- */
 
 static int lookupattempt (lua_State *L, gr_stream *st, lua_KContext ctx) {
@@ -623,8 +904,15 @@ static const luaL_Reg lnmethods[] = {
   {NULL, NULL}
 };
 
+static const luaL_Reg pcmethods[] = {
+  {"read_from", lreadfrom},
+  {"write_to", lwriteto},
+  {NULL, NULL}
+};
+
 static const luaL_Reg funcs[] = {
   {"listen", llisten},
+  {"listen_packet", llistenpacket},
   {"dial", ldial},
   {"lookup_host", llookuphost},
   {NULL, NULL}
@@ -633,13 +921,17 @@ static const luaL_Reg funcs[] = {
 /* Registers g.net in the module table at the top of L. */
 void gr_net_open (lua_State *L) {
   lua_newtable(L);
-  gr_stream_setmethods(L);
-  gr_stream_newmeta(L, CONNMT, 1);
+  gr_stream_setmethods(L, 1);
+  gr_stream_newmeta(L, CONNMT, GR_SMETABYTES);
   lua_newtable(L);
   gr_state_setfuncs(L, lnmethods);
-  gr_stream_newmeta(L, LISTENERMT, 0);
+  gr_stream_newmeta(L, LISTENERMT, GR_SMETANONE);
   lua_newtable(L);
-  gr_stream_newmeta(L, RESOLVERMT, 0);
+  gr_stream_newmeta(L, RESOLVERMT, GR_SMETANONE);
+  lua_newtable(L);
+  gr_stream_setmethods(L, 0);
+  gr_state_setfuncs(L, pcmethods);
+  gr_stream_newmeta(L, PACKETMT, GR_SMETAPACKET);
   lua_newtable(L);
   gr_state_setfuncs(L, funcs);
   lua_setfield(L, -2, "net");

@@ -145,6 +145,7 @@ void gr_stream_close (gr_stream *st) {
   int i;
   if (st->closed) return;
   st->closed = 1;
+  if (st->onclose) st->onclose(st);
   gr_stream_wakeall(st, GR_SREAD);
   gr_stream_wakeall(st, GR_SWRITE);
   for (wr = st->wreqs; wr != NULL; wr = next) {
@@ -573,12 +574,16 @@ static void checkformats (lua_State *L, int first, int last) {
   }
 }
 
-static gr_stream *checkstream (lua_State *L) {
+/* The stream at index 1: a byte stream, or with any a packet conn too
+** (the kinds of gr_stream_newmeta). */
+static gr_stream *checkkind (lua_State *L, int any) {
   gr_stream *st;
   luaL_checktype(L, 1, LUA_TUSERDATA);
   if (lua_getmetatable(L, 1)) {
+    lua_Integer kind;
     lua_getfield(L, -1, "__gr_stream");
-    if (lua_toboolean(L, -1)) {
+    kind = lua_tointeger(L, -1);
+    if (kind == GR_SMETABYTES || (any && kind == GR_SMETAPACKET)) {
       lua_pop(L, 2);
       st = ((streambox *)lua_touserdata(L, 1))->st;
       if (st == NULL) luaL_error(L, "attempt to use a finalized stream");
@@ -588,6 +593,10 @@ static gr_stream *checkstream (lua_State *L) {
   }
   luaL_typeerror(L, 1, "goroutines.conn");
   return NULL;
+}
+
+static gr_stream *checkstream (lua_State *L) {
+  return checkkind(L, 0);
 }
 
 /* conn:read(...) -> values of Lua's file:read formats */
@@ -748,7 +757,7 @@ static int lwrite (lua_State *L) {
 /* --- close, deadlines, addresses -------------------------------------- */
 
 static int lclose (lua_State *L) {
-  gr_stream *st = checkstream(L);
+  gr_stream *st = checkkind(L, 1);
   if (st->closed) return gr_stream_fail(L, st, "close", CLOSEDMSG);
   gr_stream_close(st);
   lua_pushboolean(L, 1);
@@ -793,7 +802,7 @@ static void setdeadline (lua_State *L, gr_stream *st, int dir) {
 }
 
 static int deadline (lua_State *L, int which) {
-  gr_stream *st = checkstream(L);
+  gr_stream *st = checkkind(L, 1);
   if (which & 1) setdeadline(L, st, GR_SREAD);
   if (which & 2) setdeadline(L, st, GR_SWRITE);
   if (st->closed) return gr_stream_fail(L, st, "set", CLOSEDMSG);
@@ -806,7 +815,7 @@ static int lsetreaddeadline (lua_State *L) { return deadline(L, 1); }
 static int lsetwritedeadline (lua_State *L) { return deadline(L, 2); }
 
 static int laddr (lua_State *L, int remote) {
-  gr_stream *st = checkstream(L);
+  gr_stream *st = checkkind(L, 1);
   const char *a = remote ? st->raddr : st->laddr;
   lua_pushstring(L, a ? a : "");
   return 1;
@@ -819,21 +828,27 @@ static const luaL_Reg methods[] = {
   {"read", lread},
   {"write", lwrite},
   {"lines", llines},
-  {"close", lclose},
   {"close_write", lclosewrite},
-  {"set_deadline", lsetdeadline},
-  {"set_read_deadline", lsetreaddeadline},
-  {"set_write_deadline", lsetwritedeadline},
-  {"local_addr", llocaladdr},
   {"remote_addr", lremoteaddr},
   {NULL, NULL}
 };
 
-void gr_stream_setmethods (lua_State *L) {
-  gr_state_setfuncs(L, methods);
+/* Those of packet conns too. */
+static const luaL_Reg common[] = {
+  {"close", lclose},
+  {"set_deadline", lsetdeadline},
+  {"set_read_deadline", lsetreaddeadline},
+  {"set_write_deadline", lsetwritedeadline},
+  {"local_addr", llocaladdr},
+  {NULL, NULL}
+};
+
+void gr_stream_setmethods (lua_State *L, int bytes) {
+  if (bytes) gr_state_setfuncs(L, methods);
+  gr_state_setfuncs(L, common);
 }
 
-void gr_stream_newmeta (lua_State *L, const char *mt, int bytes) {
+void gr_stream_newmeta (lua_State *L, const char *mt, int kind) {
   luaL_newmetatable(L, mt);
   lua_pushcfunction(L, lstream_gc);
   lua_setfield(L, -2, "__gc");
@@ -841,7 +856,7 @@ void gr_stream_newmeta (lua_State *L, const char *mt, int bytes) {
   lua_setfield(L, -2, "__close");
   lua_pushcfunction(L, lstream_tostring);
   lua_setfield(L, -2, "__tostring");
-  lua_pushboolean(L, bytes);
+  lua_pushinteger(L, kind);
   lua_setfield(L, -2, "__gr_stream");
   lua_pushvalue(L, -2);
   lua_setfield(L, -2, "__index");

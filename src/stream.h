@@ -82,6 +82,10 @@ struct gr_stream {
   char *laddr, *raddr;  /* "host:port" or a path; malloc'd, or NULL */
   const char *net;      /* "tcp", "tcp4", "tcp6", "unix", "udp"... */
   char *unlinkpath;     /* unix listener: the socket file it made */
+  void (*onclose) (gr_stream *st);  /* the upper layer's, called once by
+                           gr_stream_close (net.c: a dial's context) */
+  void *closearg;       /* onclose's */
+  int ctxdone;          /* dial: its context was canceled */
 };
 
 /* A new handle of kind in S's userdata of metatable mt, pushed on L;
@@ -113,12 +117,16 @@ int gr_stream_fail (lua_State *L, gr_stream *st, const char *op,
 const char *gr_stream_strerror (int err);
 /* Starts reading into the buffer if it does not already. */
 void gr_stream_startread (gr_stream *st);
-/* Sets the handle methods of a byte stream (read, write, lines, close,
-** close_write, set_deadline...) into the table at the top of L. */
-void gr_stream_setmethods (lua_State *L);
+/* Kinds of metatable: the methods of gr_stream_setmethods accept the
+** handles of a BYTES one (conns), those of a PACKET one in part. */
+enum { GR_SMETANONE, GR_SMETABYTES, GR_SMETAPACKET };
+/* Sets the methods of handles into the table at the top of L: close,
+** set_deadline, set_read_deadline, set_write_deadline, local_addr; with
+** bytes, those of a byte stream too (read, write, lines, close_write,
+** remote_addr). */
+void gr_stream_setmethods (lua_State *L, int bytes);
 /* Sets __gc, __close, __tostring, __index (the table at the top) on the
-** metatable mt, which it creates; bytes: its handles are byte streams,
-** which the methods of gr_stream_setmethods accept. Pops the table. */
-void gr_stream_newmeta (lua_State *L, const char *mt, int bytes);
+** metatable mt, which it creates, of kind GR_SMETA*. Pops the table. */
+void gr_stream_newmeta (lua_State *L, const char *mt, int kind);
 
 #endif
