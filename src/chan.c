@@ -461,13 +461,10 @@ static int lchan_send (lua_State *L) {
     return gr_chan_finalized(L);
   }
   mode = gr_sched_quickmode(L, S);
-  for (;;) {
-    gr_chan_lock(c);
-    r = gr_chan_sendlocked(c, &v, &wake);
-    if (r != GR_WOULDBLOCK || mode != GR_BLOCK_ASK) break;
-    gr_chan_unlock(c);
-    mode = gr_sched_blockmode(L, S);   /* allocates nothing: c stays */
-  }
+  gr_chan_lock(c);
+  r = gr_chan_sendlocked(c, &v, &wake);
+  if (r == GR_WOULDBLOCK && mode == GR_BLOCK_ASK)
+    mode = gr_sched_blockmode(L, S);
   if (r == GR_WOULDBLOCK && mode != GR_BLOCK_NO)
     return parkon(L, S, c, GR_DIRSEND, mode, &v, 0, send_k);
   gr_chan_unlock(c);
@@ -509,13 +506,10 @@ static int dorecv (lua_State *L, int forrange) {
   gr_waiter *wake;
   gr_value v;
   int r, mode = gr_sched_quickmode(L, S);
-  for (;;) {
-    gr_chan_lock(c);
-    r = gr_chan_recvlocked(c, &v, &wake);
-    if (r != GR_WOULDBLOCK || mode != GR_BLOCK_ASK) break;
-    gr_chan_unlock(c);
-    mode = gr_sched_blockmode(L, S);   /* allocates nothing: c stays */
-  }
+  gr_chan_lock(c);
+  r = gr_chan_recvlocked(c, &v, &wake);
+  if (r == GR_WOULDBLOCK && mode == GR_BLOCK_ASK)
+    mode = gr_sched_blockmode(L, S);
   if (r == GR_WOULDBLOCK && mode != GR_BLOCK_NO)
     return parkon(L, S, c, GR_DIRRECV, mode, &v, forrange, recv_k);
   gr_chan_unlock(c);

@@ -543,7 +543,7 @@ static int infinalizer (lua_State *L) {
   return lua_gc(L, LUA_GCISRUNNING) == -1;
 }
 
-/* How the code running on L may block, decided before any lock is taken:
+/* How the code running on L may block (no lock, no allocation, no raise):
 ** a goroutine yields to the scheduler; a plain coroutine resumed, through
 ** coroutine.resume or wrap, by a goroutine suspends up to it; goroutine 1
 ** and other coroutines run the scheduler in place. It cannot block at

@@ -181,20 +181,22 @@ struct gr_state {
 /* Values of S->idle: asleep with timers pending, or with nothing. */
 enum { GR_IDLE_TIMERS = 1, GR_IDLE_DONE = 2 };
 
-/* Modes of blocking, decided before any lock is taken: the goroutine
+/* Modes of blocking, decided before the goroutine parks: the goroutine
 ** yields to the scheduler; a plain coroutine that a goroutine resumed
 ** through the module's coroutine.resume yields a token that each resume
 ** in the chain passes up, so that the goroutine parks (SUSPEND); the code
-** runs the scheduler in place; it cannot block at all. */
+** runs the scheduler in place; it cannot block at all; not asked yet
+** (gr_sched_quickmode). */
 enum { GR_BLOCK_YIELD, GR_BLOCK_SUSPEND, GR_BLOCK_INPLACE, GR_BLOCK_NO,
        GR_BLOCK_ASK };
 
-/* How the code on L may block (GR_BLOCK_*), decided before any lock. */
+/* How the code on L may block (GR_BLOCK_*). It takes no lock, allocates
+** nothing and raises nothing: it may be asked under an object's lock. */
 int gr_sched_blockmode (lua_State *L, gr_state *S);
 /* gr_sched_blockmode where it costs nothing: a goroutine on its own
-** coroutine; elsewhere GR_BLOCK_ASK, and the caller that has to block
-** drops its lock and asks gr_sched_blockmode (which looks for a finalizer
-** or a chain of resumes: too dear for an operation that does not block). */
+** coroutine; elsewhere GR_BLOCK_ASK, and the caller asks
+** gr_sched_blockmode (which looks for a finalizer or a chain of resumes:
+** too dear for an operation that does not block) once it would block. */
 static inline int gr_sched_quickmode (lua_State *L, gr_state *S) {
   gr_g *g = S->current;
   if (L == g->co && g != S->g1)

@@ -557,8 +557,8 @@ static int lselect (lua_State *L) {
     readcases(L, cs, n, base);
   }
   if (nsend > 0) capture(L, cs, n, base);
-  mode = gr_sched_blockmode(L, S);
   if (nactive == 0) {
+    mode = gr_sched_blockmode(L, S);
     if (hasdefault) return rundefault(L, box);
     if (mode == GR_BLOCK_NO)
       return gr_sched_cannotblock(L, GR_WSELECTNOCASES);
@@ -575,7 +575,9 @@ static int lselect (lua_State *L) {
     r++;
   }
   nlock = sortlocks(cs, n, order);
-  if (!hasdefault && mode != GR_BLOCK_NO &&
+  /* The full blocking mode only once it would park (gr_sched_quickmode). */
+  mode = hasdefault ? GR_BLOCK_NO : gr_sched_quickmode(L, S);
+  if (mode != GR_BLOCK_NO &&
       (block = getblock(S, nactive)) == NULL) {
     discardall(L, cs, n);
     return luaL_error(L, "not enough memory");
@@ -592,7 +594,8 @@ static int lselect (lua_State *L) {
       break;
     }
   }
-  if (chosen < 0 && !hasdefault && mode != GR_BLOCK_NO)
+  if (chosen < 0 && mode == GR_BLOCK_ASK) mode = gr_sched_blockmode(L, S);
+  if (chosen < 0 && mode != GR_BLOCK_NO)
     return park(L, S, cs, poll, nactive, order, nlock, mode, box, block);
   unlockall(order, nlock);
   if (block != NULL) putblock(S, block);
