@@ -324,6 +324,17 @@ describe("what cannot cross", function()
              g.parallel, noop, setmetatable({}, { x = io.stdout }))
   end)
 
+  it("at a key that is no name, quoted as Lua would: escapes, and long keys cut", function()
+    h.raises('args[1]["a\\0b\\"c\\\\d\\n"]: userdata' .. CANNOT,
+             g.parallel, noop, { ["a\0b\"c\\d\n"] = io.stdout })
+    h.raises('args[1]["\\0011"]: userdata' .. CANNOT,
+             g.parallel, noop, { ["\0011"] = io.stdout })
+    local ok, err = pcall(g.parallel, noop, { [("k"):rep(100000) .. "!"] = io.stdout })
+    assert.is_false(ok)
+    assert.matches('args%[1%]%["' .. ("k"):rep(40) .. '"%.%.%.%]: userdata', err)
+    assert.is_true(#err < 300)
+  end)
+
   it("a function's upvalue, named", function()
     local sock = io.stdout
     h.raises("f(upvalue sock): userdata" .. CANNOT,

@@ -31,6 +31,7 @@
 **     not load; freeing never raises.
 */
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -191,6 +192,34 @@ typedef struct packctx {
 static void packvalue (packctx *cx, int idx);
 
 /* Adds to b the name of the path segment s. */
+#define KEYSHOW 40      /* bytes of a string key that an error shows */
+
+/* Pushes ["s"]: the string key s (len bytes) quoted as a Lua literal,
+** its first KEYSHOW bytes only, then "...". */
+static void pushquoted (lua_State *L, const char *s, size_t len) {
+  luaL_Buffer b;
+  size_t i, n = len > KEYSHOW ? KEYSHOW : len;
+  luaL_buffinit(L, &b);
+  luaL_addstring(&b, "[\"");
+  for (i = 0; i < n; i++) {
+    unsigned char c = (unsigned char)s[i];
+    if (c == '"' || c == '\\') {
+      luaL_addchar(&b, '\\');
+      luaL_addchar(&b, (char)c);
+    }
+    else if (c == '\n') luaL_addstring(&b, "\\n");
+    else if (c < 32 || c == 127) {
+      char esc[8];   /* as %q: three digits where a digit follows */
+      int digit = i + 1 < len && s[i + 1] >= '0' && s[i + 1] <= '9';
+      snprintf(esc, sizeof(esc), digit ? "\\%03u" : "\\%u", c);
+      luaL_addstring(&b, esc);
+    }
+    else luaL_addchar(&b, (char)c);
+  }
+  luaL_addstring(&b, n < len ? "\"...]" : "\"]");
+  luaL_pushresult(&b);
+}
+
 static void addseg (lua_State *L, luaL_Buffer *b, const seg *s) {
   int k = s->idx;
   switch (s->kind) {
@@ -202,14 +231,15 @@ static void addseg (lua_State *L, luaL_Buffer *b, const seg *s) {
       break;
     default:
       if (lua_type(L, k) == LUA_TSTRING) {
-        const char *str = lua_tostring(L, k);
-        const char *c = str;
-        int ident = *c == '_' || ((*c | 32) >= 'a' && (*c | 32) <= 'z');
-        for (; ident && *c; c++)
-          ident = *c == '_' || ((*c | 32) >= 'a' && (*c | 32) <= 'z') ||
-                  (*c >= '0' && *c <= '9');
+        size_t len, i;
+        const char *str = lua_tolstring(L, k, &len);
+        int ident = len > 0 && len <= KEYSHOW && !(str[0] >= '0' &&
+                                                   str[0] <= '9');
+        for (i = 0; ident && i < len; i++)
+          ident = str[i] == '_' || ((str[i] | 32) >= 'a' &&
+                  (str[i] | 32) <= 'z') || (str[i] >= '0' && str[i] <= '9');
         if (ident) lua_pushfstring(L, ".%s", str);
-        else lua_pushfstring(L, "[\"%s\"]", str);
+        else pushquoted(L, str, len);
       }
       else if (lua_isinteger(L, k))
         lua_pushfstring(L, "[%I]", (LUAI_UACINT)lua_tointeger(L, k));
