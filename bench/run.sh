@@ -2,7 +2,7 @@
 # bench/run.sh -- run the benchmark suite: each workload in Lua and in Go.
 #
 # Usage: sh bench/run.sh [workload ...]     (default: all of them)
-#   workloads: pingpong spawn sieve timers select (one Lua thread: g.go)
+#   workloads: pingpong spawn sieve timers select echo (one Lua thread: g.go)
 #              parallel_cpu xstate_ints xstate_tables parallel_spawn
 #              xstate_pingpong (g.parallel: worker states and threads)
 # Environment:
@@ -26,7 +26,7 @@ LUA=${LUA:-lua5.4}
 REPEAT=${BENCH_REPEAT:-5}
 TIMEOUT=${BENCH_TIMEOUT:-120}
 OUT=${BENCH_OUT:-$here/out}
-ALL="pingpong spawn sieve timers select parallel_cpu xstate_ints xstate_tables parallel_spawn xstate_pingpong"
+ALL="pingpong spawn sieve timers select echo parallel_cpu xstate_ints xstate_tables parallel_spawn xstate_pingpong"
 
 # Go builds offline in GOPATH mode; its cache and GOPATH live under $OUT so
 # that a fresh machine (or root without a usable $HOME) needs nothing else.
