@@ -837,6 +837,35 @@ const char *gr_pack_tostring (const gr_pack *p, size_t *len) {
   return (const char *)p->data + 1 + sizeof(l);
 }
 
+/* A copy of p with refs of its own on p's handles, each taken through a
+** handle pushed in L for the moment (push gives it p's ref, take gets it
+** back for p and one more for the copy). May raise (memory): then the
+** copy is lost, with the refs it had taken. */
+gr_pack *gr_pack_dup (lua_State *L, const gr_pack *p) {
+  size_t hsize = (size_t)p->nhandles * sizeof(handle);
+  gr_pack *d = (gr_pack *)malloc(sizeof(gr_pack) + hsize + p->len);
+  int i;
+  if (d == NULL) luaL_error(L, "not enough memory");
+  *d = *p;
+  d->h = (handle *)(d + 1);
+  d->data = (unsigned char *)(d->h) + hsize;
+  if (p->len > 0) memcpy(d->data, p->data, p->len);
+  d->nhandles = 0;
+  for (i = 0; i < p->nhandles; i++) {
+    const handle *s = &p->h[i];
+    int aux;
+    d->h[i] = *s;
+    if (s->obj != NULL) {
+      s->type->push(L, s->obj, s->aux);          /* p's ref: the handle's */
+      s->type->take(L, -1, &aux);                /* p's again */
+      d->h[i].obj = s->type->take(L, -1, &aux);  /* the copy's */
+      lua_pop(L, 1);
+    }
+    d->nhandles = i + 1;
+  }
+  return d;
+}
+
 /* For gr__chan_release, which needs to know whether the values in a
 ** channel's own buffer hold all of its refs. */
 int gr_pack_objrefs (gr_pack *p, const void *obj, int take) {

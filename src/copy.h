@@ -86,6 +86,9 @@ gr_pack *gr_pack_string (const char *s, size_t len);
 const char *gr_pack_tostring (const gr_pack *p, size_t *len);
 /* Frees p, dropping the refs of the handles it still owns. */
 void gr_pack_free (gr_pack *p);
+/* A copy of p with refs of its own on its handles, taken through
+** handles pushed in L for the moment. May raise. */
+gr_pack *gr_pack_dup (lua_State *L, const gr_pack *p);
 /* Counts the handles of obj in p; with take, they become empty and the
 ** caller takes over their refs. */
 int gr_pack_objrefs (gr_pack *p, const void *obj, int take);

@@ -19,6 +19,45 @@ end
 
 setmetatable(M, { __call = core._call })
 
+-- context.AfterFunc(ctx, f): f runs in a goroutine of its own once ctx is
+-- done; stop() keeps it from running and returns true, unless ctx was done
+-- already (then f runs, or ran, and stop returns false). The waiting is a
+-- goroutine of this state, parked on ctx:done() until either comes.
+local CTXMT = debug.getregistry()["goroutines.context"]
+local function typename (v)
+  local mt = getmetatable(v)
+  return type(mt) == "table" and type(rawget(mt, "__name")) == "string"
+         and mt.__name or type(v)
+end
+
+function M.context.after_func(ctx, f)
+  if getmetatable(ctx) ~= CTXMT then
+    error(("bad argument #1 to 'after_func' (goroutines.context expected, "
+           .. "got %s)"):format(typename(ctx)), 2)
+  end
+  local done = ctx:done()
+  local mt = getmetatable(f)
+  if type(f) ~= "function" and not (type(mt) == "table" and
+                                    type(rawget(mt, "__call")) == "function") then
+    error(("bad argument #2 to 'after_func' (function expected, got %s)")
+          :format(type(f)), 2)
+  end
+  local stopch, state = M.chan(), "waiting"
+  M.go(function()
+    M.select { done:on_recv(), stopch:on_recv() }
+    if state == "waiting" then
+      state = "ran"
+      f()
+    end
+  end)
+  return function()
+    if state ~= "waiting" or ctx:err() ~= nil then return false end
+    state = "stopped"
+    stopch:close()
+    return true
+  end
+end
+
 local co_resume, co_yield, co_running = coroutine.resume, coroutine.yield, coroutine.running
 local co_create, co_close = coroutine.create, coroutine.close
 local SUSPEND, BLOCKED, resuming = core._suspend, core._blocked, core._resuming
