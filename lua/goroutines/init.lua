@@ -58,6 +58,167 @@ function M.context.after_func(ctx, f)
   end
 end
 
+-- golang.org/x/sync/errgroup. A group belongs to the state that made it;
+-- its members run in that state (grp:go) or on workers (grp:parallel), and
+-- share with it only runtime objects: a wait group, the limit's channel of
+-- tokens, a channel of one slot that the first failure fills (the other
+-- failures find it full), and the cancel of the group's context. A member
+-- fails by raising: its error, a string with the member's traceback
+-- appended or any other value as it was raised, is the group's when it
+-- fails first. A member of the group's own state records the very value,
+-- and puts false in the slot; a parallel member puts there its copy.
+local errgroup = {}
+M.errgroup = errgroup
+
+local Group = {}
+Group.__index = Group
+Group.__name = "goroutines.errgroup"
+
+-- The message handler of a member: a string gets the traceback.
+local function membertrace (e)
+  if type(e) == "string" then return debug.traceback(e, 2) end
+  return e
+end
+
+local function callable (f)
+  if type(f) == "function" then return true end
+  local mt = getmetatable(f)
+  return type(mt) == "table" and type(rawget(mt, "__call")) == "function"
+end
+
+-- Takes a token of the limit (waiting for one with wait, else only if one
+-- is free at once) and counts the member in; returns true and the token's
+-- channel (false: no limit), or false when no token was free.
+local function enter (grp, f, name, wait)
+  if not callable(f) then
+    error(("bad argument #1 to '%s' (function expected, got %s)")
+          :format(name, type(f)), 3)
+  end
+  local sem = grp.sem
+  if sem then
+    if wait then sem:send(true)
+    elseif core.select { sem:on_send(true), default = true } == "default" then
+      return false
+    end
+  end
+  grp.wg:add(1)
+  return true, sem
+end
+
+-- A failure raised as nil would read as success: it is named instead.
+local function failure (e)
+  if e == nil then return "(error object is a nil value)" end
+  return e
+end
+
+-- Runs a member in the group's state.
+local function runlocal (grp, sem, f, ...)
+  local ok, e = xpcall(f, membertrace, ...)
+  e = failure(e)
+  if not ok and core.select { grp.first:on_send(false), default = true } == 1
+  then
+    grp.err = e
+    if grp.cancel then grp.cancel(e) end
+  end
+  if sem then sem:recv() end
+  grp.wg:done()
+end
+
+-- Runs a member on a worker: only what it is passed is shared.
+local function runparallel (wg, sem, first, cancel, f, ...)
+  local ok, e = xpcall(f, membertrace, ...)
+  if not ok then
+    e = failure(e)
+    local sent, won = pcall(core.select,
+                            { first:on_send(e), default = true })
+    if not sent then              -- e cannot cross: its text does
+      e = ("(error object is a %s value)"):format(type(e))
+      won = core.select { first:on_send(e), default = true }
+    end
+    if won == 1 and cancel then pcall(cancel, e) end
+  end
+  if sem then sem:recv() end
+  wg:done()
+end
+
+local function newgroup (cancel)
+  return setmetatable({ wg = core.sync.waitgroup(), first = core.chan(1),
+                        cancel = cancel, sem = false }, Group)
+end
+
+-- errgroup.new(): Go's zero Group
+function errgroup.new ()
+  return newgroup(false)
+end
+
+-- errgroup.with_context(ctx) -> grp, ctx canceled at the first failure
+-- (its cause that failure) or when wait returns
+function errgroup.with_context (ctx)
+  if getmetatable(ctx) ~= CTXMT then
+    error(("bad argument #1 to 'with_context' (goroutines.context expected, "
+           .. "got %s)"):format(typename(ctx)), 2)
+  end
+  local gctx, cancel = core.context.with_cancel_cause(ctx)
+  return newgroup(cancel), gctx
+end
+
+-- grp:go(f, ...): f(...) in a new goroutine of this state, once the limit
+-- lets it in (it waits for a token)
+function Group:go (f, ...)
+  local _, sem = enter(self, f, "go", true)
+  core.go(runlocal, self, sem, f, ...)
+end
+
+-- grp:parallel(f, ...): the same, with f(...) on a worker (g.parallel)
+function Group:parallel (f, ...)
+  local _, sem = enter(self, f, "parallel", true)
+  local ok, e = pcall(core.parallel, runparallel, self.wg, sem, self.first,
+                      self.cancel, f, ...)
+  if not ok then                  -- not started: undo the entry
+    if sem then sem:recv() end
+    self.wg:done()
+    error(e, 2)
+  end
+end
+
+-- grp:try_go(f, ...) -> whether f started: false when the limit is reached
+function Group:try_go (f, ...)
+  local entered, sem = enter(self, f, "try_go", false)
+  if not entered then return false end
+  core.go(runlocal, self, sem, f, ...)
+  return true
+end
+
+-- grp:set_limit(n): at most n members at once; n < 0: no limit. Raises,
+-- as Go panics, while members hold tokens of the current limit.
+function Group:set_limit (n)
+  if math.type(n) ~= "integer" then
+    error(("bad argument #1 to 'set_limit' (integer expected, got %s)")
+          :format(math.type(n) or type(n)), 2)
+  end
+  if n < 0 then
+    self.sem = false
+    return
+  end
+  local active = self.sem and self.sem:len() or 0
+  if active ~= 0 then
+    error(("errgroup: modify limit while %d goroutines in the group are "
+           .. "still active"):format(active), 2)
+  end
+  self.sem = core.chan(n)
+end
+
+-- grp:wait() -> nil, or the first failure; cancels the group's context
+function Group:wait ()
+  self.wg:wait()
+  if self.err == nil then
+    local i, v = core.select { self.first:on_recv(), default = true }
+    if i == 1 and v ~= false then self.err = v end
+  end
+  if self.cancel then self.cancel(self.err) end
+  return self.err
+end
+
 local co_resume, co_yield, co_running = coroutine.resume, coroutine.yield, coroutine.running
 local co_create, co_close = coroutine.create, coroutine.close
 local SUSPEND, BLOCKED, resuming = core._suspend, core._blocked, core._resuming
