@@ -49,6 +49,7 @@ build = {
         "src/runtime.c",
         "src/sched.c",
         "src/select.c",
+        "src/stack.c",
         "src/state.c",
         "src/stream.c",
         "src/sync.c",

@@ -10,6 +10,7 @@
 #include "runtime.h"
 #include "sched.h"
 #include "select.h"
+#include "stack.h"
 #include "state.h"
 #include "sync.h"
 #include "gtime.h"
@@ -26,5 +27,6 @@ int luaopen_goroutines_core (lua_State *L) {
   gr_parallel_open(L);
   gr_context_open(L);
   gr_net_open(L);
+  gr_stack_open(L);
   return 1;
 }

@@ -24,7 +24,10 @@
 **   GR_LSYNC      o->lock of a sync object      one at a time
 **   GR_LCHAN      c->lock of a shared channel   several only in select, in
 **                                               ascending address order
-**   GR_LMAILBOX   S->rlock, a state's mailbox   leaf
+**   GR_LMAILBOX   S->rlock, a state's mailbox   under the monitor's at
+**                                               most (a dump request)
+**   GR_LDUMP      the dump request (stack.c,    leaf
+**                 gr_lock, with a condition)
 ** Nothing that can raise a Lua error runs under any of them, and a waiter
 ** is woken only after its object's lock is dropped: collect the waiters
 ** under the lock, unlock, then gr_wait_wake each one.
@@ -82,7 +85,7 @@ typedef struct gr_timer gr_timer;   /* timer (timer.c) */
 
 enum {
   GR_LPOOLSTOP = 1, GR_LPOOL, GR_LMONITOR, GR_LTIMERLIFE, GR_LTIMERS,
-  GR_LCTX, GR_LSYNC, GR_LCHAN, GR_LMAILBOX
+  GR_LCTX, GR_LSYNC, GR_LCHAN, GR_LMAILBOX, GR_LDUMP
 };
 
 #ifdef GR_DEBUG

@@ -85,11 +85,14 @@ static gr_g *runq_pop (gr_state *S) {
 }
 
 /* Moves what other threads handed to S into the owner's queues. */
-static void drain_remote (gr_state *S) {
+static unsigned drain_remote (gr_state *S) {
   gr_g *head;
   gr_errmsg *errs, *errtail;
+  unsigned dumpgen;
   gr_mutex_lock(&S->rlock);
   atomic_store_explicit(&S->rpending, 0, memory_order_relaxed);
+  dumpgen = S->dumpgen;
+  S->dumpgen = 0;
   head = S->rhead;
   errs = S->errors;
   errtail = S->errtail;
@@ -106,6 +109,24 @@ static void drain_remote (gr_state *S) {
     else S->errlocal = errs;
     S->errlocaltail = errtail;
   }
+  return dumpgen;
+}
+
+/* Takes what other threads handed over, then answers a request for the
+** dump of S's goroutines (stack.c) that came with it. */
+void gr_sched_takeremote (lua_State *L, gr_state *S) {
+  unsigned dumpgen = drain_remote(S);
+  if (dumpgen != 0 && S->ondump != NULL) S->ondump(L, S, dumpgen);
+}
+
+/* Asks S for the dump of its goroutines (request gen): S answers at its
+** next scheduling point. Any thread, holding no lock above the mailbox's. */
+void gr_sched_askdump (gr_state *S, unsigned gen) {
+  gr_mutex_lock(&S->rlock);
+  S->dumpgen = gen;
+  gr_mutex_unlock(&S->rlock);
+  atomic_store(&S->rpending, 1);
+  gr_sched_kick(S);
 }
 
 /* Rings S's doorbell if its thread sleeps (or is about to) in uv_run.
@@ -356,7 +377,7 @@ static void pollio (gr_state *S) {
 int gr_sched_runonce (lua_State *L, gr_state *S) {
   gr_g *g;
   if (atomic_load_explicit(&S->rpending, memory_order_acquire))
-    drain_remote(S);
+    gr_sched_takeremote(L, S);
   S->timerops->fire(L, S);
   pollio(S);
   if ((g = runq_pop(S)) == NULL) return 0;
@@ -376,7 +397,7 @@ int gr_sched_wait (lua_State *L, gr_state *S, gr_g *me, int runonly) {
         atomic_load_explicit(&me->woken, memory_order_acquire))
       return 0;
     if (atomic_load_explicit(&S->rpending, memory_order_acquire))
-      drain_remote(S);
+      gr_sched_takeremote(L, S);
     if (me == S->g1 && S->errlocal) {
       if (S->errhandler == NULL) return GR_EGOERR;
       gr_sched_passerrors(S);
@@ -450,7 +471,7 @@ int gr_sched_runhost (lua_State *L, gr_state *S, int mode) {
     uv_run(&S->loop, UV_RUN_NOWAIT);   /* clears the doorbell's fd */
   for (;;) {
     if (atomic_load_explicit(&S->rpending, memory_order_acquire))
-      drain_remote(S);
+      gr_sched_takeremote(L, S);
     if (S->errlocal) {
       if (S->errhandler == NULL) return hostdone(S, again, GR_EGOERR);
       gr_sched_passerrors(S);
@@ -980,6 +1001,32 @@ uint64_t gr_sched_setslice (gr_state *S, uint64_t ns) {
     gr_lock_unlock(&monlock);
   }
   return prev;
+}
+
+/* Calls f on every state of the process, under the monitor's lock (a
+** state stays alive meanwhile; f takes no lock ranked at or below it). */
+void gr_sched_eachstate (void (*f) (gr_state *S, void *ud), void *ud) {
+  gr_state *S;
+  uv_once(&monlockonce, initmonlock);
+  gr_lock_lock(&monlock);
+  for (S = monstates; S != NULL; S = S->monnext) f(S, ud);
+  gr_lock_unlock(&monlock);
+}
+
+static void readid (gr_g *g, void *ud) {
+  *(lua_Integer *)ud = g->id;
+}
+
+/* Within gr_sched_eachstate's f: the id of the goroutine S's thread
+** resumes now; 1 when it runs goroutine 1 (a host state's main chunk),
+** 0 when none (a worker between goroutines). */
+lua_Integer gr_sched_runningid (gr_state *S) {
+  lua_Integer id = 0;
+  GR_ASSERT(gr_lock_held(&monlock));
+  if (hookrunning(S, atomic_load_explicit(&S->running,
+                  memory_order_acquire), readid, &id))
+    return id;
+  return S->worker == NULL ? 1 : 0;
 }
 
 static void hookwith (gr_g *g, void *hook) {

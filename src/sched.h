@@ -175,7 +175,12 @@ struct gr_state {
   gr_g *rhead, *rtail;  /* goroutines readied by other threads */
   struct gr_errmsg *errors, *errtail;  /* uncaught errors of goroutines of
                            other threads, not yet seen by the owner */
-  atomic_int rpending;  /* 1 when rhead or errors may be non-empty */
+  atomic_int rpending;  /* 1 when rhead or errors may be non-empty, or a
+                           dump is asked for */
+  unsigned dumpgen;     /* a dump request not yet answered (stack.c), 0 */
+  /* owner thread only: */
+  void (*ondump) (lua_State *L, gr_state *S, unsigned gen);  /* stack.c's:
+                           answers dump request gen at a scheduling point */
 };
 
 /* Values of S->idle: asleep with timers pending, or with nothing. */
@@ -261,6 +266,17 @@ void gr_sched_addlive (int delta);
 lua_Integer gr_sched_numgoroutine (void);
 /* A uniform integer in [0, n), from S's generator. */
 uint32_t gr_sched_rand (gr_state *S, uint32_t n);
+/* Asks S for the dump of its goroutines (request gen, not 0): S's thread
+** calls S->ondump at its next scheduling point. Any thread. */
+void gr_sched_askdump (gr_state *S, unsigned gen);
+/* Takes what other threads handed over to S (and answers a dump
+** request); S's thread. */
+void gr_sched_takeremote (lua_State *L, gr_state *S);
+/* Calls f on every state of the process, under the monitor's lock. */
+void gr_sched_eachstate (void (*f) (gr_state *S, void *ud), void *ud);
+/* In gr_sched_eachstate's f: the id of the goroutine S runs now (1 for a
+** host's main chunk, 0 for none). */
+lua_Integer gr_sched_runningid (gr_state *S);
 /* The range of a time slice, in seconds (g.preempt_slice). */
 #define GR_SLICE_MIN  0.0001
 #define GR_SLICE_MAX  3600.0
