@@ -5,6 +5,8 @@
 */
 #include "chan.h"
 #include "context.h"
+#include "gos.h"
+#include "gsignal.h"
 #include "net.h"
 #include "parallel.h"
 #include "runtime.h"
@@ -28,5 +30,7 @@ int luaopen_goroutines_core (lua_State *L) {
   gr_context_open(L);
   gr_net_open(L);
   gr_stack_open(L);
+  gr_os_open(L);
+  gr_signal_open(L);
   return 1;
 }

@@ -426,7 +426,7 @@ static int readall (lua_State *L, gr_stream *st) {
 /* The numeral at the front of the buffer, as Lua's read_number scans it
 ** (whitespace, sign, 0x, digits, point, exponent): its length, or -1 if
 ** the bytes end before the numeral does (more may come). */
-static int scannumeral (const char *p, size_t avail, int eof) {
+int gr_stream_scannumeral (const char *p, size_t avail, int eof) {
   size_t i = 0;
   int hex = 0, count = 0;
 #define PEEK() (i < avail ? (unsigned char)p[i] : (eof ? -2 : -1))
@@ -476,7 +476,7 @@ static int readnumber (lua_State *L, gr_stream *st) {
   while (st->head < st->tail && isspace((unsigned char)st->buf[st->head]))
     consume(st, 1);
   if (st->head == st->tail) return starved(st);
-  len = scannumeral(st->buf + st->head, st->tail - st->head,
+  len = gr_stream_scannumeral(st->buf + st->head, st->tail - st->head,
                     st->rerr != 0);
   if (len < 0) return FMT_AGAIN;   /* only before the end of the stream */
   memcpy(num, st->buf + st->head, (size_t)len);

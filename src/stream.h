@@ -115,6 +115,10 @@ int gr_stream_fail (lua_State *L, gr_stream *st, const char *op,
                     const char *what);
 /* The text of a libuv error as Go prints it ("connection refused"). */
 const char *gr_stream_strerror (int err);
+/* The length of the numeral at the front of p[0, avail), as Lua's
+** file:read("n") scans it, or -1 if the bytes end before it does and
+** more may come (eof: none will). Files (gos.c) scan with it too. */
+int gr_stream_scannumeral (const char *p, size_t avail, int eof);
 /* Starts reading into the buffer if it does not already. */
 void gr_stream_startread (gr_stream *st);
 /* Kinds of metatable: the methods of gr_stream_setmethods accept the

@@ -273,4 +273,37 @@ if not resuming[coroutine] then
   end
 end
 
+-- g.os.read_file and g.os.write_file: Go's os.ReadFile and os.WriteFile,
+-- on the files of g.os (only the calling goroutine waits).
+do
+  local gos = M.os
+  local function checkstr (v, i, name)
+    if type(v) ~= "string" then
+      error(("bad argument #%d to '%s' (string expected, got %s)")
+            :format(i, name, type(v)), 3)
+    end
+  end
+
+  function gos.read_file (path)
+    checkstr(path, 1, "read_file")
+    local f, err = gos.open(path, "r")
+    if not f then return nil, err end
+    local data, rerr = f:read("a")
+    f:close()
+    if data == nil then return nil, rerr end
+    return data
+  end
+
+  function gos.write_file (path, data)
+    checkstr(path, 1, "write_file")
+    checkstr(data, 2, "write_file")
+    local f, err = gos.open(path, "w")
+    if not f then return nil, err end
+    local ok, werr = f:write(data)
+    f:close()
+    if not ok then return nil, werr end
+    return true
+  end
+end
+
 return M
