@@ -12,10 +12,11 @@
 ** Ownership:
 **   A request is malloc'd and owned by its goroutine, which keeps it as a
 **     light userdata on the top of its stack between attempts; if the
-**     goroutine leaves before the callback ran (its state closes, or an
-**     in-place wait raises) it marks the request abandoned and the
-**     callback frees it alone, closing the fd a late open produced. If it
-**     leaves after (woken, never resumed), its cancel frees it.
+**     goroutine leaves before the callback ran (its state closes, an
+**     in-place wait raises, or a close of its file woke it) it marks the
+**     request abandoned and the callback frees it alone, closing the fd a
+**     late open produced. If it leaves after (woken by the callback, never
+**     resumed), its cancel frees it.
 **   A file (gr_file) is malloc'd, held by its userdata and by the request
 **     that holds its busy slot; it is freed when both let go. While busy
 **     is set, one request of the file is in flight or done and not yet
@@ -198,11 +199,12 @@ static void fscancel (gr_g *g) {
     return;
   }
   r = (fsreq *)g->w.obj;
-  if (g->w.inq) {   /* in flight: the callback frees it */
+  if (g->w.inq) {
     gr_waitq_remove(&r->q, &g->w);
     g->S->iowait--;
-    r->abandoned = 1;
   }
+  if (!r->done) r->abandoned = 1;   /* in flight (or woken by a close):
+                                       the callback frees it */
   else freereq(r);   /* done, never seen */
 }
 

@@ -140,8 +140,9 @@ struct gr_state {
   void *errud;          /* errhandler's argument */
   int embedded;         /* loaded by gr_open: the close never exits */
   int gcstress;         /* full collection at every scheduling point */
-  int iowait;           /* goroutines queued on I/O handles (stream.c):
-                           something outside the program may wake them */
+  int iowait;           /* goroutines queued on I/O handles (stream.c) or
+                           file requests (gos.c), plus signals watched
+                           (gsignal.c): the world outside may wake them */
   unsigned iopoll;      /* scheduling steps since the loop was polled */
   uv_loop_t loop;       /* timers and wakeups of this state */
   uv_async_t async;     /* doorbell rung by remote wakers */
