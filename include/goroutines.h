@@ -85,6 +85,12 @@ GR_API int gr_set_error_handler (lua_State *L,
 GR_API void gr_set_worker_init (void (*f) (lua_State *W, void *ud),
                                 void *ud);
 
+/* Whether SIGQUIT prints the dump of every goroutine (g.stack) to stderr
+** and exits with status 2, as in Go (on by default). Process-wide: set
+** before the first gr_open (or require); the runtime also leaves SIGQUIT
+** alone when a handler is already installed then. Any thread. */
+GR_API void gr_set_sigquit (int on);
+
 /* How gr_run drives the scheduler. */
 typedef enum gr_runmode {
   GR_RUN_DEFAULT,  /* until no goroutine is left, or none can ever be woken

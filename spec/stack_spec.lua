@@ -144,3 +144,36 @@ describe("g.stack", function()
     assert.are.equal("fin ok co ok", out)
   end)
 end)
+
+describe("SIGQUIT", function()
+  it("prints the dump of every goroutine to stderr and exits with status 2, as Go", function()
+    local out, err, code = h.run_script [[
+      local g = require "goroutines"
+      local pid = io.open("/proc/self/stat"):read("n")
+      local c = g.chan()
+      g.go(function() c:recv() end)                           -- line 4
+      local wid = g.parallel(function(ch) ch:recv() end, g.chan())  -- line 5
+      io.write("before ", wid, "\n")
+      g.time.sleep(0.2)
+      io.popen("kill -QUIT " .. pid):close()
+      g.time.sleep(10)                                        -- line 9
+      print("not reached")
+    ]]
+    assert.are.equal(2, code, err)
+    local wid = assert(out:match("^before (%d+)\n$"), out)
+    assert.matches("^SIGQUIT: quit\n\ngoroutine 1 %[", err)
+    local list = byid(entries(err:gsub("^SIGQUIT: quit\n\n", "")))
+    assert.are.equal("chan receive", list[2].status)
+    assert.matches(":4: in function", list[2].text)
+    assert.are.equal("chan receive", list[tonumber(wid)].status)
+    assert.matches(":5: in function", list[tonumber(wid)].text)
+  end)
+
+  it("is left alone by a host that turned it off with gr_set_sigquit(0)", function()
+    for mode, want in pairs { off = "default", on = "taken" } do
+      local out, err, code = h.run_host("ctest", "sigquit", { mode })
+      assert.are.equal(0, code, err)
+      assert.are.equal(want .. "\n", out)
+    end
+  end)
+end)

@@ -977,13 +977,34 @@ static uint64_t montick (void) {
   return tick;
 }
 
+/* SIGQUIT: the signal handler (stack.c's) only raises quitsignal, which
+** the monitor sees within a tick and answers with quitfn, out of any
+** signal context and holding no lock. */
+static atomic_int quitsignal;
+static void (*_Atomic quitfn) (void);
+
+void gr_sched_setquit (void (*f) (void)) {
+  atomic_store(&quitfn, f);
+}
+
+void gr_sched_quitsignal (void) {
+  atomic_store(&quitsignal, 1);   /* lock-free: async-signal-safe */
+}
+
 static void monitor (void *arg) {
   (void)arg;
   gr_lock_lock(&monlock);
   while (monrunning) {
     gr_state *S;
     uint64_t now;
+    void (*f) (void);
     gr_lock_timedwait(&monlock, &moncond, montick());
+    if (atomic_exchange(&quitsignal, 0) && (f = atomic_load(&quitfn))) {
+      gr_lock_unlock(&monlock);
+      f();
+      gr_lock_lock(&monlock);
+      continue;
+    }
     now = uv_hrtime();
     for (S = monstates; S != NULL; S = S->monnext)
       watch(S, now);

@@ -278,6 +278,11 @@ void gr_sched_eachstate (void (*f) (gr_state *S, void *ud), void *ud);
 /* In gr_sched_eachstate's f: the id of the goroutine S runs now (1 for a
 ** host's main chunk, 0 for none). */
 lua_Integer gr_sched_runningid (gr_state *S);
+/* Sets what the monitor thread runs, holding no lock, once
+** gr_sched_quitsignal was called (SIGQUIT; stack.c). */
+void gr_sched_setquit (void (*f) (void));
+/* Asks the monitor for the SIGQUIT action; async-signal-safe. */
+void gr_sched_quitsignal (void);
 /* The range of a time slice, in seconds (g.preempt_slice). */
 #define GR_SLICE_MIN  0.0001
 #define GR_SLICE_MAX  3600.0

@@ -17,10 +17,13 @@
 ** Lock order: req.lock (GR_LDUMP) is a leaf: the Lua API (tracebacks),
 **   gr_sched_eachstate and the waits for the lock run outside it.
 */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "goroutines.h"
 #include "stack.h"
 #include "state.h"
 
@@ -43,6 +46,8 @@ static struct {
   int n, cap;
   int nomem;            /* an entry was lost for memory */
 } req;
+
+#define DEFAULTSLICE 10000000ULL   /* ns the monitor waits for answers */
 
 static uv_once_t reqonce = UV_ONCE_INIT;
 static atomic_int dumping;   /* 1 while a dump is under way */
@@ -294,19 +299,21 @@ static int lbuild (lua_State *L) {
   return 1;
 }
 
-/* g.stack() */
-static int lstack (lua_State *L) {
-  gr_state *S = gr_getstate(L);
+/* Gathers the dump of every state into *e (n entries, sorted by id,
+** each text malloc'd, as the array); returns n. S and L: the dumping
+** goroutine's state and thread, or NULL (the monitor, at SIGQUIT), which
+** then waits for the default slice. Sets *nomem if an entry was lost.
+** Raises nothing. */
+static int dumpall (lua_State *L, gr_state *S, entry **e, int *nomem) {
   askctx a;
-  entry *e;
-  int i, n, ok, expected = 0, nomem;
+  int n, expected = 0;
   uint64_t deadline;
   uv_once(&reqonce, initreq);
   /* One dump at a time; meanwhile answer the one under way, if it asks
-  ** this state. Nothing below raises until the dump is over. */
+  ** this state. */
   while (!atomic_compare_exchange_strong(&dumping, &expected, 1)) {
     expected = 0;
-    gr_sched_takeremote(L, S);
+    if (S != NULL) gr_sched_takeremote(L, S);
     uv_sleep(1);
   }
   gr_lock_lock(&req.lock);
@@ -316,9 +323,10 @@ static int lstack (lua_State *L) {
   gr_lock_unlock(&req.lock);
   a.self = S;
   a.gen = req.lastgen;
-  a.slice = atomic_load_explicit(&S->slice, memory_order_relaxed);
+  a.slice = S != NULL ? atomic_load_explicit(&S->slice, memory_order_relaxed)
+                      : DEFAULTSLICE;
   gr_sched_eachstate(ask, &a);
-  collect(L, S, L, a.gen);
+  if (S != NULL) collect(L, S, L, a.gen);
   gr_lock_lock(&req.lock);
   deadline = uv_hrtime() + a.slice;
   while (req.pending > 0) {
@@ -333,13 +341,23 @@ static int lstack (lua_State *L) {
   req.asked = NULL;
   req.nasked = req.askcap = 0;
   qsort(req.e, (size_t)req.n, sizeof(entry), cmpentry);
-  /* The result goes into a Lua string, which may raise: out of req. */
-  e = req.e;
+  *e = req.e;
   n = req.n;
-  nomem = req.nomem;
+  *nomem = req.nomem;
   req.e = NULL;
   req.n = req.cap = 0;
   atomic_store(&dumping, 0);
+  return n;
+}
+
+/* g.stack() */
+static int lstack (lua_State *L) {
+  gr_state *S = gr_getstate(L);
+  entry *e;
+  int i, n, ok, nomem;
+  n = dumpall(L, S, &e, &nomem);
+  /* The result goes into a Lua string, which may raise: in protected
+  ** mode, so that the entries are freed either way. */
   lua_pushcfunction(L, lbuild);
   lua_pushlightuserdata(L, e);
   lua_pushinteger(L, n);
@@ -351,6 +369,66 @@ static int lstack (lua_State *L) {
   return 1;
 }
 
+
+/* --- SIGQUIT --------------------------------------------------------------- */
+
+/* Writes all of s to fd 2, as the write(2) calls allow. */
+static void writeerr (const char *s, size_t len) {
+  while (len > 0) {
+    ssize_t w = write(2, s, len);
+    if (w <= 0) return;
+    s += w;
+    len -= (size_t)w;
+  }
+}
+
+/* The monitor's answer to SIGQUIT, as Go's: the dump on stderr, then exit
+** status 2 at once (no atexit handler runs: other threads still run). */
+static void quit (void) {
+  entry *e;
+  int i, n, nomem;
+  static const char head[] = "SIGQUIT: quit\n\n";
+  n = dumpall(NULL, NULL, &e, &nomem);
+  writeerr(head, sizeof(head) - 1);
+  for (i = 0; i < n; i++) {
+    if (i > 0) writeerr("\n", 1);
+    writeerr(e[i].text, strlen(e[i].text));
+  }
+  if (nomem) writeerr("(some goroutines left out: not enough memory)\n", 47);
+  fflush(NULL);   /* what the program printed before */
+  _exit(2);
+}
+
+static void onsigquit (int sig) {
+  (void)sig;
+  gr_sched_quitsignal();
+}
+
+static atomic_int sigquiton = 1;
+static uv_once_t sigonce = UV_ONCE_INIT;
+
+/* The embedding API's: whether SIGQUIT dumps and exits (before gr_open). */
+void gr_set_sigquit (int on) {
+  atomic_store(&sigquiton, on != 0);
+}
+
+/* Installs the SIGQUIT dump, once per process, unless the host turned it
+** off or installed a handler of its own first (ignored or default, it is
+** taken over, as Go does). */
+static void installquit (void) {
+  struct sigaction sa, old;
+  if (!atomic_load(&sigquiton)) return;
+  if (sigaction(SIGQUIT, NULL, &old) != 0 || (old.sa_flags & SA_SIGINFO) ||
+      (old.sa_handler != SIG_DFL && old.sa_handler != SIG_IGN))
+    return;
+  gr_sched_setquit(quit);
+  memset(&sa, 0, sizeof(sa));
+  sa.sa_handler = onsigquit;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = SA_RESTART;
+  sigaction(SIGQUIT, &sa, NULL);
+}
+
 static const luaL_Reg funcs[] = {
   {"stack", lstack},
   {NULL, NULL}
@@ -358,5 +436,6 @@ static const luaL_Reg funcs[] = {
 
 void gr_stack_open (lua_State *L) {
   gr_state_get(L)->ondump = answer;
+  uv_once(&sigonce, installquit);
   gr_state_setfuncs(L, funcs);
 }
