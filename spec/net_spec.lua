@@ -586,3 +586,92 @@ describe("g.net packet conns (UDP)", function()
     c:close(); s:close(); ln:close()
   end)
 end)
+
+describe("g.net conns that move to another state", function()
+  it("a conn passed to g.parallel moves with its buffered bytes", function()
+    local ln = listen()
+    local results = g.chan()
+    g.go(function()
+      for _ = 1, 3 do
+        local conn = assert(ln:accept())
+        assert.are.equal("x", conn:read(1))   -- the rest is read ahead here
+        g.parallel(function(c, res)
+          local line = c:read("l")
+          c:write("worker got ", line, "\n")
+          c:close()
+          res:send(line)
+        end, conn, results)
+        assert.matches("^read tcp .*: use of moved connection$", select(2, conn:read(1)))
+        assert.matches("^write tcp .*: use of moved connection$", select(2, conn:write("y")))
+        assert.matches("use of moved connection$", select(2, conn:close()))
+        assert.matches("^127%.0%.0%.1:%d+$", conn:remote_addr())
+      end
+    end)
+    local got = {}
+    for i = 1, 3 do
+      local c = assert(g.net.dial("tcp", ln:addr()))
+      c:write("xhello ", tostring(i), "\n")
+      assert.are.equal("worker got hello " .. i, c:read("l"))
+      assert.are.same({nil, "EOF"}, {c:read("l")})
+      c:close()
+      got[#got + 1] = (results:recv())
+    end
+    assert.are.same({"hello 1", "hello 2", "hello 3"}, got)
+    ln:close()
+  end)
+
+  it("a conn sent on a shared channel moves to the receiving state", function()
+    local ln = listen()
+    local ch, res = g.chan(1), g.chan()
+    g.parallel(function(ch, res)
+      local c = ch:recv()
+      res:send(c:read("l"))
+      c:write("bye\n")
+      c:close()
+    end, ch, res)
+    local c = assert(g.net.dial("tcp", ln:addr()))
+    local s = assert(ln:accept())
+    ch:send(s)
+    c:write("via channel\n")
+    assert.are.equal("via channel", (res:recv()))
+    assert.are.equal("bye", c:read("l"))
+    c:close(); ln:close()
+  end)
+
+  it("a conn in use, closed, or twice in one value does not move", function()
+    local c, s, ln = pair()
+    local f = function() end
+    assert.error_matches(function() g.parallel(f, c, c) end,
+                         "a connection can move only once at a time")
+    assert.are.equal(c, c:write("still mine\n"))   -- nothing moved
+    assert.are.equal("still mine", s:read())
+    g.go(function() c:read() end)
+    g.gosched()
+    assert.error_matches(function() g.parallel(f, c) end,
+                         "cannot move a connection that goroutines use")
+    c:close()
+    assert.error_matches(function() g.parallel(f, c) end,
+                         "cannot move a closed connection")
+    assert.error_matches(function() g.parallel(f, ln) end,
+                         "userdata")
+    s:close(); ln:close()
+  end)
+
+  it("a conn dropped in flight and a state closing mid-move leak nothing", function()
+    local out, err, code = h.run_script([[
+      local g = require "goroutines"
+      local ln = assert(g.net.listen("tcp", "127.0.0.1:0"))
+      local c = assert(g.net.dial("tcp", ln:addr()))
+      local s = assert(ln:accept())
+      local ch = g.chan(1)
+      g.parallel(function(ch) end, ch)   -- shares ch, never receives
+      ch:send(s)                          -- s waits packed in the buffer
+      g.parallel(function(c) c:read("a") end, c)   -- blocked at exit
+      g.time.sleep(0.05)
+      print("end")
+    ]], 30)
+    assert.are.equal("", err)
+    assert.are.equal(0, code)
+    assert.are.equal("end\n", out)
+  end)
+end)

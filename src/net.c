@@ -14,18 +14,27 @@
 ** ends (or its stream closes); if the closer dequeued it first, the dial
 ** waits for that wake to have rung before it closes the async handle.
 **
+** A conn crosses to another state by move (gr_objtype): take marks it,
+** export (once the pack is complete) hands its socket over as a
+** duplicate fd with the bytes already buffered, and closes the sender's
+** handle, which then says "use of moved connection"; push opens the fd on
+** the receiving state's loop.
+**
 ** Ownership: a getaddrinfo request in flight is its stream's (st->gai)
 **   until its callback runs; a stream that closes first detaches it (its
 **   data NULL) and the callback frees it alone.
 ** Lock order: none (owner thread only).
 */
+#include <fcntl.h>
 #include <signal.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <netdb.h>
 
 #include "chan.h"
+#include "copy.h"
 #include "net.h"
 #include "state.h"
 #include "stream.h"
@@ -895,6 +904,118 @@ static int llookuphost (lua_State *L) {
 }
 
 
+/* --- moving a conn to another state ------------------------------------------ */
+
+/* A conn in flight between states: what its new handle starts from. */
+typedef struct gr_move {
+  gr_stream *st;        /* the sender's, until export (its thread) */
+  int fd;               /* the socket, a duplicate; -1 before export or
+                           when dup failed */
+  int kind;             /* GR_STCP or GR_SPIPE */
+  const char *net;
+  char *laddr, *raddr;  /* malloc'd */
+  char *buf;            /* the bytes buffered, [head, tail) */
+  size_t cap, head, tail;
+  int rerr;             /* EOF or error already seen */
+  uint64_t deadline[2];
+} gr_move;
+
+static void freemove (gr_move *m) {
+  if (m->fd >= 0) close(m->fd);
+  free(m->laddr);
+  free(m->raddr);
+  free(m->buf);
+  free(m);
+}
+
+/* Marks the conn at idx to move; raises if it cannot. */
+static void *conntake (lua_State *L, int idx, int *aux) {
+  gr_stream *st = gr_stream_check(L, idx, CONNMT);
+  gr_move *m;
+  *aux = 0;
+  if (st->move) luaL_error(L, "a connection can move only once at a time");
+  if (st->closed) luaL_error(L, "cannot move a closed connection");
+  if (st->q[GR_SREAD].first || st->q[GR_SWRITE].first || st->wreqs)
+    luaL_error(L, "cannot move a connection that goroutines use");
+  m = (gr_move *)calloc(1, sizeof(*m));
+  if (m == NULL) luaL_error(L, "not enough memory");
+  m->st = st;
+  m->fd = -1;
+  st->move = m;
+  return m;
+}
+
+/* The pack is complete: the socket leaves the sender's loop. */
+static void connexport (lua_State *L, void *obj) {
+  gr_move *m = (gr_move *)obj;
+  gr_stream *st = m->st;
+  uv_os_fd_t fd;
+  (void)L;
+  m->st = NULL;
+  st->move = NULL;
+  m->kind = st->kind;
+  m->net = st->net;
+  if (uv_fileno(&st->u.h, &fd) == 0)
+    m->fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  m->laddr = st->laddr ? dupstr(st->laddr) : NULL;   /* NULL: "" */
+  m->raddr = st->raddr ? dupstr(st->raddr) : NULL;
+  m->buf = st->buf;
+  m->cap = st->cap;
+  m->head = st->head;
+  m->tail = st->tail;
+  st->buf = NULL;
+  st->cap = st->head = st->tail = st->scanned = 0;
+  m->rerr = st->rerr;
+  m->deadline[0] = st->deadline[0];
+  m->deadline[1] = st->deadline[1];
+  st->moved = 1;
+  gr_stream_close(st);
+}
+
+/* Drops a pack's conn: before export the sender keeps it; after, the
+** duplicate is closed (any thread). */
+static void conndrop (lua_State *L, void *obj) {
+  gr_move *m = (gr_move *)obj;
+  (void)L;
+  if (m->st) m->st->move = NULL;
+  freemove(m);
+}
+
+/* Pushes the conn in its new state, on that state's loop. */
+static void connpush (lua_State *L, void *obj, int aux) {
+  gr_move *m = (gr_move *)obj;
+  gr_state *S = gr_state_get(L);
+  gr_stream *st;
+  int r;
+  (void)aux;
+  st = gr_stream_new(L, S, CONNMT, m->net);   /* m still ours on error */
+  if (m->kind == GR_STCP) r = uv_tcp_init(&S->loop, &st->u.tcp);
+  else r = uv_pipe_init(&S->loop, &st->u.pipe, 0);
+  if (r < 0) luaL_error(L, "not enough memory");
+  gr_stream_adopt(st, m->kind);
+  if (m->fd < 0) r = UV_EBADF;
+  else if (m->kind == GR_STCP) r = uv_tcp_open(&st->u.tcp, m->fd);
+  else r = uv_pipe_open(&st->u.pipe, m->fd);
+  if (r == 0) m->fd = -1;   /* the handle closes it from now on */
+  st->laddr = m->laddr;
+  st->raddr = m->raddr;
+  st->buf = m->buf;
+  st->cap = m->cap;
+  st->head = m->head;
+  st->tail = m->tail;
+  st->rerr = m->rerr;
+  st->deadline[0] = m->deadline[0];
+  st->deadline[1] = m->deadline[1];
+  m->laddr = m->raddr = m->buf = NULL;
+  freemove(m);
+  if (r < 0) gr_stream_close(st);
+}
+
+static const gr_objtype conntype = {
+  CONNMT, conntake, connpush, conndrop, connexport
+};
+
+
 /* --- registration --------------------------------------------------------------- */
 
 static const luaL_Reg lnmethods[] = {
@@ -923,6 +1044,9 @@ void gr_net_open (lua_State *L) {
   lua_newtable(L);
   gr_stream_setmethods(L, 1);
   gr_stream_newmeta(L, CONNMT, GR_SMETABYTES);
+  luaL_getmetatable(L, CONNMT);
+  gr_objtype_set(L, -1, &conntype);
+  lua_pop(L, 1);
   lua_newtable(L);
   gr_state_setfuncs(L, lnmethods);
   gr_stream_newmeta(L, LISTENERMT, GR_SMETANONE);

@@ -54,9 +54,15 @@ struct gr_wreq {
 
 typedef struct { gr_stream *st; } streambox;
 
-static const char *const CLOSEDMSG = "use of closed network connection";
+#define CLOSEDMSG closedmsg(st)
 static const char *const TIMEOUTMSG = "i/o timeout";
 
+
+/* What an operation on a closed stream says. */
+static const char *closedmsg (gr_stream *st) {
+  return st->moved ? "use of moved connection"
+                   : "use of closed network connection";
+}
 
 /* --- life cycle ------------------------------------------------------- */
 

@@ -86,6 +86,8 @@ struct gr_stream {
                            gr_stream_close (net.c: a dial's context) */
   void *closearg;       /* onclose's */
   int ctxdone;          /* dial: its context was canceled */
+  int moved;            /* closed because it moved to another state */
+  struct gr_move *move; /* a pack is taking it to another state */
 };
 
 /* A new handle of kind in S's userdata of metatable mt, pushed on L;
