@@ -36,6 +36,10 @@ describe("embedding", function()
     })
   end)
 
+  it("a host thread may release a host channel while others wait on it", function()
+    expect("hostrelease", { "timeouts 1 1", "send 1", "received 1" })
+  end)
+
   it("gr_set_preempt_slice sets the slice that g.preempt_slice reads", function()
     expect("slice", { "0.01", "0.002" })
   end)

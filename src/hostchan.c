@@ -17,8 +17,9 @@
 ** completed, and the thread waits for that wake, which is imminent.
 **
 ** Invariants: a queued hostwaiter lives on its thread's stack until its
-**   wake has landed (hw->woken, under hw->mu) or it was taken back; the
-**   host holds a ref on the channel for the whole call.
+**   wake has landed (hw->woken, under hw->mu) or it was taken back; a
+**   call that waits holds a ref of its own on the channel, so that a host
+**   thread may release its last ref while another one waits.
 ** Lock order: c->lock (GR_LCHAN), then nothing; hw->mu is a leaf, taken
 **   by the waker after it dropped c->lock and by the waiting thread.
 */
@@ -195,8 +196,11 @@ int gr_chan_send (gr_chan *c, const gr_hostval *hv, double timeout) {
   if ((r = hostin(hv, &v)) != GR_OK) return r;
   gr_chan_lock(c);
   r = gr_chan_sendlocked(c, &v, &wake);
-  if (r == GR_WOULDBLOCK && timeout != 0)
+  if (r == GR_WOULDBLOCK && timeout != 0) {
+    gr__chan_retain(c);   /* the call's own: the host may release c meanwhile */
     r = hostpark(c, GR_DIRSEND, &v, timeout);
+    gr__chan_release(NULL, c);
+  }
   else {
     gr_chan_unlock(c);
     if (wake) gr_wait_wake(NULL, wake);
@@ -215,8 +219,11 @@ int gr_chan_recv (gr_chan *c, gr_hostval *hv, double timeout) {
     return GR_EINVAL;
   gr_chan_lock(c);
   r = gr_chan_recvlocked(c, &v, &wake);
-  if (r == GR_WOULDBLOCK && timeout != 0)
+  if (r == GR_WOULDBLOCK && timeout != 0) {
+    gr__chan_retain(c);   /* the call's own: the host may release c meanwhile */
     r = hostpark(c, GR_DIRRECV, &v, timeout);
+    gr__chan_release(NULL, c);
+  }
   else {
     gr_chan_unlock(c);
     if (wake) gr_wait_wake(NULL, wake);
