@@ -96,6 +96,7 @@ $(LIBA): $(OBJ)
 PCGEN = sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
             -e 's|@INCDIR@|$(INCDIR)|' goroutines.pc.in >
 $(BUILD)/goroutines.pc: goroutines.pc.in Makefile
+	@mkdir -p $(dir $@)
 	$(PCGEN) $@
 
 $(BUILD)/ctest/%: spec/ctest/%.c spec/ctest/ctest.h $(LIBA) $(HOSTEXTRA)
