@@ -31,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <netdb.h>
 
 #include "chan.h"
@@ -186,6 +187,28 @@ static char *dupstr (const char *s) {
   return d;
 }
 
+/* The path of a unix socket's end (peer: the other end's), "" when it
+** has none; asked here with a zeroed address, as libuv's
+** uv_pipe_getsockname reads the path of an unnamed socket uninitialised. */
+static char *pipename (uv_pipe_t *p, int peer) {
+  struct sockaddr_un sa;
+  socklen_t len = sizeof(sa);
+  uv_os_fd_t fd;
+  char *s;
+  size_t n;
+  memset(&sa, 0, sizeof(sa));
+  if (uv_fileno((uv_handle_t *)p, &fd) != 0) return NULL;
+  if ((peer ? getpeername(fd, (struct sockaddr *)&sa, &len)
+            : getsockname(fd, (struct sockaddr *)&sa, &len)) != 0)
+    return NULL;
+  n = len > offsetof(struct sockaddr_un, sun_path)
+      ? strnlen(sa.sun_path, sizeof(sa.sun_path)) : 0;
+  if ((s = (char *)malloc(n + 1)) == NULL) return NULL;
+  memcpy(s, sa.sun_path, n);
+  s[n] = '\0';
+  return s;
+}
+
 /* Records the local and remote addresses of a connected socket. */
 static void setaddrs (gr_stream *st) {
   struct sockaddr_storage sa;
@@ -202,13 +225,8 @@ static void setaddrs (gr_stream *st) {
       st->raddr = formataddr((struct sockaddr *)&sa);
   }
   else {
-    char path[512];
-    size_t n = sizeof(path);
-    if (uv_pipe_getsockname(&st->u.pipe, path, &n) == 0)
-      st->laddr = dupstr(n ? path : "");
-    n = sizeof(path);
-    if (uv_pipe_getpeername(&st->u.pipe, path, &n) == 0)
-      st->raddr = dupstr(n ? path : "");
+    st->laddr = pipename(&st->u.pipe, 0);
+    st->raddr = pipename(&st->u.pipe, 1);
   }
   if (st->laddr == NULL) st->laddr = dupstr("");
   if (st->raddr == NULL) st->raddr = dupstr("");
