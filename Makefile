@@ -39,6 +39,8 @@ CTESTS   := $(patsubst spec/ctest/%.c,$(BUILD)/ctest/%,$(wildcard spec/ctest/*.c
 EXAMPLES := $(patsubst examples/host/%.c,$(BUILD)/examples/%,\
               $(wildcard examples/host/*.c))
 HOSTS    := $(CTESTS) $(EXAMPLES)
+# The benchmarks whose Lua side is a C host (bench/*.c), for make bench.
+BENCHHOSTS := $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/*.c))
 HOST_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) -Iinclude $(LUA_INC) $(CFLAGS)
 HOSTEXTRA ?=
 
@@ -108,6 +110,11 @@ $(BUILD)/examples/%: examples/host/%.c $(BUILD)/libgoroutines.so $(HOSTEXTRA)
 	@mkdir -p $(dir $@)
 	$(CC) $(HOST_CFLAGS) -o $@ $< $(HOSTEXTRA) -L$(BUILD) -lgoroutines \
 	  -Wl,-rpath,'$$ORIGIN/..' $(LUA_LIBS) $(UV_LIBS) -lm $(LDFLAGS)
+
+$(BUILD)/bench/%: bench/%.c $(LIBA)
+	@mkdir -p $(dir $@)
+	$(CC) $(HOST_CFLAGS) -o $@ $< $(LIBA) $(LUA_LIBS) $(UV_LIBS) \
+	  -lpthread -lm $(LDFLAGS)
 
 install: $(LIBS) $(HOSTS)
 	install -d $(DESTDIR)$(INCDIR) $(DESTDIR)$(LIBDIR)/pkgconfig \
@@ -189,8 +196,8 @@ valgrind: $(LIBS) $(HOSTS)
 gcstress: $(SO)
 	@GOROUTINES_GCSTRESS=1 $(MAKE) --no-print-directory test
 
-bench: $(SO)
-	@$(RUNENV) LUA="$(LUA)" sh bench/run.sh
+bench: $(SO) $(BENCHHOSTS)
+	@$(RUNENV) LUA="$(LUA)" BENCH_HOSTBIN="$(CURDIR)/$(BUILD)/bench" sh bench/run.sh
 
 clean:
 	rm -rf build

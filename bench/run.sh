@@ -5,12 +5,15 @@
 #   workloads: pingpong spawn sieve timers select echo (one Lua thread: g.go)
 #              parallel_cpu xstate_ints xstate_tables parallel_spawn
 #              xstate_pingpong (g.parallel: worker states and threads)
+#              host_chan host_nowait (the embedding API: the Lua side is a C
+#              host, bench/<workload>.c, built by make into BENCH_HOSTBIN)
 # Environment:
 #   LUA            Lua interpreter (default lua5.4); LUA_PATH and LUA_CPATH
 #                  must let it `require "goroutines"` (`make bench` sets them).
 #   BENCH_REPEAT   runs of each program; the table shows medians (default 5).
 #   BENCH_TIMEOUT  seconds allowed to one run, if timeout(1) exists (120).
 #   BENCH_OUT      directory for binaries, Go cache, logs (default bench/out).
+#   BENCH_HOSTBIN  directory of the C hosts (default build/bench: make bench).
 #
 # Every program prints lines "RESULT <workload> <metric> <value>". This
 # script collects them from all runs into $BENCH_OUT/results.txt as
@@ -26,7 +29,8 @@ LUA=${LUA:-lua5.4}
 REPEAT=${BENCH_REPEAT:-5}
 TIMEOUT=${BENCH_TIMEOUT:-120}
 OUT=${BENCH_OUT:-$here/out}
-ALL="pingpong spawn sieve timers select echo parallel_cpu xstate_ints xstate_tables parallel_spawn xstate_pingpong"
+ALL="pingpong spawn sieve timers select echo parallel_cpu xstate_ints xstate_tables parallel_spawn xstate_pingpong host_chan host_nowait"
+HOSTBIN=${BENCH_HOSTBIN:-$here/../build/bench}
 
 # Go builds offline in GOPATH mode; its cache and GOPATH live under $OUT so
 # that a fresh machine (or root without a usable $HOME) needs nothing else.
@@ -76,7 +80,9 @@ run_one () {
   case " $hung " in *" $lang/$w/$a "*) return ;; esac
   [ "$a" = - ] && a=
   log=$OUT/logs/$lang-$w${a:+-$a}-$rep.log
-  if [ "$lang" = lua ]; then
+  if [ "$lang" = lua ] && [ -f "$here/$w.c" ]; then
+    set -- "$HOSTBIN/$w"   # a C host of the embedding API
+  elif [ "$lang" = lua ]; then
     # shellcheck disable=SC2086 # $LUA may be a command with options
     set -- $LUA "$here/$w.lua"
   else
