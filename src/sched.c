@@ -442,8 +442,13 @@ static int hostleave (gr_state *S, int r) {
 
 /* The host is outside gr_run from now on, and the goroutines that
 ** computed during the call (preempted or gave way) wait at the tail of
-** the run queue for the next one. */
+** the run queue for the next one. An uncaught error of the call's
+** goroutines is the call's to return (or to pass to the handler). */
 static int hostdone (gr_state *S, gr_g *again, int r) {
+  if (r == 0 && S->errlocal) {
+    if (S->errhandler == NULL) r = GR_EGOERR;
+    else gr_sched_passerrors(S);
+  }
   while (again) {
     gr_g *next = again->runnext;
     runq_push(S, again);
