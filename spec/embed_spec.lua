@@ -104,6 +104,11 @@ describe("embedding", function()
     })
   end)
 
+  it("lua_close of a busy embedded state returns soon and keeps host channels", function()
+    local _, err = expect("shutdown", { "closed within 5 s: yes", "host thread: 7" })
+    assert.are.equal("", err)
+  end)
+
   describe("examples/host", function()
     local function example(name)
       local out, err, code = h.run_host("examples", name)
