@@ -47,7 +47,8 @@ GR_API int luaopen_goroutines_core (lua_State *L);
 ** "goroutines.core") finds this copy of the runtime without LUA_PATH or
 ** LUA_CPATH, in L and in the worker states of its g.parallel goroutines.
 ** The state is then an embedded one: the runtime never calls exit() in
-** it. Needs the package library only for `require` itself. Returns
+** it, and the uncaught errors of its goroutines go to the host, not to
+** stderr (gr_set_error_handler, gr_run). Needs the package library only for `require` itself. Returns
 ** GR_OK, or GR_ERROR with the message on L's stack (no memory). L's
 ** thread, once per state (later calls do nothing and return GR_OK). */
 GR_API int gr_open (lua_State *L);
@@ -66,9 +67,9 @@ GR_API int gr_set_preempt_slice (lua_State *L, double seconds);
 ** blocking call of the main chunk, gr_run, or lua_close for the errors
 ** still pending when L closes, where L is closing): it must leave L's
 ** stack as it found it, and neither raise nor call the runtime. With or
-** without a handler, the runtime never calls exit() nor prints in a state
-** that gr_open loaded; without one, the errors pending at lua_close are
-** dropped. f NULL removes the handler. Returns GR_OK, or GR_EINVAL (L
+** without a handler, the runtime never calls exit() in a state that
+** gr_open loaded, nor prints its goroutines' errors; without a handler,
+** the errors still pending at lua_close are dropped. f NULL removes the handler. Returns GR_OK, or GR_EINVAL (L
 ** NULL, not loaded with the runtime, or a worker state). L's thread. */
 GR_API int gr_set_error_handler (lua_State *L,
                                  void (*f) (lua_State *L, const char *msg,
