@@ -20,6 +20,7 @@
 #define GOROUTINES_H
 
 #include "lua.h"
+#include "uv.h"
 
 #if defined(__GNUC__) || defined(__clang__)
 #define GR_API  __attribute__((visibility("default")))
@@ -123,6 +124,22 @@ GR_API int gr_backend_fd (lua_State *L);
 ** gr_backend_fd. Call it after gr_run, right before polling. L's
 ** thread. */
 GR_API int gr_backend_timeout (lua_State *L);
+
+/* For a host that runs a libuv loop of its own: after gr_open and
+** gr_set_error_handler (required: errors have nowhere else to go), the
+** goroutines of L's state run from callbacks of loop, whenever they are
+** ready, their timers are due or another thread wakes them, while the
+** host runs uv_run(loop, ...) on L's thread. The runtime keeps a loop of
+** its own (a blocking call of the main chunk runs that one, never loop),
+** whose fd loop watches; its handles on loop keep it alive only while a
+** goroutine of the state is left (uv_run(loop, UV_RUN_DEFAULT) returns
+** once they are all done; no deadlock is reported there). lua_close
+** closes those handles: run loop once more to free them. Returns GR_OK,
+** GR_EINVAL (no runtime, no handler, loop NULL, set already, or from
+** inside a goroutine) or GR_ENOMEM. L's thread. */
+GR_API int gr_set_loop (lua_State *L, uv_loop_t *loop);
+/* The loop set with gr_set_loop, or NULL. L's thread. */
+GR_API uv_loop_t *gr_loop (lua_State *L);
 
 /* Starts a goroutine in L's state: the function below nargs arguments on
 ** the top of L's stack; pops them, as lua_call does. It first runs at the

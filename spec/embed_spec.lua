@@ -109,6 +109,25 @@ describe("embedding", function()
     assert.are.equal("", err)
   end)
 
+  it("gr_set_loop runs the goroutines from the host's own libuv loop", function()
+    local out, err, code = h.run_host("ctest", "loop")
+    assert.are.equal(0, code, "exit status " .. code .. "; stderr:\n" .. err)
+    local got = lines(out)
+    -- The goroutines' lines come as their timers and the host thread say;
+    -- the host's own lines close the run.
+    assert.are.same({ "uv_run returned, the host's timer ran: yes", "loop closed" },
+                    { got[#got - 1], got[#got] })
+    table.sort(got)
+    assert.are.same({
+      "from the host thread\t99\ttrue",
+      "handler: goroutine 5: boom",
+      "loop closed",
+      "pingpong\t1000",
+      "tick\t1", "tick\t2", "tick\t3",
+      "uv_run returned, the host's timer ran: yes",
+    }, got)
+  end)
+
   describe("examples/host", function()
     local function example(name)
       local out, err, code = h.run_host("examples", name)

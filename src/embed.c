@@ -176,3 +176,101 @@ int gr_resume (lua_State *L, lua_State *co, int nargs, int *nres) {
     return GR_EINVAL;
   return gr_sched_resumehost(L, S, co, nargs, nres ? nres : &n);
 }
+
+
+/* --- running on the host's libuv loop (gr_set_loop) -------------------- */
+
+/* The handles on the host's loop that drive L's runtime: the runtime
+** keeps its own loop, whose backend fd the host's loop watches; a timer
+** for its next timer; an idle handle while goroutines are ready. Each
+** callback runs gr_run(L, GR_RUN_NOWAIT), then arms them again. Freed in
+** the last close callback, once the state closed them (hostclose). */
+typedef struct hostdrive {
+  uv_loop_t *loop;      /* the host's */
+  lua_State *L;         /* NULL once the state closed */
+  uv_poll_t poll;       /* the runtime loop's backend fd */
+  uv_timer_t timer;     /* the runtime's next timer */
+  uv_idle_t idle;       /* started while goroutines are ready */
+  int closing;          /* close callbacks still to come */
+} hostdrive;
+
+static void drive (hostdrive *d);
+
+static void onpoll (uv_poll_t *h, int status, int events) {
+  (void)status;
+  (void)events;
+  drive((hostdrive *)h->data);
+}
+
+static void ontimer (uv_timer_t *h) {
+  drive((hostdrive *)h->data);
+}
+
+static void onidle (uv_idle_t *h) {
+  drive((hostdrive *)h->data);
+}
+
+/* Runs what is ready and due, then arms the handles for what comes next.
+** They keep the host's loop alive only while a goroutine of the state is
+** left (the poll: another thread may wake it; the timer, the idle). */
+static void drive (hostdrive *d) {
+  lua_State *L = d->L;
+  gr_state *S;
+  int ms;
+  if (L == NULL || (S = hoststate(L)) == NULL) return;
+  if (gr_run(L, GR_RUN_NOWAIT) != GR_OK)
+    lua_pop(L, 1);   /* none: gr_set_loop requires an error handler */
+  ms = gr_backend_timeout(L);
+  if (ms == 0) uv_idle_start(&d->idle, onidle);
+  else uv_idle_stop(&d->idle);
+  if (ms > 0) uv_timer_start(&d->timer, ontimer, (uint64_t)ms, 0);
+  else uv_timer_stop(&d->timer);
+  if (S->all != NULL) uv_ref((uv_handle_t *)&d->poll);
+  else uv_unref((uv_handle_t *)&d->poll);
+}
+
+static void onclosed (uv_handle_t *h) {
+  hostdrive *d = (hostdrive *)h->data;
+  if (--d->closing == 0) free(d);
+}
+
+/* At the state's close (first thing): off the host's loop. */
+static void undrive (gr_state *S, void *ud) {
+  hostdrive *d = (hostdrive *)ud;
+  d->L = NULL;
+  S->hostclose = NULL;
+  d->closing = 3;
+  uv_close((uv_handle_t *)&d->poll, onclosed);
+  uv_close((uv_handle_t *)&d->timer, onclosed);
+  uv_close((uv_handle_t *)&d->idle, onclosed);
+}
+
+int gr_set_loop (lua_State *L, uv_loop_t *loop) {
+  gr_state *S = hoststate(L);
+  hostdrive *d;
+  int fd;
+  if (S == NULL || loop == NULL || S->hostclose != NULL ||
+      S->errhandler == NULL || (fd = gr_backend_fd(L)) < 0)
+    return GR_EINVAL;
+  if ((d = (hostdrive *)calloc(1, sizeof(*d))) == NULL) return GR_ENOMEM;
+  d->loop = loop;
+  d->L = L;
+  if (uv_poll_init(loop, &d->poll, fd) != 0) {
+    free(d);
+    return GR_ENOMEM;
+  }
+  uv_timer_init(loop, &d->timer);
+  uv_idle_init(loop, &d->idle);
+  d->poll.data = d->timer.data = d->idle.data = d;
+  uv_poll_start(&d->poll, UV_READABLE, onpoll);
+  S->hostclose = undrive;
+  S->hostcloseud = d;
+  uv_idle_start(&d->idle, onidle);   /* the first look, at the next turn */
+  return GR_OK;
+}
+
+uv_loop_t *gr_loop (lua_State *L) {
+  gr_state *S = L ? gr_state_find(L) : NULL;
+  return S && S->hostclose == undrive ? ((hostdrive *)S->hostcloseud)->loop
+                                      : NULL;
+}

@@ -78,6 +78,7 @@ static void closestate (gr_state *S) {
   void *ud = S->errud;
   lua_State *L = S->L;
   gr_errmsg *errs;
+  if (S->hostclose) S->hostclose(S, S->hostcloseud);   /* off the host's loop */
   if (S->pool && host) {   /* its workers go first: they may hand it errors */
     gr_pool_stop(S->pool);
     S->pool = NULL;

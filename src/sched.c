@@ -472,8 +472,11 @@ int gr_sched_runhost (lua_State *L, gr_state *S, int mode) {
   gr_g *again = NULL, *againtail = NULL;
   int ran = 0;
   atomic_store(&S->idle, 0);
-  if (atomic_exchange_explicit(&S->rung, 0, memory_order_relaxed))
-    uv_run(&S->loop, UV_RUN_NOWAIT);   /* clears the doorbell's fd */
+  /* Clears the doorbell's fd, and runs the I/O callbacks that are ready
+  ** (they queue the goroutines that wait on I/O). */
+  if (atomic_exchange_explicit(&S->rung, 0, memory_order_relaxed) ||
+      S->iowait > 0)
+    uv_run(&S->loop, UV_RUN_NOWAIT);
   for (;;) {
     if (atomic_load_explicit(&S->rpending, memory_order_acquire))
       gr_sched_takeremote(L, S);

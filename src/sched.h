@@ -139,6 +139,9 @@ struct gr_state {
                            the uncaught errors instead of goroutine 1 */
   void *errud;          /* errhandler's argument */
   int embedded;         /* loaded by gr_open: the close never exits */
+  void (*hostclose) (gr_state *S, void *ud);  /* the embedding layer's, run
+                           first when S closes (gr_set_loop), or NULL */
+  void *hostcloseud;    /* hostclose's argument */
   int gcstress;         /* full collection at every scheduling point */
   int iowait;           /* goroutines queued on I/O handles (stream.c) or
                            file requests (gos.c), plus signals watched
