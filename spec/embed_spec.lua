@@ -109,6 +109,10 @@ describe("embedding", function()
     assert.are.equal("", err)
   end)
 
+  it("g.net works in a state a poll-loop host drives", function()
+    expect("netpoll", { "echoed: HELLO" })
+  end)
+
   it("gr_set_loop runs the goroutines from the host's own libuv loop", function()
     local out, err, code = h.run_host("ctest", "loop")
     assert.are.equal(0, code, "exit status " .. code .. "; stderr:\n" .. err)

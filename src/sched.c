@@ -525,6 +525,9 @@ int gr_sched_runhost (lua_State *L, gr_state *S, int mode) {
 
 int64_t gr_sched_hosttimeout (gr_state *S) {
   atomic_store(&S->idle, GR_IDLE_TIMERS);   /* a blocking call reset it */
+  /* libuv adds the fds of I/O started since its last run to its backend
+  ** fd only when it runs: before the host polls that fd. */
+  if (S->iowait > 0) uv_run(&S->loop, UV_RUN_NOWAIT);
   if (S->runhead || S->errlocal || atomic_load(&S->rpending)) return 0;
   return S->timerops->pending(S) ? S->timerops->next(S) : -1;
 }
