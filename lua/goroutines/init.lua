@@ -23,7 +23,7 @@ setmetatable(M, { __call = core._call })
 -- done; stop() keeps it from running and returns true, unless ctx was done
 -- already (then f runs, or ran, and stop returns false). The waiting is a
 -- goroutine of this state, parked on ctx:done() until either comes.
-local CTXMT = debug.getregistry()["goroutines.context"]
+local CTXMT = getmetatable(core.context.background())
 local function typename (v)
   local mt = getmetatable(v)
   return type(mt) == "table" and type(rawget(mt, "__name")) == "string"
@@ -76,7 +76,7 @@ Group.__name = "goroutines.errgroup"
 
 -- The message handler of a member: a string gets the traceback.
 local function membertrace (e)
-  if type(e) == "string" then return debug.traceback(e, 2) end
+  if type(e) == "string" and debug then return debug.traceback(e, 2) end
   return e
 end
 
