@@ -105,7 +105,9 @@ typedef enum gr_runmode {
 } gr_runmode;
 
 /* Runs the goroutines of L's state, on L's thread, outside any goroutine
-** (GR_EINVAL from inside one, with a bad mode, or without the runtime).
+** (GR_EINVAL from inside one or from inside gr_run, such as from a
+** finalizer that runs between goroutines, with a bad mode, or without the
+** runtime).
 ** Returns GR_OK, or GR_ERROR with the message on L's stack: a goroutine's
 ** uncaught error (unless an error handler is set: it gets them, and
 ** gr_run returns GR_OK), or the deadlock report (GR_RUN_DEFAULT and

@@ -36,6 +36,10 @@ describe("embedding", function()
     })
   end)
 
+  it("gr_run is refused from inside gr_run, as from a finalizer between goroutines", function()
+    expect("reenter", { "sum\t210", "refused some, accepted 0" })
+  end)
+
   it("a host thread may release a host channel while others wait on it", function()
     expect("hostrelease", { "timeouts 1 1", "send 1", "received 1" })
   end)

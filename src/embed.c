@@ -107,12 +107,17 @@ static int lwaiterror (lua_State *L) {
 int gr_run (lua_State *L, gr_runmode mode) {
   gr_state *S = hoststate(L);
   int err;
-  if (S == NULL || (mode != GR_RUN_DEFAULT && mode != GR_RUN_ONCE &&
-                    mode != GR_RUN_NOWAIT) || !lua_checkstack(L, 3))
+  if (S == NULL || S->inhostrun ||
+      (mode != GR_RUN_DEFAULT && mode != GR_RUN_ONCE &&
+       mode != GR_RUN_NOWAIT) || !lua_checkstack(L, 3))
     return GR_EINVAL;
+  /* The scheduler returns its errors (it raises none): the flag is always
+  ** cleared. */
+  S->inhostrun = 1;
   err = gr_sched_runhost(L, S, mode == GR_RUN_DEFAULT ? GR_HOSTRUN_DEFAULT :
                          mode == GR_RUN_ONCE ? GR_HOSTRUN_ONCE :
                          GR_HOSTRUN_NOWAIT);
+  S->inhostrun = 0;
   if (err == 0) return GR_OK;
   lua_pushlightuserdata(L, S);
   lua_pushinteger(L, err);

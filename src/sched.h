@@ -143,6 +143,8 @@ struct gr_state {
                            first when S closes (gr_set_loop), or NULL */
   void *hostcloseud;    /* hostclose's argument */
   int gcstress;         /* full collection at every scheduling point */
+  int inhostrun;        /* gr_run is on the stack (embed.c): a finalizer
+                           that runs between goroutines cannot re-enter */
   int iowait;           /* goroutines queued on I/O handles (stream.c) or
                            file requests (gos.c), plus signals watched
                            (gsignal.c): the world outside may wake them */
