@@ -20,7 +20,10 @@
 #define GOROUTINES_H
 
 #include "lua.h"
-#include "uv.h"
+
+/* libuv's loop, named without <uv.h> (which a strict -std=c11 host could
+** not include without feature macros): uv_loop_t is this struct. */
+struct uv_loop_s;
 
 #if defined(__GNUC__) || defined(__clang__)
 #define GR_API  __attribute__((visibility("default")))
@@ -139,9 +142,9 @@ GR_API int gr_backend_timeout (lua_State *L);
 ** closes those handles: run loop once more to free them. Returns GR_OK,
 ** GR_EINVAL (no runtime, no handler, loop NULL, set already, or from
 ** inside a goroutine) or GR_ENOMEM. L's thread. */
-GR_API int gr_set_loop (lua_State *L, uv_loop_t *loop);
+GR_API int gr_set_loop (lua_State *L, struct uv_loop_s *loop);
 /* The loop set with gr_set_loop, or NULL. L's thread. */
-GR_API uv_loop_t *gr_loop (lua_State *L);
+GR_API struct uv_loop_s *gr_loop (lua_State *L);
 
 /* Starts a goroutine in L's state: the function below nargs arguments on
 ** the top of L's stack; pops them, as lua_call does. It first runs at the

@@ -36,6 +36,11 @@ describe("embedding", function()
     })
   end)
 
+  it("GR_RUN_DEFAULT runs until the state's parallel goroutines have ended too", function()
+    expect("runparallel", { "quiet worker done", "gr_run returned",
+                            "handler: goroutine 3", "gr_run returned" })
+  end)
+
   it("gr_run is refused from inside gr_run, as from a finalizer between goroutines", function()
     expect("reenter", { "sum\t210", "refused some, accepted 0" })
   end)

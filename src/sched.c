@@ -512,8 +512,10 @@ int gr_sched_runhost (lua_State *L, gr_state *S, int mode) {
       again = againtail = NULL;
       continue;
     }
-    /* No goroutine of S is left to wake, and no timer to spawn one. */
-    if (S->all == NULL && !S->timerops->pending(S))
+    /* No goroutine of S is left to wake, no timer to spawn one, and no
+    ** parallel goroutine of its pool runs or waits to start. */
+    if (S->all == NULL && !S->timerops->pending(S) &&
+        !(S->poolops != NULL && S->poolops->canprogress(S)))
       return hostleave(S, 0);
     if (!canwake(S)) {
       if (atomic_load(&S->rpending)) continue;
