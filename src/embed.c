@@ -179,6 +179,11 @@ int gr_resume (lua_State *L, lua_State *co, int nargs, int *nres) {
   if (S == NULL || co == NULL || co == S->L || nargs < 0 ||
       lua_gettop(co) < nargs || !lua_checkstack(co, 2))
     return GR_EINVAL;
+  /* A coroutine of another Lua state: its main thread is not S's. */
+  lua_rawgeti(co, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
+  n = lua_tothread(co, -1) == S->L;
+  lua_pop(co, 1);
+  if (!n) return GR_EINVAL;
   return gr_sched_resumehost(L, S, co, nargs, nres ? nres : &n);
 }
 

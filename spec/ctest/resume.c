@@ -33,6 +33,13 @@ int main (void) {
   CHECK(gr_resume(L, L, 0, &nres) == GR_EINVAL);   /* the main thread */
   co = newco(L, "job");
   CHECK(gr_resume(L, co, 3, &nres) == GR_EINVAL);  /* no 3 arguments */
+  {  /* a coroutine of another Lua state */
+    lua_State *other = luaL_newstate(), *oco;
+    CHECK(other != NULL);
+    oco = lua_newthread(other);
+    CHECK(gr_resume(L, oco, 0, &nres) == GR_EINVAL);
+    lua_close(other);
+  }
 
   lua_pushinteger(co, 41);
   CHECK(gr_resume(L, co, 1, &nres) == LUA_YIELD && nres == 1);
