@@ -637,8 +637,11 @@ describe("a send or spawn that fails", function()
   it("drops the refs it took on the channels it had packed", function()
     local out, err, code = h.run_script [[
       local g = require "goroutines"
-      local ch = g.chan(1)
-      g.parallel(function(c) local _ = c end, ch)   -- ch is shared
+      local ch, started = g.chan(1), g.chan()
+      -- ch is shared; the worker has started (and made what it makes)
+      -- before the count is taken
+      g.parallel(function(c, s) s:send(true) end, ch, started)
+      started:recv()
       collectgarbage() collectgarbage()
       local base = g._stats().chans
       do

@@ -23,7 +23,14 @@ setmetatable(M, { __call = core._call })
 -- done; stop() keeps it from running and returns true, unless ctx was done
 -- already (then f runs, or ran, and stop returns false). The waiting is a
 -- goroutine of this state, parked on ctx:done() until either comes.
-local CTXMT = getmetatable(core.context.background())
+-- The metatable of contexts, found at the first check: a context made at
+-- load would cost each state (each worker's too) a live channel until its
+-- first collection.
+local CTXMT
+local function isctx (v)
+  if CTXMT == nil then CTXMT = getmetatable(core.context.background()) end
+  return getmetatable(v) == CTXMT
+end
 local function typename (v)
   local mt = getmetatable(v)
   return type(mt) == "table" and type(rawget(mt, "__name")) == "string"
@@ -31,7 +38,7 @@ local function typename (v)
 end
 
 function M.context.after_func(ctx, f)
-  if getmetatable(ctx) ~= CTXMT then
+  if not isctx(ctx) then
     error(("bad argument #1 to 'after_func' (goroutines.context expected, "
            .. "got %s)"):format(typename(ctx)), 2)
   end
@@ -154,7 +161,7 @@ end
 -- errgroup.with_context(ctx) -> grp, ctx canceled at the first failure
 -- (its cause that failure) or when wait returns
 function errgroup.with_context (ctx)
-  if getmetatable(ctx) ~= CTXMT then
+  if not isctx(ctx) then
     error(("bad argument #1 to 'with_context' (goroutines.context expected, "
            .. "got %s)"):format(typename(ctx)), 2)
   end
