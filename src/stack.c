@@ -11,9 +11,12 @@
 ** a C call: its running goroutine is listed as Go lists a goroutine that
 ** runs on another thread, without a stack.
 **
-** Invariants: one dump at a time (dumping); req is read and written under
-**   req.lock only; an answer counts only for the request it was asked
-**   for (its generation), so a late one is dropped.
+** Invariants: one dump at a time (dumping); while a dump takes answers
+**   (req.gen not 0), req is read and written under req.lock only, and
+**   after that by the dumper alone; an answer counts only for the request
+**   it was asked for (its generation), so a late one is dropped. A dump
+**   waits for answers one time slice (the longest of the states asked),
+**   and never more than MAXWAIT.
 ** Lock order: req.lock (GR_LDUMP) is a leaf: the Lua API (tracebacks),
 **   gr_sched_eachstate and the waits for the lock run outside it.
 */
@@ -48,6 +51,8 @@ static struct {
 } req;
 
 #define DEFAULTSLICE 10000000ULL   /* ns the monitor waits for answers */
+#define MAXWAIT 1000000000ULL      /* ns a dump waits at most (a state may
+                                      have a slice of an hour) */
 
 static uv_once_t reqonce = UV_ONCE_INIT;
 static atomic_int dumping;   /* 1 while a dump is under way */
@@ -328,7 +333,7 @@ static int dumpall (lua_State *L, gr_state *S, entry **e, int *nomem) {
   gr_sched_eachstate(ask, &a);
   if (S != NULL) collect(L, S, L, a.gen);
   gr_lock_lock(&req.lock);
-  deadline = uv_hrtime() + a.slice;
+  deadline = uv_hrtime() + (a.slice < MAXWAIT ? a.slice : MAXWAIT);
   while (req.pending > 0) {
     uint64_t now = uv_hrtime();
     if (now >= deadline) break;
