@@ -563,25 +563,6 @@ static int readk (lua_State *L, int status, lua_KContext ctx) {
   return run(L, gr_getstate(L), readattempt, readk, ctx);
 }
 
-/* The formats from index first to last, as Lua's file:read checks them. */
-static void checkformats (lua_State *L, int first, int last) {
-  int i;
-  for (i = first; i <= last; i++) {
-    if (lua_type(L, i) == LUA_TNUMBER) {
-      if (!lua_isinteger(L, i))
-        luaL_argerror(L, i, "number has no integer representation");
-      if (lua_tointeger(L, i) < 0)
-        luaL_argerror(L, i, "size must be non-negative");
-    }
-    else {
-      const char *p = luaL_checkstring(L, i);
-      if (*p == '*') p++;
-      if (*p != 'l' && *p != 'L' && *p != 'a' && *p != 'n')
-        luaL_argerror(L, i, "invalid format");
-    }
-  }
-}
-
 /* file:read(...) -> values of Lua's file:read formats */
 static int lfile_read (lua_State *L) {
   gr_file *f = checkfile(L);
@@ -589,7 +570,7 @@ static int lfile_read (lua_State *L) {
   if (lua_gettop(L) == 1) lua_pushliteral(L, "l");
   nf = lua_gettop(L) - 1;
   if (nf > 250) luaL_argerror(L, 252, "too many formats");
-  checkformats(L, 2, nf + 1);
+  gr_stream_checkformats(L, 2, nf + 1);
   luaL_checkstack(L, nf + 8, "too many formats");
   f->eof = f->rerr = 0;   /* a file may grow: each call reads on */
   return run(L, f->S, readattempt, readk, nf);
@@ -610,7 +591,7 @@ static int lfile_lines (lua_State *L) {
   checkfile(L);
   if (lua_gettop(L) == 1) lua_pushliteral(L, "l");
   lua_settop(L, 2);
-  checkformats(L, 2, 2);
+  gr_stream_checkformats(L, 2, 2);
   lua_pushvalue(L, GR_UV_STATE);
   lua_pushvalue(L, GR_UV_CHANMT);
   lua_pushvalue(L, GR_UV_CASEMT);

@@ -561,8 +561,8 @@ static int readk (lua_State *L, int status, lua_KContext ctx) {
   return gr_stream_run(L, st, GR_SREAD, readattempt, readk, ctx);
 }
 
-/* Checks the formats from index 2 (Lua's file:read formats). */
-static void checkformats (lua_State *L, int first, int last) {
+/* Checks the formats from index first to last (Lua's file:read formats). */
+void gr_stream_checkformats (lua_State *L, int first, int last) {
   int i;
   for (i = first; i <= last; i++) {
     if (lua_type(L, i) == LUA_TNUMBER) {
@@ -612,7 +612,7 @@ static int lread (lua_State *L) {
   if (lua_gettop(L) == 1) lua_pushliteral(L, "l");
   nf = lua_gettop(L) - 1;
   if (nf > 250) luaL_argerror(L, 252, "too many formats");
-  checkformats(L, 2, nf + 1);
+  gr_stream_checkformats(L, 2, nf + 1);
   return gr_stream_run(L, st, GR_SREAD, readattempt, readk, nf);
 }
 
@@ -630,7 +630,7 @@ static int llines (lua_State *L) {
   checkstream(L);
   if (lua_gettop(L) == 1) lua_pushliteral(L, "l");
   lua_settop(L, 2);
-  checkformats(L, 2, 2);
+  gr_stream_checkformats(L, 2, 2);
   lua_pushvalue(L, GR_UV_STATE);
   lua_pushvalue(L, GR_UV_CHANMT);
   lua_pushvalue(L, GR_UV_CASEMT);

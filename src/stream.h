@@ -121,6 +121,9 @@ const char *gr_stream_strerror (int err);
 ** file:read("n") scans it, or -1 if the bytes end before it does and
 ** more may come (eof: none will). Files (gos.c) scan with it too. */
 int gr_stream_scannumeral (const char *p, size_t avail, int eof);
+/* Raises, as Lua's file:read, unless the values from index first to last
+** are read formats (a size, "l", "L", "a", "n"). */
+void gr_stream_checkformats (lua_State *L, int first, int last);
 /* Starts reading into the buffer if it does not already. */
 void gr_stream_startread (gr_stream *st);
 /* Kinds of metatable: the methods of gr_stream_setmethods accept the
