@@ -226,13 +226,7 @@ int gr_chan_finalized (lua_State *L) {
 
 /* Returns the handle at idx if it is one (finalized or not), else NULL. */
 static gr_chanud *testud (lua_State *L, int idx) {
-  gr_chanud *u = (gr_chanud *)lua_touserdata(L, idx);
-  if (u != NULL && lua_getmetatable(L, idx)) {
-    int same = lua_rawequal(L, -1, GR_UV_CHANMT);
-    lua_pop(L, 1);
-    if (same) return u;
-  }
-  return NULL;
+  return (gr_chanud *)gr_testud(L, idx, GR_UV_CHANMT);
 }
 
 /* Returns the handle at idx or raises: a type error, or the error of a

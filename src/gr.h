@@ -237,6 +237,10 @@ static inline int gr_lock_held (gr_lock *lk) {
 #define GR_UV_CHANMT   lua_upvalueindex(2)  /* metatable of channels */
 #define GR_UV_CASEMT   lua_upvalueindex(3)  /* metatable of select cases */
 #define GR_NUPVALUES   3
+/* Methods registered with gr_state_setmethods have one more: the
+** metatable of their kind of handle, so that checking a handle compares
+** two tables instead of looking the metatable up by name. */
+#define GR_UV_OWNMT    lua_upvalueindex(GR_NUPVALUES + 1)
 
 /* The anchor of a state's scheduler (state.c): S is cleared when the
 ** scheduler closes, and a function that lua_close's late finalizers call
@@ -256,6 +260,18 @@ static inline gr_state *gr_getstate (lua_State *L) {
   gr_state *S = atomic_load_explicit(&box->S, memory_order_acquire);
   if (S == NULL) gr_state_closederror(L);
   return S;
+}
+
+/* The userdata at idx if its metatable is the running function's upvalue
+** mtup (GR_UV_CHANMT, GR_UV_OWNMT), else NULL. */
+static inline void *gr_testud (lua_State *L, int idx, int mtup) {
+  void *u = lua_touserdata(L, idx);
+  if (u != NULL && lua_getmetatable(L, idx)) {
+    int same = lua_rawequal(L, -1, mtup);
+    lua_pop(L, 1);
+    if (same) return u;
+  }
+  return NULL;
 }
 
 #endif

@@ -130,3 +130,15 @@ void gr_state_setfuncs (lua_State *L, const luaL_Reg *l) {
   luaL_getmetatable(L, "goroutines.case");
   luaL_setfuncs(L, l, GR_NUPVALUES);
 }
+
+/* Registers l into the table at the top of L, for the handles whose
+** metatable is at index mt: every function gets the module's upvalues
+** and that metatable (GR_UV_OWNMT). */
+void gr_state_setmethods (lua_State *L, const luaL_Reg *l, int mt) {
+  mt = lua_absindex(L, mt);
+  gr_state_pushbox(L);
+  luaL_getmetatable(L, "goroutines.chan");
+  luaL_getmetatable(L, "goroutines.case");
+  lua_pushvalue(L, mt);
+  luaL_setfuncs(L, l, GR_NUPVALUES + 1);
+}

@@ -23,6 +23,9 @@ void gr_state_abandon (gr_state *S);
 /* Registers l into the table at the top of L, with the module's
 ** upvalues (GR_UV_*). */
 void gr_state_setfuncs (lua_State *L, const luaL_Reg *l);
+/* The same for the methods and metamethods of the handles whose metatable
+** is at index mt: they get it as one more upvalue (GR_UV_OWNMT). */
+void gr_state_setmethods (lua_State *L, const luaL_Reg *l, int mt);
 /* Pushes the weak-keyed table kept in the registry under key. */
 void gr_state_weaktable (lua_State *L, const void *key);
 

@@ -93,9 +93,11 @@ static void release (gr_sync *o) {
 }
 
 /* Returns the object of the live handle of kind at index 1; raises for
-** another value or a handle already finalized. */
+** another value or a handle already finalized. Only for the methods of
+** kind (their GR_UV_OWNMT is its metatable). */
 static gr_sync *check (lua_State *L, int kind) {
-  gr_syncud *u = (gr_syncud *)luaL_checkudata(L, 1, mtnames[kind]);
+  gr_syncud *u = (gr_syncud *)gr_testud(L, 1, GR_UV_OWNMT);
+  if (u == NULL) luaL_typeerror(L, 1, mtnames[kind]);
   if (u->o == NULL)
     luaL_error(L, "attempt to use a finalized %s", mtnames[kind]);
   return u->o;
@@ -347,13 +349,14 @@ static int cannotblock (lua_State *L, gr_sync *o, int reason) {
 static int lockin (lua_State *L, gr_sync *o, int lmode, int reason,
                    int ret) {
   gr_state *S = gr_getstate(L);
-  int mode = gr_sched_blockmode(L, S);
+  int mode;
   gr_mutex_lock(&o->lock);
   if (tryenter(o, lmode)) {
     gr_mutex_unlock(&o->lock);
     lua_pushvalue(L, ret);
     return 1;
   }
+  mode = gr_sched_blockmode(L, S);   /* takes no lock, raises nothing */
   if (mode == GR_BLOCK_NO) return cannotblock(L, o, reason);
   enqueue(o, begin(S, o, mode, reason), lmode);
   return parkon(L, S, o, ret, NULL);
@@ -564,13 +567,14 @@ static int lsem_acquire (lua_State *L) {
   gr_state *S = gr_getstate(L);
   gr_sync *o = check(L, SEMAPHORE);
   lua_Integer k = checkweight(L, o);
-  int mode = gr_sched_blockmode(L, S);
+  int mode;
   gr_waiter *w;
   gr_mutex_lock(&o->lock);
   if (semtry(o, k)) {
     gr_mutex_unlock(&o->lock);
     return 0;
   }
+  mode = gr_sched_blockmode(L, S);   /* takes no lock, raises nothing */
   if (mode == GR_BLOCK_NO) return cannotblock(L, o, GR_WSEMACQUIRE);
   w = begin(S, o, mode, GR_WSEMACQUIRE);
   w->val.type = GR_VINT;   /* the weight it waits for */
@@ -864,9 +868,9 @@ void gr_sync_open (lua_State *L) {
   for (kind = 0; kind < NKINDS; kind++) {
     luaL_newmetatable(L, mtnames[kind]);
     gr_objtype_set(L, -1, &synctypes[kind]);
-    gr_state_setfuncs(L, metamethods[kind]);
+    gr_state_setmethods(L, metamethods[kind], -1);
     lua_newtable(L);
-    gr_state_setfuncs(L, methods[kind]);
+    gr_state_setmethods(L, methods[kind], -2);
     lua_setfield(L, -2, "__index");
     lua_pop(L, 1);
   }
