@@ -647,9 +647,20 @@ describe("g.net conns that move to another state", function()
     c:close()
     assert.error_matches(function() g.parallel(f, c) end,
                          "cannot move a closed connection")
+    g.go(function() ln:accept() end)
+    g.gosched()
     assert.error_matches(function() g.parallel(f, ln) end,
-                         "userdata")
-    s:close(); ln:close()
+                         "cannot move a listener that goroutines use")
+    ln:close()
+    assert.error_matches(function() g.parallel(f, ln) end,
+                         "cannot move a closed listener")
+    local pc = assert(g.net.listen_packet("udp", "127.0.0.1:0"))
+    assert.error_matches(function() g.parallel(f, pc, pc) end,
+                         "a packet connection can move only once at a time")
+    assert.are.equal(1, pc:write_to("x", pc:local_addr()))   -- still here
+    assert.are.equal("x", (pc:read_from()))
+    pc:close()
+    s:close()
   end)
 
   it("a conn dropped in flight and a state closing mid-move leak nothing", function()
@@ -659,8 +670,14 @@ describe("g.net conns that move to another state", function()
       local c = assert(g.net.dial("tcp", ln:addr()))
       local s = assert(ln:accept())
       local ch = g.chan(1)
+      local ch3 = g.chan(2)
       g.parallel(function(ch) end, ch)   -- shares ch, never receives
       ch:send(s)                          -- s waits packed in the buffer
+      g.parallel(function(ch) end, ch3)
+      local ln2 = assert(g.net.listen("tcp", "127.0.0.1:0"))
+      local waiting = assert(g.net.dial("tcp", ln2:addr()))
+      ch3:send(ln2)                       -- with a connection not accepted
+      ch3:send(assert(g.net.listen_packet("udp", "127.0.0.1:0")))
       g.parallel(function(c) c:read("a") end, c)   -- blocked at exit
       g.time.sleep(0.05)
       print("end")
@@ -668,5 +685,101 @@ describe("g.net conns that move to another state", function()
     assert.are.equal("", err)
     assert.are.equal(0, code)
     assert.are.equal("end\n", out)
+  end)
+
+  it("a listener moved to a worker accepts there, with the connections waiting", function()
+    local ln = listen()
+    local addr = ln:addr()
+    -- Dialed before the move: libuv may have accepted one already, the
+    -- others wait in the kernel's backlog. All of them move.
+    local c1 = assert(g.net.dial("tcp", addr))
+    local c2 = assert(g.net.dial("tcp", addr))
+    local done = g.chan()
+    g.parallel(function(l, d)
+      for _ = 1, 3 do
+        local c = l:accept()   -- (busted's assert stays in main)
+        local line = c:read("l")
+        c:write("worker ", line, "\n")
+        c:close()
+      end
+      l:close()
+      d:send(true)
+    end, ln, done)
+    assert.matches("^accept tcp 127%.0%.0%.1:%d+: use of moved connection$",
+                   select(2, ln:accept()))
+    assert.matches("^close tcp .*: use of moved connection$", select(2, ln:close()))
+    assert.are.equal(addr, ln:addr())
+    local c3 = assert(g.net.dial("tcp", addr))
+    for i, c in ipairs {c1, c2, c3} do
+      c:set_deadline(g.time.now() + 20)
+      c:write("hello ", i, "\n")
+      assert.are.equal("worker hello " .. i, c:read("l"))
+      assert.are.same({nil, "EOF"}, {c:read("l")})
+      c:close()
+    end
+    assert.is_true(done:recv())
+    assert.matches("connection refused$", select(2, g.net.dial("tcp", addr)))
+  end)
+
+  it("a unix listener that moved removes its file where it closes", function()
+    local path = tmpsock()
+    local ln = assert(g.net.listen("unix", path))
+    local ch, done = g.chan(1), g.chan()
+    g.parallel(function(c, d)
+      local l = c:recv()
+      local conn = l:accept()
+      conn:write(conn:read("l"), " served\n")
+      conn:close()
+      d:send(l:addr())
+      d:recv()
+      l:close()
+      d:send(true)
+    end, ch, done)
+    ch:send(ln)
+    assert.matches("use of moved connection$", select(2, ln:accept()))
+    assert.is_table(g.os.stat(path))   -- the sender's close left it
+    local c = assert(g.net.dial("unix", path))
+    c:write("moved\n")
+    assert.are.equal("moved served", c:read("l"))
+    c:close()
+    assert.are.equal(path, done:recv())
+    done:send(true)
+    assert.is_true(done:recv())
+    assert.is_nil(g.os.stat(path))
+  end)
+
+  it("a packet conn moved keeps working, with the datagrams it had received", function()
+    local pc = assert(g.net.listen_packet("udp", "127.0.0.1:0"))
+    local peer = assert(g.net.listen_packet("udp", "127.0.0.1:0"))
+    local addr = pc:local_addr()
+    peer:write_to("one", addr)
+    peer:write_to("two", addr)
+    -- Lets the loop queue them in pc, which takes them along (had they
+    -- stayed in the socket buffer, they would go with the socket).
+    g.time.sleep(0.02)
+    local ch, res = g.chan(1), g.chan()
+    g.parallel(function(c, r)
+      local p = c:recv()
+      p:set_read_deadline(g.time.now() + 20)
+      for _ = 1, 3 do
+        local d, from = p:read_from()
+        r:send(d)
+        p:write_to(d:upper(), from)
+      end
+      p:close()
+    end, ch, res)
+    ch:send(pc)
+    assert.matches("^read udp 127%.0%.0%.1:%d+: use of moved connection$",
+                   select(2, pc:read_from()))
+    assert.matches("use of moved connection$",
+                   select(2, pc:write_to("x", peer:local_addr())))
+    assert.are.equal(addr, pc:local_addr())
+    peer:write_to("three", addr)
+    assert.are.same({"one", "two", "three"}, {res:recv(), res:recv(), (res:recv())})
+    peer:set_read_deadline(g.time.now() + 20)
+    for _, want in ipairs {"ONE", "TWO", "THREE"} do
+      assert.are.same({want, addr}, {peer:read_from()})
+    end
+    peer:close()
   end)
 end)

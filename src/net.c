@@ -14,11 +14,12 @@
 ** ends (or its stream closes); if the closer dequeued it first, the dial
 ** waits for that wake to have rung before it closes the async handle.
 **
-** A conn crosses to another state by move (gr_objtype): take marks it,
-** export (once the pack is complete) hands its socket over as a
-** duplicate fd with the bytes already buffered, and closes the sender's
-** handle, which then says "use of moved connection"; push opens the fd on
-** the receiving state's loop.
+** A conn, listener or packet conn crosses to another state by move
+** (gr_objtype): take marks it, export (once the pack is complete) hands
+** its socket over as a duplicate fd with what the handle held (bytes
+** read ahead, a connection libuv accepted, datagrams not read), and
+** closes the sender's handle, which then says "use of moved connection";
+** push opens the fd on the receiving state's loop.
 **
 ** Ownership: a getaddrinfo request in flight is its stream's (st->gai)
 **   until its callback runs; a stream that closes first detaches it (its
@@ -66,6 +67,13 @@ static void ignoresigpipe (void) {
   if (sigaction(SIGPIPE, NULL, &sa) == 0 && sa.sa_handler == SIG_DFL &&
       !(sa.sa_flags & SA_SIGINFO))
     signal(SIGPIPE, SIG_IGN);
+}
+
+
+/* What an operation on a closed handle says. */
+static const char *closedmsg (gr_stream *st) {
+  return st->moved ? "use of moved connection"
+                   : "use of closed network connection";
 }
 
 
@@ -657,21 +665,29 @@ static int acceptattempt (lua_State *L, gr_stream *ln, lua_KContext ctx) {
   gr_stream *c;
   int r;
   (void)ctx;
-  if (ln->closed)
-    return gr_stream_fail(L, ln, "accept", "use of closed network connection");
+  if (ln->closed) return gr_stream_fail(L, ln, "accept", closedmsg(ln));
   if (ln->status < 0) {
     r = ln->status;
     ln->status = 0;
     return gr_stream_fail(L, ln, "accept", gr_stream_strerror(r));
   }
-  if (ln->npending == 0) return GR_SAGAIN;
+  if (ln->npending == 0 && ln->pendfd < 0) return GR_SAGAIN;
   c = gr_stream_new(L, ln->S, CONNMT, ln->net);
   if (ln->kind == GR_STCP) r = uv_tcp_init(&ln->S->loop, &c->u.tcp);
   else r = uv_pipe_init(&ln->S->loop, &c->u.pipe, 0);
   if (r < 0) return luaL_error(L, "not enough memory");
   gr_stream_adopt(c, ln->kind);
-  ln->npending--;
-  r = uv_accept(&ln->u.s, &c->u.s);
+  if (ln->pendfd >= 0) {   /* accepted before the listener moved here */
+    int fd = ln->pendfd;
+    ln->pendfd = -1;
+    r = ln->kind == GR_STCP ? uv_tcp_open(&c->u.tcp, fd)
+                            : uv_pipe_open(&c->u.pipe, fd);
+    if (r < 0) close(fd);
+  }
+  else {
+    ln->npending--;
+    r = uv_accept(&ln->u.s, &c->u.s);
+  }
   if (r < 0) {
     gr_stream_close(c);
     return gr_stream_fail(L, ln, "accept", gr_stream_strerror(r));
@@ -702,8 +718,7 @@ static int lln_addr (lua_State *L) {
 
 static int lln_close (lua_State *L) {
   gr_stream *ln = gr_stream_check(L, 1, LISTENERMT);
-  if (ln->closed)
-    return gr_stream_fail(L, ln, "close", "use of closed network connection");
+  if (ln->closed) return gr_stream_fail(L, ln, "close", closedmsg(ln));
   gr_stream_close(ln);
   lua_pushboolean(L, 1);
   return 1;
@@ -750,8 +765,7 @@ static void onudprecv (uv_udp_t *h, ssize_t n, const uv_buf_t *b,
 static int readfromattempt (lua_State *L, gr_stream *st, lua_KContext ctx) {
   gr_dgram *d = st->dhead;
   (void)ctx;
-  if (st->closed)
-    return gr_stream_fail(L, st, "read", "use of closed network connection");
+  if (st->closed) return gr_stream_fail(L, st, "read", closedmsg(st));
   if (gr_stream_expired(st, GR_SREAD))
     return gr_stream_fail(L, st, "read", "i/o timeout");
   if (d == NULL) {
@@ -801,8 +815,7 @@ static int lwriteto (lua_State *L) {
   uv_buf_t buf;
   uv_udp_send_t *req;
   gr_getstate(L);
-  if (st->closed)
-    return gr_stream_fail(L, st, "write", "use of closed network connection");
+  if (st->closed) return gr_stream_fail(L, st, "write", closedmsg(st));
   if (gr_stream_expired(st, GR_SWRITE))
     return gr_stream_fail(L, st, "write", "i/o timeout");
   why = splithostport(addr, host, sizeof(host), &port, &bad);
@@ -922,49 +935,115 @@ static int llookuphost (lua_State *L) {
 }
 
 
-/* --- moving a conn to another state ------------------------------------------ */
+/* --- moving a handle to another state ---------------------------------------- */
 
-/* A conn in flight between states: what its new handle starts from. */
+/* A conn, listener or packet conn in flight between states: what its new
+** handle starts from. Whatever the sender's handle held that the socket
+** itself does not goes along: a conn's bytes read ahead, a listener's
+** connection that libuv accepted but accept() did not take yet (libuv
+** holds at most one: it stops accepting until uv_accept), a packet conn's
+** datagrams received but not read. The kernel's own queues (the accept
+** backlog, the socket buffers) go with the socket. */
 typedef struct gr_move {
   gr_stream *st;        /* the sender's, until export (its thread) */
+  const char *mt;       /* CONNMT, LISTENERMT or PACKETMT */
   int fd;               /* the socket, a duplicate; -1 before export or
                            when dup failed */
-  int kind;             /* GR_STCP or GR_SPIPE */
+  int listener;
+  int pendfd;           /* listener: the connection accepted, or -1 */
+  int kind;             /* GR_STCP, GR_SPIPE or GR_SUDP */
+  int family;
   const char *net;
   char *laddr, *raddr;  /* malloc'd */
-  char *buf;            /* the bytes buffered, [head, tail) */
+  char *unlinkpath;     /* unix listener: its socket file, malloc'd */
+  char *buf;            /* conn: the bytes buffered, [head, tail) */
   size_t cap, head, tail;
+  gr_dgram *dhead, *dtail;  /* packet conn: datagrams not yet read */
+  int ndgrams;
   int rerr;             /* EOF or error already seen */
   uint64_t deadline[2];
 } gr_move;
 
 static void freemove (gr_move *m) {
+  gr_dgram *d = m->dhead;
+  while (d) {
+    gr_dgram *next = d->next;
+    free(d);
+    d = next;
+  }
   if (m->fd >= 0) close(m->fd);
+  if (m->pendfd >= 0) close(m->pendfd);
   free(m->laddr);
   free(m->raddr);
+  free(m->unlinkpath);
   free(m->buf);
   free(m);
 }
 
-/* Marks the conn at idx to move; raises if it cannot. */
-static void *conntake (lua_State *L, int idx, int *aux) {
-  gr_stream *st = gr_stream_check(L, idx, CONNMT);
+/* Marks the handle of metatable mt at idx to move; raises if it cannot.
+** A packet conn with datagrams queued on its loop (write_to found the
+** socket buffer full) stays: closing the sender's handle would drop
+** them. */
+static void *movetake (lua_State *L, int idx, const char *mt,
+                       const char *what) {
+  gr_stream *st = gr_stream_check(L, idx, mt);
   gr_move *m;
-  *aux = 0;
-  if (st->move) luaL_error(L, "a connection can move only once at a time");
-  if (st->closed) luaL_error(L, "cannot move a closed connection");
+  if (st->move) luaL_error(L, "a %s can move only once at a time", what);
+  if (st->closed) luaL_error(L, "cannot move a closed %s", what);
   if (st->q[GR_SREAD].first || st->q[GR_SWRITE].first || st->wreqs)
-    luaL_error(L, "cannot move a connection that goroutines use");
+    luaL_error(L, "cannot move a %s that goroutines use", what);
+  if (st->kind == GR_SUDP && uv_udp_get_send_queue_count(&st->u.udp) > 0)
+    luaL_error(L, "cannot move a %s with datagrams not yet sent", what);
   m = (gr_move *)calloc(1, sizeof(*m));
   if (m == NULL) luaL_error(L, "not enough memory");
   m->st = st;
-  m->fd = -1;
+  m->mt = mt;
+  m->fd = m->pendfd = -1;
   st->move = m;
   return m;
 }
 
+static void *conntake (lua_State *L, int idx, int *aux) {
+  *aux = 0;
+  return movetake(L, idx, CONNMT, "connection");
+}
+
+static void *lntake (lua_State *L, int idx, int *aux) {
+  *aux = 0;
+  return movetake(L, idx, LISTENERMT, "listener");
+}
+
+static void *pctake (lua_State *L, int idx, int *aux) {
+  *aux = 0;
+  return movetake(L, idx, PACKETMT, "packet connection");
+}
+
+static void freehandle (uv_handle_t *h) {
+  free(h);
+}
+
+/* The fd of the connection libuv accepted for listener st, duplicated
+** (its handle then closes the original); -1 without one. */
+static int takepending (gr_stream *st) {
+  uv_stream_t *c;
+  uv_os_fd_t fd;
+  int r = -1;
+  if (st->npending == 0) return -1;
+  c = (uv_stream_t *)malloc(sizeof(uv_pipe_t) > sizeof(uv_tcp_t)
+                            ? sizeof(uv_pipe_t) : sizeof(uv_tcp_t));
+  if (c == NULL) return -1;   /* the connection is lost with the handle */
+  if (st->kind == GR_STCP) uv_tcp_init(&st->S->loop, (uv_tcp_t *)c);
+  else uv_pipe_init(&st->S->loop, (uv_pipe_t *)c, 0);
+  st->npending = 0;
+  if (uv_accept(&st->u.s, c) == 0 &&
+      uv_fileno((uv_handle_t *)c, &fd) == 0)
+    r = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  uv_close((uv_handle_t *)c, freehandle);
+  return r;
+}
+
 /* The pack is complete: the socket leaves the sender's loop. */
-static void connexport (lua_State *L, void *obj) {
+static void moveexport (lua_State *L, void *obj) {
   gr_move *m = (gr_move *)obj;
   gr_stream *st = m->st;
   uv_os_fd_t fd;
@@ -972,17 +1051,35 @@ static void connexport (lua_State *L, void *obj) {
   m->st = NULL;
   st->move = NULL;
   m->kind = st->kind;
+  m->family = st->family;
   m->net = st->net;
+  m->listener = st->listener;
+  if (st->listener) m->pendfd = takepending(st);
   if (uv_fileno(&st->u.h, &fd) == 0)
     m->fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
   m->laddr = st->laddr ? dupstr(st->laddr) : NULL;   /* NULL: "" */
   m->raddr = st->raddr ? dupstr(st->raddr) : NULL;
-  m->buf = st->buf;
-  m->cap = st->cap;
-  m->head = st->head;
-  m->tail = st->tail;
-  st->buf = NULL;
-  st->cap = st->head = st->tail = st->scanned = 0;
+  m->unlinkpath = st->unlinkpath;   /* the receiver removes the file */
+  st->unlinkpath = NULL;
+  if (st->kind == GR_SPIPE && st->listener) {
+    /* libuv removes the file a pipe bound when its handle closes
+    ** (uv__pipe_close, from its strdup'ed pipe_fname): not this one. */
+    free((char *)st->u.pipe.pipe_fname);
+    st->u.pipe.pipe_fname = NULL;
+  }
+  if (st->kind != GR_SUDP) {   /* a packet conn's is its receive area */
+    m->buf = st->buf;
+    m->cap = st->cap;
+    m->head = st->head;
+    m->tail = st->tail;
+    st->buf = NULL;
+    st->cap = st->head = st->tail = st->scanned = 0;
+  }
+  m->dhead = st->dhead;
+  m->dtail = st->dtail;
+  m->ndgrams = st->ndgrams;
+  st->dhead = st->dtail = NULL;
+  st->ndgrams = 0;
   m->rerr = st->rerr;
   m->deadline[0] = st->deadline[0];
   m->deadline[1] = st->deadline[1];
@@ -990,47 +1087,76 @@ static void connexport (lua_State *L, void *obj) {
   gr_stream_close(st);
 }
 
-/* Drops a pack's conn: before export the sender keeps it; after, the
-** duplicate is closed (any thread). */
-static void conndrop (lua_State *L, void *obj) {
+/* Drops a pack's handle: before export the sender keeps it; after, the
+** duplicates are closed (any thread). */
+static void movedrop (lua_State *L, void *obj) {
   gr_move *m = (gr_move *)obj;
   (void)L;
   if (m->st) m->st->move = NULL;
   freemove(m);
 }
 
-/* Pushes the conn in its new state, on that state's loop. */
-static void connpush (lua_State *L, void *obj, int aux) {
+/* Opens fd as the handle of st (of kind); 0 or a libuv error. */
+static int openfd (gr_stream *st, int kind, int fd) {
+  if (fd < 0) return UV_EBADF;
+  if (kind == GR_STCP) return uv_tcp_open(&st->u.tcp, fd);
+  if (kind == GR_SPIPE) return uv_pipe_open(&st->u.pipe, fd);
+  return uv_udp_open(&st->u.udp, fd);
+}
+
+/* Pushes the handle in its new state, on that state's loop. */
+static void movepush (lua_State *L, void *obj, int aux) {
   gr_move *m = (gr_move *)obj;
   gr_state *S = gr_state_get(L);
   gr_stream *st;
   int r;
   (void)aux;
-  st = gr_stream_new(L, S, CONNMT, m->net);   /* m still ours on error */
+  st = gr_stream_new(L, S, m->mt, m->net);   /* m still ours on error */
   if (m->kind == GR_STCP) r = uv_tcp_init(&S->loop, &st->u.tcp);
-  else r = uv_pipe_init(&S->loop, &st->u.pipe, 0);
+  else if (m->kind == GR_SPIPE) r = uv_pipe_init(&S->loop, &st->u.pipe, 0);
+  else r = uv_udp_init(&S->loop, &st->u.udp);
   if (r < 0) luaL_error(L, "not enough memory");
   gr_stream_adopt(st, m->kind);
-  if (m->fd < 0) r = UV_EBADF;
-  else if (m->kind == GR_STCP) r = uv_tcp_open(&st->u.tcp, m->fd);
-  else r = uv_pipe_open(&st->u.pipe, m->fd);
+  r = openfd(st, m->kind, m->fd);
   if (r == 0) m->fd = -1;   /* the handle closes it from now on */
+  st->family = m->family;
   st->laddr = m->laddr;
   st->raddr = m->raddr;
+  st->unlinkpath = m->unlinkpath;
   st->buf = m->buf;
   st->cap = m->cap;
   st->head = m->head;
   st->tail = m->tail;
+  st->dhead = m->dhead;
+  st->dtail = m->dtail;
+  st->ndgrams = m->ndgrams;
   st->rerr = m->rerr;
   st->deadline[0] = m->deadline[0];
   st->deadline[1] = m->deadline[1];
-  m->laddr = m->raddr = m->buf = NULL;
+  m->laddr = m->raddr = m->unlinkpath = m->buf = NULL;
+  m->dhead = m->dtail = NULL;
+  if (m->listener) {
+    st->listener = 1;
+    st->pendfd = m->pendfd;
+    m->pendfd = -1;
+    if (r == 0) r = uv_listen(&st->u.s, SOMAXCONN, onconnection);
+  }
+  else if (m->kind == GR_SUDP && r == 0)
+    r = uv_udp_recv_start(&st->u.udp, onudpalloc, onudprecv);
   freemove(m);
   if (r < 0) gr_stream_close(st);
 }
 
 static const gr_objtype conntype = {
-  CONNMT, conntake, connpush, conndrop, connexport
+  CONNMT, conntake, movepush, movedrop, moveexport
+};
+
+static const gr_objtype lntype = {
+  LISTENERMT, lntake, movepush, movedrop, moveexport
+};
+
+static const gr_objtype pctype = {
+  PACKETMT, pctake, movepush, movedrop, moveexport
 };
 
 
@@ -1068,12 +1194,18 @@ void gr_net_open (lua_State *L) {
   lua_newtable(L);
   gr_state_setfuncs(L, lnmethods);
   gr_stream_newmeta(L, LISTENERMT, GR_SMETANONE);
+  luaL_getmetatable(L, LISTENERMT);
+  gr_objtype_set(L, -1, &lntype);
+  lua_pop(L, 1);
   lua_newtable(L);
   gr_stream_newmeta(L, RESOLVERMT, GR_SMETANONE);
   lua_newtable(L);
   gr_stream_setmethods(L, 0);
   gr_state_setfuncs(L, pcmethods);
   gr_stream_newmeta(L, PACKETMT, GR_SMETAPACKET);
+  luaL_getmetatable(L, PACKETMT);
+  gr_objtype_set(L, -1, &pctype);
+  lua_pop(L, 1);
   lua_newtable(L);
   gr_state_setfuncs(L, funcs);
   lua_setfield(L, -2, "net");

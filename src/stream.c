@@ -82,6 +82,7 @@ static void freestream (gr_stream *st) {
     d = next;
   }
   if (st->res) uv_freeaddrinfo(st->res);
+  if (st->pendfd >= 0) close(st->pendfd);
   free(st->buf);
   free(st->laddr);
   free(st->raddr);
@@ -112,6 +113,7 @@ gr_stream *gr_stream_new (lua_State *L, gr_state *S, const char *mt,
   st->S = S;
   st->net = net;
   st->refs = 1;   /* the userdata's */
+  st->pendfd = -1;
   for (i = 0; i < 2; i++) {
     uv_timer_init(&S->loop, &st->timer[i]);   /* cannot fail */
     st->timer[i].data = st;

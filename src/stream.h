@@ -67,6 +67,8 @@ struct gr_stream {
   /* operations that take a callback: */
   int status;           /* outcome of a connect (1: pending) or accept */
   int npending;         /* listener: connections ready for uv_accept */
+  int pendfd;           /* listener: a connection accepted in the state
+                           it moved from, for the next accept; or -1 */
   int family;           /* dial, listen: AF_UNSPEC, AF_INET, AF_INET6 */
   int port;             /* dial, listen: the port to use */
   int phase;            /* dial, listen: net.c's step (resolve, connect) */
