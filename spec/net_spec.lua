@@ -152,6 +152,113 @@ describe("g.net listen, accept and dial", function()
     c:close(); s:close(); ln:close()
   end)
 
+  it("ports named by a service resolve through getaddrinfo, as Go's LookupPort", function()
+    -- A service of /etc/services above 1024 whose port is free here.
+    local ln, name, port
+    for line in io.lines("/etc/services") do
+      local n, p = line:match("^([%a][%w%-]*)%s+(%d+)/tcp")
+      if n and tonumber(p) > 1024 then
+        ln = g.net.listen("tcp", "127.0.0.1:" .. n)
+        if ln then name, port = n, p; break end
+      end
+    end
+    assert.is_truthy(ln, "no free service port in /etc/services")
+    assert.are.equal("127.0.0.1:" .. port, ln:addr())
+    local got = g.chan(2)
+    g.go(function() for _ = 1, 2 do got:send((ln:accept())) end end)
+    local c = assert(g.net.dial("tcp", "127.0.0.1:" .. name))
+    assert.are.equal("127.0.0.1:" .. port, c:remote_addr())
+    local c2 = assert(g.net.dial("tcp4", "localhost:" .. name, 5))
+    assert.are.equal("127.0.0.1:" .. port, c2:remote_addr())
+    c:close(); c2:close(); got:recv():close(); got:recv():close(); ln:close()
+    assert.are.same({nil, "dial tcp4: lookup tcp4/nosuchservice: unknown port"},
+                    {g.net.dial("tcp4", "localhost:nosuchservice")})
+    assert.are.same({nil, "listen tcp: lookup tcp/nosuchservice: unknown port"},
+                    {g.net.listen("tcp", "127.0.0.1:nosuchservice")})
+    assert.are.same({nil, "listen udp: lookup udp/http: unknown port"},
+                    {g.net.listen_packet("udp", "127.0.0.1:http")})
+    -- Port 0 of a name is dialed as such (Go's texts): the first address
+    -- the name resolves to refuses it.
+    local first = assert(g.net.lookup_host("localhost"))[1]
+    if first:find(":") then first = "[" .. first .. "]" end
+    assert.are.same({nil, "dial tcp " .. first .. ":0: connect: connection refused"},
+                    {g.net.dial("tcp", "localhost:0")})
+  end)
+
+  it("a dial's timeout bounds the dial, not the conn's writes", function()
+    local ln = listen()
+    local got = g.chan(1)
+    g.go(function() got:send((ln:accept())) end)
+    local c = assert(g.net.dial("tcp", ln:addr(), 0.05))
+    local s = got:recv()
+    g.time.sleep(0.1)
+    assert.are.equal(c, c:write("after the dial's timeout\n"))
+    assert.are.equal("after the dial's timeout", s:read())
+    c:close(); s:close(); ln:close()
+  end)
+
+  it("dial tries each address of a name in turn and reports the first failure", function()
+    -- A name with ::1 and 127.0.0.1: localhost if /etc/hosts says so,
+    -- else a name of a hosts file of our own, bound over /etc/hosts in a
+    -- mount namespace of the child (root, unshare(1)).
+    local hosts = io.open("/etc/hosts"):read("a")
+    local name, wrap
+    if hosts:match("\n%s*::1%s[^\n]*localhost") and
+       hosts:match("\n%s*127%.0%.0%.1%s[^\n]*localhost") then
+      name, wrap = "localhost", ""
+    elseif os.execute("unshare -m true 2>/dev/null") then
+      local f = os.tmpname()
+      local fh = io.open(f, "w")
+      fh:write("::1 gr-dual.test\n127.0.0.1 gr-dual.test\n")
+      fh:close()
+      name = "gr-dual.test"
+      wrap = "unshare -m sh -c 'mount --bind " .. f .. " /etc/hosts && exec \"$0\" \"$@\"' "
+      finally(function() os.remove(f) end)
+    else
+      pending("needs a name with ::1 and 127.0.0.1: /etc/hosts has none and unshare -m fails")
+      return
+    end
+    local script = os.tmpname()
+    local fh = io.open(script, "w")
+    fh:write([=[
+      local g = require "goroutines"
+      local name = ...
+      print(table.concat(assert(g.net.lookup_host(name)), " "))
+      local function serve(ln)
+        g.go(function() local c = ln:accept(); if c then c:write("hi\n"); c:close() end end)
+        return ln:addr():match(":(%d+)$")
+      end
+      local v4 = assert(g.net.listen("tcp4", "127.0.0.1:0"))
+      local v6 = assert(g.net.listen("tcp6", "[::1]:0"))
+      local p4, p6 = serve(v4), serve(v6)
+      for _, p in ipairs {p4, p6} do
+        local c = assert(g.net.dial("tcp", name .. ":" .. p, 10))
+        print(c:remote_addr():gsub(p, "P"), c:read("l"))
+        c:close()
+      end
+      v4:close(); v6:close()
+      print((select(2, g.net.dial("tcp", name .. ":" .. p4)):gsub(p4, "P")))
+      print((select(2, g.net.dial("tcp4", name .. ":" .. p6, 10)):gsub(p6, "P")))
+    ]=])
+    fh:close()
+    finally(function() os.remove(script) end)
+    local out = os.tmpname()
+    local cmd = ("LUA_PATH='%s' LUA_CPATH='%s' %stimeout %d %s %s %s > %s 2>&1"):format(
+      package.path, package.cpath, wrap, math.ceil(60 * h.TIME_SCALE),
+      os.getenv("LUA") or "lua5.4", script, name, out)
+    local ok = os.execute(cmd)
+    local text = io.open(out):read("a")
+    os.remove(out)
+    assert.is_true(ok, text)
+    assert.are.equal(table.concat({
+      "::1 127.0.0.1",
+      "127.0.0.1:P\thi",   -- after [::1] refused
+      "[::1]:P\thi",       -- the first address answers
+      "dial tcp [::1]:P: connect: connection refused",   -- the first failure
+      "dial tcp4 127.0.0.1:P: connect: connection refused",
+      ""}, "\n"), text)
+  end)
+
   it("lookup_host lists the addresses of a name", function()
     local addrs = assert(g.net.lookup_host("localhost"))
     local found = false

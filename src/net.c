@@ -2,8 +2,11 @@
 ** net.c -- g.net: TCP and unix sockets after Go's net package (listen,
 ** accept, dial, lookup_host), on the handles of stream.c.
 **
-** Names resolve through libuv's getaddrinfo (its thread pool) while the
-** goroutine waits; literal addresses need no resolution. Failures are
+** Names (and ports named by a service) resolve through libuv's
+** getaddrinfo (its thread pool) while the goroutine waits; literal
+** addresses need no resolution. A dial through a name tries each address
+** in turn on a socket of its own (an attempt), as Go's dialSerial, and
+** the one that connects hands its socket to the stream. Failures are
 ** `nil, message` with Go's texts ("dial tcp 127.0.0.1:1: connect:
 ** connection refused"); arguments of the wrong type raise.
 **
@@ -23,9 +26,13 @@
 **
 ** Ownership: a getaddrinfo request in flight is its stream's (st->gai)
 **   until its callback runs; a stream that closes first detaches it (its
-**   data NULL) and the callback frees it alone.
+**   data NULL) and the callback frees it alone. A dial's dialer (context
+**   watch, attempt, first error) is its stream's (st->closearg) until the
+**   dial ends or the stream closes; an attempt let go of (st NULL) is
+**   freed by its close callback.
 ** Lock order: none (owner thread only).
 */
+#include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <unistd.h>
@@ -49,7 +56,7 @@
 
 #define MAXDGRAMS 1024   /* datagrams a packet conn queues unread */
 
-enum { PH_RESOLVE, PH_CONNECT };
+enum { PH_RESOLVE, PH_CONNECT, PH_ATTEMPT };
 
 static const char *const networks[] = {
   "tcp", "tcp4", "tcp6", "unix", NULL
@@ -97,15 +104,17 @@ static int checknet (lua_State *L, const char *op) {
 }
 
 /* Go's SplitHostPort and port check: the host into host[hostsz] and the
-** port; NULL, or the text of the error (after "address A: "), with the
-** address A it names in *bad. */
+** port, or in *svc a port that is a name ("http", for the service
+** lookup; NULL when it is a number); NULL, or the text of the error
+** (after "address A: "), with the address A it names in *bad. */
 static const char *splithostport (const char *addr, char *host,
                                   size_t hostsz, int *port,
-                                  const char **bad) {
+                                  const char **svc, const char **bad) {
   const char *colon = strrchr(addr, ':'), *p;
   const char *h = addr, *hend;
   long v = 0;
   *bad = addr;
+  *svc = NULL;
   if (colon == NULL) return "missing port in address";
   if (addr[0] == '[') {
     const char *end = strchr(addr, ']');
@@ -127,10 +136,13 @@ static const char *splithostport (const char *addr, char *host,
   p = colon + 1;
   *bad = p;
   if (*p == '\0') return "missing port in address";   /* Go: port "" */
-  for (; *p; p++) {
-    if (*p < '0' || *p > '9') return "unknown port";
-    if (v <= 65535) v = v * 10 + (*p - '0');
+  if (strspn(p, "0123456789") != strlen(p)) {
+    *svc = p;
+    *port = 0;
+    return NULL;
   }
+  for (; *p; p++)
+    if (v <= 65535) v = v * 10 + (*p - '0');
   if (v > 65535) return "invalid port";
   *port = (int)v;
   return NULL;
@@ -256,24 +268,39 @@ static void ongai (uv_getaddrinfo_t *req, int status, struct addrinfo *res) {
   gr_stream_wakeall(st, GR_SWRITE);
 }
 
-/* Starts resolving name for st (st->family; the waiters of GR_SWRITE
-** are woken when done); raises without memory. */
+/* The service name resolved with st's host: kept after it in st->name
+** (st->port is -1 then). */
+static const char *service (gr_stream *st) {
+  return st->name + strlen(st->name) + 1;
+}
+
+/* Starts resolving name for st (st->family), with the port named svc
+** if not NULL (Go's LookupPort, through getaddrinfo's service lookup:
+** st->port becomes -1, the port comes with each address); passive for a
+** listen. The waiters of GR_SWRITE are woken when done. Raises without
+** memory. */
 static void resolve (lua_State *L, gr_stream *st, const char *name,
-                     int socktype) {
+                     const char *svc, int socktype, int passive) {
   struct addrinfo hints;
   uv_getaddrinfo_t *req = (uv_getaddrinfo_t *)malloc(sizeof(*req));
+  size_t n = strlen(name) + 1, ns = svc ? strlen(svc) + 1 : 1;
   int r;
-  st->name = dupstr(name);
+  st->name = (char *)malloc(n + ns);
   if (req == NULL || st->name == NULL) {
     free(req);
     luaL_error(L, "not enough memory");
   }
+  memcpy(st->name, name, n);
+  memcpy(st->name + n, svc ? svc : "", ns);
+  if (svc) st->port = -1;
   memset(&hints, 0, sizeof(hints));
   hints.ai_family = st->family;
   hints.ai_socktype = socktype;
+  if (passive) hints.ai_flags = AI_PASSIVE;
   req->data = st;
   st->phase = PH_RESOLVE;
-  r = uv_getaddrinfo(&st->S->loop, req, ongai, name, NULL, &hints);
+  r = uv_getaddrinfo(&st->S->loop, req, ongai, name[0] ? name : NULL, svc,
+                     &hints);
   if (r < 0) {
     free(req);
     st->status = r;
@@ -284,8 +311,21 @@ static void resolve (lua_State *L, gr_stream *st, const char *name,
   }
 }
 
-/* The address resolved for st with its port, preferring IPv4 for "tcp"
-** (a single attempt: the first address of the family); 0 or -1. */
+/* The address ai into *sa, with st's port (unless the service lookup
+** gave it). */
+static void withport (gr_stream *st, const struct addrinfo *ai,
+                      struct sockaddr_storage *sa) {
+  memset(sa, 0, sizeof(*sa));
+  memcpy(sa, ai->ai_addr, ai->ai_addrlen);
+  if (st->port < 0) return;
+  if (ai->ai_family == AF_INET)
+    ((struct sockaddr_in *)sa)->sin_port = htons((uint16_t)st->port);
+  else
+    ((struct sockaddr_in6 *)sa)->sin6_port = htons((uint16_t)st->port);
+}
+
+/* The address resolved for a listen with its port, preferring IPv4 for
+** "tcp" as Go's Listen does; 0 or -1. */
 static int pickaddr (gr_stream *st, struct sockaddr_storage *sa) {
   struct addrinfo *ai, *pick = NULL;
   for (ai = st->res; ai != NULL && pick == NULL; ai = ai->ai_next)
@@ -293,41 +333,41 @@ static int pickaddr (gr_stream *st, struct sockaddr_storage *sa) {
   for (ai = st->res; ai != NULL && pick == NULL; ai = ai->ai_next)
     if (ai->ai_family == AF_INET6) pick = ai;
   if (pick == NULL) return -1;
-  memset(sa, 0, sizeof(*sa));
-  memcpy(sa, pick->ai_addr, pick->ai_addrlen);
-  if (pick->ai_family == AF_INET)
-    ((struct sockaddr_in *)sa)->sin_port = htons((uint16_t)st->port);
-  else
-    ((struct sockaddr_in6 *)sa)->sin6_port = htons((uint16_t)st->port);
+  withport(st, pick, sa);
   return 0;
 }
 
-/* The resolve step of an attempt: 0 with the address in *sa, GR_SAGAIN,
+/* Pushes the failure of st's resolution: Go's texts. Returns 2. */
+static int lookupfail (lua_State *L, gr_stream *st, const char *op) {
+  lua_pushnil(L);
+  if (st->status == UV_EAI_SERVICE)
+    lua_pushfstring(L, "%s %s: lookup %s/%s: unknown port", op, st->net,
+                    st->net, service(st));
+  else if (st->status < 0)
+    lua_pushfstring(L, "%s %s: lookup %s: %s", op, st->net, st->name,
+                    gr_stream_strerror(st->status));
+  else
+    lua_pushfstring(L, "%s %s: lookup %s: no such host", op, st->net,
+                    st->name);
+  return 2;
+}
+
+/* The resolve step of a listen: 0 with the address in *sa, GR_SAGAIN,
 ** or the number of results of the failure it pushed. */
 static int resolved (lua_State *L, gr_stream *st, const char *op,
                      struct sockaddr_storage *sa) {
   int ok;
   if (st->gai) return GR_SAGAIN;
-  if (st->status < 0) {
-    lua_pushnil(L);
-    lua_pushfstring(L, "%s %s: lookup %s: %s", op, st->net, st->name,
-                    gr_stream_strerror(st->status));
-    return 2;
-  }
+  if (st->status < 0) return lookupfail(L, st, op);
   ok = pickaddr(st, sa);
   uv_freeaddrinfo(st->res);
   st->res = NULL;
-  if (ok < 0) {
-    lua_pushnil(L);
-    lua_pushfstring(L, "%s %s: lookup %s: no such host", op, st->net,
-                    st->name);
-    return 2;
-  }
+  if (ok < 0) return lookupfail(L, st, op);
   return 0;
 }
 
 
-/* --- a dial's context ------------------------------------------------ */
+/* --- a dial's state -------------------------------------------------- */
 
 /* The watch of a dial on its context's done channel; malloc'd, freed by
 ** its async handle's close callback. */
@@ -338,6 +378,28 @@ typedef struct ctxwatch {
   gr_stream *st;        /* the dial, NULL once it let go (owner thread) */
   atomic_int rung;      /* the wake has rung async: it touches w no more */
 } ctxwatch;
+
+/* One address tried by a dial through a name, on a socket of its own:
+** a failed connect leaves a socket unusable for the next address (of
+** another family, maybe). malloc'd, freed by its close callback. */
+typedef struct attempt {
+  uv_tcp_t tcp;
+  uv_connect_t req;
+  gr_stream *st;        /* the dial, NULL once it let go */
+  int status;           /* 1 while connecting, then 0 or a libuv error */
+} attempt;
+
+/* What a dial holds besides its stream, while it runs (st->closearg; st's
+** onclose, or the end of the dial, lets go of it). */
+typedef struct dialer {
+  ctxwatch *cw;         /* the context's watch, or NULL */
+  struct addrinfo *next;  /* the addresses not tried yet (in st->res) */
+  int left;             /* how many */
+  uint64_t deadline;    /* the dial's (0: none); st->deadline[GR_SWRITE]
+                           is the attempt's share of it */
+  attempt *cur;         /* connecting, or NULL */
+  char *firsterr;       /* the first address's failure, malloc'd */
+} dialer;
 
 static void ctxwake (gr_state *cur, gr_waiter *w) {
   ctxwatch *cw = (ctxwatch *)((char *)w - offsetof(ctxwatch, w));
@@ -357,13 +419,9 @@ static void onctxclosed (uv_handle_t *h) {
   free(h->data);
 }
 
-/* Takes the watch back (st's onclose, and the end of its dial). */
-static void unwatch (gr_stream *st) {
-  ctxwatch *cw = (ctxwatch *)st->closearg;
+/* Takes the watch back. */
+static void unwatch (ctxwatch *cw) {
   int queued;
-  if (cw == NULL) return;
-  st->closearg = NULL;
-  st->onclose = NULL;
   gr_chan_lock(cw->c);
   queued = cw->w.inq;
   if (queued) gr_waitq_remove(&cw->c->recvq, &cw->w);
@@ -376,17 +434,55 @@ static void unwatch (gr_stream *st) {
   uv_close((uv_handle_t *)&cw->async, onctxclosed);
 }
 
+static void onattemptclosed (uv_handle_t *h) {
+  free(h->data);
+}
+
+/* Lets go of the attempt connecting (closing its socket cancels it). */
+static void dropattempt (dialer *d) {
+  if (d->cur == NULL) return;
+  d->cur->st = NULL;
+  uv_close((uv_handle_t *)&d->cur->tcp, onattemptclosed);
+  d->cur = NULL;
+}
+
+/* Lets go of what the dial of st holds (st's onclose, and the end of its
+** dial). */
+static void dialend (gr_stream *st) {
+  dialer *d = (dialer *)st->closearg;
+  if (d == NULL) return;
+  st->closearg = NULL;
+  st->onclose = NULL;
+  if (d->cw) unwatch(d->cw);
+  dropattempt(d);
+  free(d->firsterr);
+  free(d);
+}
+
+/* The dialer of st, made on first use; raises without memory. */
+static dialer *dialerof (lua_State *L, gr_stream *st) {
+  dialer *d = (dialer *)st->closearg;
+  if (d) return d;
+  if ((d = (dialer *)calloc(1, sizeof(*d))) == NULL)
+    luaL_error(L, "not enough memory");
+  st->closearg = d;
+  st->onclose = dialend;
+  return d;
+}
+
 /* Makes the context at index idx bound the dial of st: 0, or 1 if it is
 ** done already. Raises before it takes anything. */
 static int watch (lua_State *L, gr_stream *st, int idx) {
   ctxwatch *cw;
   gr_chan *c;
+  dialer *d;
   int done;
   lua_getfield(L, idx, "done");
   lua_pushvalue(L, idx);
   lua_call(L, 1, 1);
   c = gr_chan_checkud(L, -1)->c;
   lua_pop(L, 1);   /* the context keeps its channel */
+  d = dialerof(L, st);
   cw = (ctxwatch *)calloc(1, sizeof(*cw));
   if (cw == NULL) luaL_error(L, "not enough memory");
   if (uv_async_init(&st->S->loop, &cw->async, onctxasync) != 0) {
@@ -404,8 +500,7 @@ static int watch (lua_State *L, gr_stream *st, int idx) {
   cw->w.isselect = 0;
   cw->w.dir = GR_DIRRECV;
   gr_value_setnil(&cw->w.val);
-  st->closearg = cw;
-  st->onclose = unwatch;
+  d->cw = cw;
   gr_chan_lock(c);
   done = c->closed;
   if (!done) gr_waitq_push(&c->recvq, &cw->w);
@@ -456,28 +551,169 @@ static int ctxfail (lua_State *L, gr_stream *st) {
                          ? "i/o timeout" : "operation was canceled");
 }
 
-/* Stack: the conn, and its context or nil. */
+static void onattempt (uv_connect_t *req, int status) {
+  attempt *a = (attempt *)req->data;
+  a->status = status;
+  if (a->st) gr_stream_wakeall(a->st, GR_SWRITE);
+}
+
+/* Records the failure of the address in st->raddr, if it is the first
+** (Go's dialSerial reports the first). */
+static void attemptfailed (lua_State *L, gr_stream *st, dialer *d,
+                           const char *what) {
+  dropattempt(d);
+  if (d->firsterr) return;
+  lua_pushfstring(L, "dial %s %s: %s", st->net, st->raddr ? st->raddr : "",
+                  what);
+  d->firsterr = dupstr(lua_tostring(L, -1));
+  lua_pop(L, 1);
+  if (d->firsterr == NULL) luaL_error(L, "not enough memory");
+}
+
+/* The share of the time left to each address left, as Go's
+** partialDeadline: an equal share, but at least 2 s (or all that is
+** left); 0 once the dial's deadline passed. */
+static uint64_t partialdeadline (dialer *d) {
+  const uint64_t sane = 2000000000u;
+  uint64_t now = uv_hrtime(), left, share;
+  if (d->deadline == 0) return UINT64_MAX;
+  if (now >= d->deadline) return 0;
+  left = d->deadline - now;
+  share = left / (uint64_t)d->left;
+  if (share < sane) share = left < sane ? left : sane;
+  return now + share;
+}
+
+/* Starts connecting to the next address that takes a connect: 0, or the
+** results pushed once none is left (the first failure). */
+static int nextattempt (lua_State *L, gr_stream *st, dialer *d) {
+  while (d->next) {
+    struct addrinfo *ai = d->next;
+    uint64_t until = partialdeadline(d);
+    struct sockaddr_storage sa;
+    attempt *a;
+    int r;
+    d->next = ai->ai_next;
+    if (ai->ai_family != AF_INET && ai->ai_family != AF_INET6) continue;
+    withport(st, ai, &sa);
+    free(st->raddr);
+    st->raddr = formataddr((struct sockaddr *)&sa);
+    if (until == 0) {   /* out of time */
+      attemptfailed(L, st, d, "i/o timeout");
+      break;
+    }
+    d->left--;
+    st->deadline[GR_SWRITE] = until == UINT64_MAX ? 0 : until;
+    if ((a = (attempt *)malloc(sizeof(*a))) == NULL)
+      luaL_error(L, "not enough memory");
+    uv_tcp_init(&st->S->loop, &a->tcp);   /* no socket yet: cannot fail */
+    a->tcp.data = a;
+    a->req.data = a;
+    a->st = st;
+    a->status = 1;
+    d->cur = a;
+    r = uv_tcp_connect(&a->req, &a->tcp, (struct sockaddr *)&sa, onattempt);
+    if (r == 0) return 0;
+    lua_pushfstring(L, "connect: %s", gr_stream_strerror(r));
+    attemptfailed(L, st, d, lua_tostring(L, -1));
+    lua_pop(L, 1);
+  }
+  lua_pushnil(L);
+  lua_pushstring(L, d->firsterr);   /* an address was tried: d->left > 0 */
+  gr_stream_close(st);
+  return 2;
+}
+
+/* The attempt in flight of a dial through a name: GR_SAGAIN, 0 once it
+** connected (the socket is st's), or the results of the dial's failure. */
+static int attemptstep (lua_State *L, gr_stream *st, dialer *d) {
+  attempt *a = d->cur;
+  uv_os_fd_t fd;
+  int r;
+  if (a->status == 1) {
+    if (!gr_stream_expired(st, GR_SWRITE)) return GR_SAGAIN;
+    attemptfailed(L, st, d, "i/o timeout");
+    r = nextattempt(L, st, d);
+    return r == 0 ? GR_SAGAIN : r;
+  }
+  if (a->status < 0) {
+    lua_pushfstring(L, "connect: %s", gr_stream_strerror(a->status));
+    attemptfailed(L, st, d, lua_tostring(L, -1));
+    lua_pop(L, 1);
+    r = nextattempt(L, st, d);
+    return r == 0 ? GR_SAGAIN : r;
+  }
+  /* The socket moves to st's own handle, as a duplicate: libuv closes
+  ** the attempt's. */
+  r = uv_fileno((uv_handle_t *)&a->tcp, &fd);
+  if (r == 0) {
+    int dup = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    r = dup < 0 ? uv_translate_sys_error(errno)
+                : uv_tcp_open(&st->u.tcp, dup);
+    if (r < 0 && dup >= 0) close(dup);
+  }
+  dropattempt(d);
+  if (r < 0) {
+    lua_pushfstring(L, "connect: %s", gr_stream_strerror(r));
+    return dialfail(L, st, lua_tostring(L, -1));
+  }
+  return 0;
+}
+
+/* The addresses resolved for a dial: the first attempt started (0), or
+** the results of the failure. */
+static int startattempts (lua_State *L, gr_stream *st) {
+  dialer *d;
+  struct addrinfo *ai;
+  if (st->status < 0) {
+    lookupfail(L, st, "dial");
+    gr_stream_close(st);
+    return 2;
+  }
+  d = dialerof(L, st);
+  d->deadline = st->deadline[GR_SWRITE];
+  d->next = st->res;
+  for (ai = st->res; ai != NULL; ai = ai->ai_next)
+    if (ai->ai_family == AF_INET || ai->ai_family == AF_INET6) d->left++;
+  if (d->left == 0) {
+    st->status = 0;
+    lookupfail(L, st, "dial");
+    gr_stream_close(st);
+    return 2;
+  }
+  st->phase = PH_ATTEMPT;
+  return nextattempt(L, st, d);
+}
+
+/* Stack: the conn, and its context or nil. A dial through a name tries
+** each address in turn (Go's dialSerial), a timeout shared among them. */
 static int dialattempt (lua_State *L, gr_stream *st, lua_KContext ctx) {
+  int n;
   (void)ctx;
   if (st->closed) return dialfail(L, st, "use of closed network connection");
   if (st->ctxdone) return ctxfail(L, st);
-  if (gr_stream_expired(st, GR_SWRITE)) return dialfail(L, st, "i/o timeout");
   if (st->phase == PH_RESOLVE) {
-    struct sockaddr_storage sa;
-    int n = resolved(L, st, "dial", &sa);
-    if (n == GR_SAGAIN) return n;
-    if (n > 0) {
-      gr_stream_close(st);
-      return n;
+    if (gr_stream_expired(st, GR_SWRITE)) return dialfail(L, st, "i/o timeout");
+    if (st->gai) return GR_SAGAIN;
+    if ((n = startattempts(L, st)) != 0) return n;
+  }
+  if (st->phase == PH_ATTEMPT) {
+    if ((n = attemptstep(L, st, (dialer *)st->closearg)) != 0) return n;
+  }
+  else {
+    if (gr_stream_expired(st, GR_SWRITE)) return dialfail(L, st, "i/o timeout");
+    if (st->status == 1) return GR_SAGAIN;
+    if (st->status < 0) {
+      lua_pushfstring(L, "connect: %s", gr_stream_strerror(st->status));
+      return dialfail(L, st, lua_tostring(L, -1));
     }
-    startconnect(st, (struct sockaddr *)&sa);
   }
-  if (st->status == 1) return GR_SAGAIN;
-  if (st->status < 0) {
-    lua_pushfstring(L, "connect: %s", gr_stream_strerror(st->status));
-    return dialfail(L, st, lua_tostring(L, -1));
+  dialend(st);
+  if (st->res) {
+    uv_freeaddrinfo(st->res);
+    st->res = NULL;
   }
-  unwatch(st);
+  st->deadline[GR_SWRITE] = 0;   /* the dial's, not the conn's */
   setaddrs(st);
   lua_settop(L, 1);
   return 1;
@@ -505,7 +741,7 @@ static uint64_t dialdeadline (lua_State *L) {
 static int ldial (lua_State *L) {
   gr_state *S = gr_getstate(L);
   int ni = checknet(L, "dial"), port = 0;
-  const char *addr = luaL_checkstring(L, 2), *why, *bad;
+  const char *addr = luaL_checkstring(L, 2), *why, *bad, *svc;
   char host[256];
   uint64_t deadline = dialdeadline(L);
   gr_stream *st;
@@ -524,7 +760,7 @@ static int ldial (lua_State *L) {
     uv_pipe_connect(&st->connreq, &st->u.pipe, addr, onconnect);
   }
   else {
-    why = splithostport(addr, host, sizeof(host), &port, &bad);
+    why = splithostport(addr, host, sizeof(host), &port, &svc, &bad);
     if (why) return addrfail(L, "dial", networks[ni], why, bad);
     st = gr_stream_new(L, S, CONNMT, networks[ni]);
     if (uv_tcp_init(&S->loop, &st->u.tcp) != 0)
@@ -532,9 +768,9 @@ static int ldial (lua_State *L) {
     gr_stream_adopt(st, GR_STCP);
     st->family = families[ni];
     st->port = port;
-    if (literal(host, port, st->family, 0, &sa) == 0)
+    if (svc == NULL && literal(host, port, st->family, 0, &sa) == 0)
       startconnect(st, (struct sockaddr *)&sa);
-    else resolve(L, st, host, SOCK_STREAM);
+    else resolve(L, st, host, svc, SOCK_STREAM, 0);
   }
   st->deadline[GR_SWRITE] = deadline;
   lua_replace(L, 1);   /* the conn */
@@ -624,7 +860,7 @@ static int listenk (lua_State *L, int status, lua_KContext ctx) {
 static int llisten (lua_State *L) {
   gr_state *S = gr_getstate(L);
   int ni = checknet(L, "listen"), port = 0, r;
-  const char *addr = luaL_checkstring(L, 2), *why, *bad, *what;
+  const char *addr = luaL_checkstring(L, 2), *why, *bad, *what, *svc;
   char host[256];
   gr_stream *st;
   struct sockaddr_storage sa;
@@ -640,7 +876,7 @@ static int llisten (lua_State *L) {
     if (r < 0) return listenfail(L, st, what, r);
     return 1;
   }
-  why = splithostport(addr, host, sizeof(host), &port, &bad);
+  why = splithostport(addr, host, sizeof(host), &port, &svc, &bad);
   if (why) return addrfail(L, "listen", networks[ni], why, bad);
   st = gr_stream_new(L, S, LISTENERMT, networks[ni]);
   if (uv_tcp_init(&S->loop, &st->u.tcp) != 0)
@@ -649,13 +885,13 @@ static int llisten (lua_State *L) {
   st->listener = 1;
   st->family = families[ni];
   st->port = port;
-  if (literal(host, port, st->family, 1, &sa) == 0) {
+  if (svc == NULL && literal(host, port, st->family, 1, &sa) == 0) {
     st->laddr = formataddr((struct sockaddr *)&sa);
     r = bindlisten(st, (struct sockaddr *)&sa, NULL, &what);
     if (r < 0) return listenfail(L, st, what, r);
     return 1;
   }
-  resolve(L, st, host, SOCK_STREAM);
+  resolve(L, st, host, svc, SOCK_STREAM, 1);
   lua_replace(L, 1);
   lua_settop(L, 1);
   return gr_stream_run(L, st, GR_SWRITE, listenattempt, listenk, 0);
@@ -808,7 +1044,7 @@ static int lwriteto (lua_State *L) {
   gr_stream *st = gr_stream_check(L, 1, PACKETMT);
   size_t len;
   const char *data = luaL_checklstring(L, 2, &len);
-  const char *addr = luaL_checkstring(L, 3), *why, *bad;
+  const char *addr = luaL_checkstring(L, 3), *why, *bad, *svc;
   char host[256];
   int port, r;
   struct sockaddr_storage sa;
@@ -818,7 +1054,8 @@ static int lwriteto (lua_State *L) {
   if (st->closed) return gr_stream_fail(L, st, "write", closedmsg(st));
   if (gr_stream_expired(st, GR_SWRITE))
     return gr_stream_fail(L, st, "write", "i/o timeout");
-  why = splithostport(addr, host, sizeof(host), &port, &bad);
+  why = splithostport(addr, host, sizeof(host), &port, &svc, &bad);
+  if (why == NULL && svc) why = "unknown port", bad = svc;
   if (why) return addrfail(L, "write", st->net, why, bad);
   if (literal(host, port, st->family, 0, &sa) < 0)
     return addrfail(L, "write", st->net, "not an IP address", addr);
@@ -843,12 +1080,13 @@ static int lwriteto (lua_State *L) {
 static int llistenpacket (lua_State *L) {
   gr_state *S = gr_getstate(L);
   int ni = checknetin(L, "listen", pnetworks), port = 0, r, len;
-  const char *addr = luaL_checkstring(L, 2), *why, *bad;
+  const char *addr = luaL_checkstring(L, 2), *why, *bad, *svc;
   char host[256];
   gr_stream *st;
   struct sockaddr_storage sa, a;
   if (ni < 0) return 2;
-  why = splithostport(addr, host, sizeof(host), &port, &bad);
+  why = splithostport(addr, host, sizeof(host), &port, &svc, &bad);
+  if (why == NULL && svc) why = "unknown port", bad = svc;
   if (why) return addrfail(L, "listen", pnetworks[ni], why, bad);
   st = gr_stream_new(L, S, PACKETMT, pnetworks[ni]);
   st->family = families[ni];
@@ -928,7 +1166,7 @@ static int llookuphost (lua_State *L) {
   }
   st = gr_stream_new(L, S, RESOLVERMT, "ip");
   st->family = AF_UNSPEC;
-  resolve(L, st, name, SOCK_STREAM);
+  resolve(L, st, name, NULL, SOCK_STREAM, 0);
   lua_replace(L, 1);
   lua_settop(L, 1);
   return gr_stream_run(L, st, GR_SWRITE, lookupattempt, lookupk, 0);
