@@ -152,11 +152,13 @@ describe("SIGQUIT", function()
       local pid = io.open("/proc/self/stat"):read("n")
       local c = g.chan()
       g.go(function() c:recv() end)                           -- line 4
-      local wid = g.parallel(function(ch) ch:recv() end, g.chan())  -- line 5
+      local ready = g.chan()
+      local wid = g.parallel(function(ch, ready) ready:close() ch:recv() end, g.chan(), ready)  -- line 6
       io.write("before ", wid, "\n")
-      g.time.sleep(0.2)
+      ready:recv()   -- the worker's goroutine runs: it parks at once
+      g.time.sleep(0.2 * (tonumber(os.getenv("SPEC_TIME_SCALE")) or 1))
       io.popen("kill -QUIT " .. pid):close()
-      g.time.sleep(10)                                        -- line 9
+      g.time.sleep(10)
       print("not reached")
     ]]
     assert.are.equal(2, code, err)
@@ -166,7 +168,7 @@ describe("SIGQUIT", function()
     assert.are.equal("chan receive", list[2].status)
     assert.matches(":4: in function", list[2].text)
     assert.are.equal("chan receive", list[tonumber(wid)].status)
-    assert.matches(":5: in function", list[tonumber(wid)].text)
+    assert.matches(":6: in function", list[tonumber(wid)].text)
   end)
 
   it("is left alone by a host that turned it off with gr_set_sigquit(0)", function()

@@ -16,7 +16,8 @@
 **   after that by the dumper alone; an answer counts only for the request
 **   it was asked for (its generation), so a late one is dropped. A dump
 **   waits for answers one time slice (the longest of the states asked),
-**   and never more than MAXWAIT.
+**   and slice after slice while a state that has not answered sleeps in
+**   its loop (it answers when its thread runs); never more than MAXWAIT.
 ** Lock order: req.lock (GR_LDUMP) is a leaf: the Lua API (tracebacks),
 **   gr_sched_eachstate and the waits for the lock run outside it.
 */
@@ -285,6 +286,17 @@ static void unanswered (gr_state *S, void *ud) {
     }
 }
 
+/* gr_sched_eachstate's: sets *ud when S was asked, has not answered and
+** sleeps in its loop (S->idle): the ask woke it, it answers next. */
+static void idleunanswered (gr_state *S, void *ud) {
+  int i, asked = 0;
+  gr_lock_lock(&req.lock);
+  for (i = 0; i < req.nasked; i++)
+    if (req.asked[i] == S) asked = 1;
+  gr_lock_unlock(&req.lock);
+  if (asked && atomic_load(&S->idle)) *(int *)ud = 1;
+}
+
 static int cmpentry (const void *a, const void *b) {
   lua_Integer x = ((const entry *)a)->id, y = ((const entry *)b)->id;
   return (x > y) - (x < y);
@@ -312,7 +324,7 @@ static int lbuild (lua_State *L) {
 static int dumpall (lua_State *L, gr_state *S, entry **e, int *nomem) {
   askctx a;
   int n, expected = 0;
-  uint64_t deadline;
+  uint64_t start, deadline;
   uv_once(&reqonce, initreq);
   /* One dump at a time; meanwhile answer the one under way, if it asks
   ** this state. */
@@ -332,12 +344,26 @@ static int dumpall (lua_State *L, gr_state *S, entry **e, int *nomem) {
                       : DEFAULTSLICE;
   gr_sched_eachstate(ask, &a);
   if (S != NULL) collect(L, S, L, a.gen);
+  if (a.slice > MAXWAIT) a.slice = MAXWAIT;
+  start = uv_hrtime();
+  deadline = start + a.slice;
   gr_lock_lock(&req.lock);
-  deadline = uv_hrtime() + (a.slice < MAXWAIT ? a.slice : MAXWAIT);
-  while (req.pending > 0) {
+  for (;;) {
     uint64_t now = uv_hrtime();
-    if (now >= deadline) break;
-    gr_lock_timedwait(&req.lock, &req.cond, deadline - now);
+    int idle = 0;
+    if (req.pending == 0 || now >= start + MAXWAIT) break;
+    if (now < deadline) {
+      gr_lock_timedwait(&req.lock, &req.cond, deadline - now);
+      continue;
+    }
+    /* A slice is up. A state that sleeps in its loop answers once its
+    ** thread gets the CPU (late on a loaded machine): wait on for those,
+    ** slice after slice. */
+    gr_lock_unlock(&req.lock);
+    gr_sched_eachstate(idleunanswered, &idle);
+    gr_lock_lock(&req.lock);
+    if (!idle) break;
+    deadline = now + a.slice;
   }
   req.gen = 0;   /* late answers are dropped from here on */
   gr_lock_unlock(&req.lock);
