@@ -8,6 +8,9 @@
 #              xstate_pingpong (g.parallel: worker states and threads)
 #              host_chan host_nowait (the embedding API: the Lua side is a C
 #              host, bench/<workload>.c, built by make into BENCH_HOSTBIN)
+#              echo_tcp (echo servers on 127.0.0.1 driven by the Go load
+#              generator, C=100: one state vs GOMAXPROCS=1, every core vs
+#              Go's default; bench/echo.sh runs the full matrix)
 # Environment:
 #   LUA            Lua interpreter (default lua5.4); LUA_PATH and LUA_CPATH
 #                  must let it `require "goroutines"` (`make bench` sets them).
@@ -30,7 +33,7 @@ LUA=${LUA:-lua5.4}
 REPEAT=${BENCH_REPEAT:-5}
 TIMEOUT=${BENCH_TIMEOUT:-120}
 OUT=${BENCH_OUT:-$here/out}
-ALL="pingpong spawn sieve timers select echo rwmutex semaphore errgroup parallel_cpu xstate_ints xstate_tables parallel_spawn xstate_pingpong host_chan host_nowait"
+ALL="pingpong spawn sieve timers select echo rwmutex semaphore errgroup parallel_cpu xstate_ints xstate_tables parallel_spawn xstate_pingpong host_chan host_nowait echo_tcp"
 HOSTBIN=${BENCH_HOSTBIN:-$here/../build/bench}
 
 # Go builds offline in GOPATH mode; its cache and GOPATH live under $OUT so
@@ -81,7 +84,9 @@ run_one () {
   case " $hung " in *" $lang/$w/$a "*) return ;; esac
   [ "$a" = - ] && a=
   log=$OUT/logs/$lang-$w${a:+-$a}-$rep.log
-  if [ "$lang" = lua ] && [ -f "$here/$w.c" ]; then
+  if [ "$w" = echo_tcp ]; then   # servers and load generator: echo.sh
+    set -- sh "$here/echo.sh" -pair "$lang"
+  elif [ "$lang" = lua ] && [ -f "$here/$w.c" ]; then
     set -- "$HOSTBIN/$w"   # a C host of the embedding API
   elif [ "$lang" = lua ]; then
     # shellcheck disable=SC2086 # $LUA may be a command with options
@@ -119,6 +124,7 @@ if command -v go >/dev/null 2>&1; then
   go_note=$(go version)
   ok=1
   for w in $workloads; do
+    [ -d "$here/go/$w" ] || continue   # echo_tcp: echo.sh builds its own
     echo "building go/$w" >&2
     (cd "$here/go/$w" && go build -o "$OUT/bin/$w" .) || ok=0
   done
