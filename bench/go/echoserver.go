@@ -1,9 +1,8 @@
 // echoserver: Go's echo server of the echo benchmark (bench/echo.sh), the
 // twin of bench/echo_server1.lua: a goroutine per connection reads into a
 // 32 KiB buffer (io.Copy's) and writes back what it read, until EOF or an
-// error. It
-// prints "LISTENING host:port" once it accepts, and runs until killed. Run
-// it with GOMAXPROCS=1 for the match with one Lua state.
+// error. It prints "LISTENING host:port" once it accepts, and runs until
+// killed. Run it with GOMAXPROCS=1 for the match with one Lua state.
 //
 // build: GO111MODULE=off go build -o echoserver echoserver.go
 package main
