@@ -4,7 +4,9 @@
 // round trips: write -size bytes, read exactly -size bytes back, check them.
 //
 // Output, one line:
-//   RESULT echo c=C m=M rtt_per_s=R p50_us=.. p99_us=.. elapsed_s=..
+//
+//	RESULT echo c=C m=M rtt_per_s=R p50_us=.. p99_us=.. elapsed_s=..
+//
 // rtt_per_s is c*m over the time from the start signal to the last round
 // trip; latencies are one sample per round trip (write start to the last
 // byte read), exact percentiles (nearest rank).
