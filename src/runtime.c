@@ -22,6 +22,7 @@
 #include "sched.h"
 #include "select.h"
 #include "state.h"
+#include "stream.h"
 #include "timer.h"
 
 /* Prints the errors a host state never raised and, if there were any,
@@ -88,6 +89,7 @@ static void closestate (gr_state *S) {
   gr_sched_closeall(S);
   gr_timer_closeall(S);
   gr_select_closestate(S);
+  gr_stream_closestate(S);
   /* A worker hands its errors to its host: it has none of its own, but
   ** any it had are printed, never dropped. */
   if (!host) gr_errors_report(S);

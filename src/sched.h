@@ -132,6 +132,7 @@ struct gr_state {
   struct gr_timerheap *timers;  /* timer.c */
   const gr_timerops *timerops;  /* timer.c: set with timers */
   void *selspare;       /* select.c: a block of waiters kept for reuse */
+  void *iospare;        /* stream.c: read buffers kept for reuse */
   struct gr_errmsg *errlocal, *errlocaltail;  /* uncaught errors waiting
                            to be raised in goroutine 1 */
   void (*errhandler) (lua_State *L, const char *msg, void *ud);  /* an

@@ -36,7 +36,9 @@
 #include "state.h"
 #include "stream.h"
 
-#define READCHUNK  65536    /* bytes offered to each read */
+#define READFIRST  16384    /* the first buffer of a stream that has none */
+#define MAXSPARE   64       /* READFIRST buffers a state keeps for reuse */
+#define READCHUNK  65536    /* bytes offered to each read once it grows */
 #define READMIN    4096     /* less room than this: compact or grow */
 #define HIGHWATER  65536    /* buffered bytes that stop read-ahead */
 #define MAXNUMERAL 200      /* Lua's L_MAXLENNUM */
@@ -317,18 +319,56 @@ int gr_stream_fail (lua_State *L, gr_stream *st, const char *op,
 
 /* --- reading ----------------------------------------------------------- */
 
+/* A buffer emptied is kept in S->iospare for the next stream that reads
+** (up to MAXSPARE of them, linked through their first bytes): an idle
+** stream holds no buffer, and a busy server does not take one from malloc
+** and give it back at each message. */
+typedef struct spare {
+  struct spare *next;
+  int n;                /* buffers in the list from this one on */
+} spare;
+
+static void putspare (gr_state *S, char *buf) {
+  spare *sp = (spare *)(void *)buf, *head = (spare *)S->iospare;
+  int n = head ? head->n : 0;
+  if (n >= MAXSPARE) {
+    free(buf);
+    return;
+  }
+  sp->next = head;
+  sp->n = n + 1;
+  S->iospare = sp;
+}
+
+void gr_stream_closestate (gr_state *S) {
+  spare *sp = (spare *)S->iospare;
+  S->iospare = NULL;
+  while (sp) {
+    spare *next = sp->next;
+    free(sp);
+    sp = next;
+  }
+}
+
 /* Offers libuv the room at the end of the buffer, compacting or growing
 ** it first; no room (no memory) makes the read fail with UV_ENOBUFS. */
 static void onalloc (uv_handle_t *h, size_t suggested, uv_buf_t *b) {
   gr_stream *st = (gr_stream *)h->data;
   (void)suggested;
+  if (st->buf == NULL && st->S->iospare) {
+    spare *sp = (spare *)st->S->iospare;
+    st->S->iospare = sp->next;
+    st->buf = (char *)sp;
+    st->cap = READFIRST;
+  }
   if (st->cap - st->tail < READMIN && st->head > 0) {
     memmove(st->buf, st->buf + st->head, st->tail - st->head);
     st->tail -= st->head;
     st->head = 0;
   }
   if (st->cap - st->tail < READMIN) {
-    size_t cap = st->cap * 2 > st->tail + READCHUNK ? st->cap * 2
+    size_t cap = st->cap == 0 ? READFIRST
+               : st->cap * 2 > st->tail + READCHUNK ? st->cap * 2
                                                     : st->tail + READCHUNK;
     char *buf = (char *)realloc(st->buf, cap);
     if (buf == NULL) {
@@ -371,13 +411,14 @@ void gr_stream_startread (gr_stream *st) {
   }
 }
 
-/* Drops n bytes from the front of the buffer; an empty buffer is freed
-** (an idle connection costs no buffer). */
+/* Drops n bytes from the front of the buffer; an empty buffer is given
+** back (an idle connection costs no buffer). */
 static void consume (gr_stream *st, size_t n) {
   st->head += n;
   st->scanned = st->scanned > n ? st->scanned - n : 0;
   if (st->head == st->tail) {
-    free(st->buf);
+    if (st->cap == READFIRST) putspare(st->S, st->buf);
+    else free(st->buf);
     st->buf = NULL;
     st->cap = st->head = st->tail = st->scanned = 0;
   }

@@ -126,6 +126,8 @@ int gr_stream_scannumeral (const char *p, size_t avail, int eof);
 /* Raises, as Lua's file:read, unless the values from index first to last
 ** are read formats (a size, "l", "L", "a", "n"). */
 void gr_stream_checkformats (lua_State *L, int first, int last);
+/* Frees the read buffers S keeps for reuse (at its close). */
+void gr_stream_closestate (gr_state *S);
 /* Starts reading into the buffer if it does not already. */
 void gr_stream_startread (gr_stream *st);
 /* Kinds of metatable: the methods of gr_stream_setmethods accept the
