@@ -16,8 +16,8 @@
 #            RESULT lines)
 # Environment:
 #   C="1 100 10000"  connection counts          R=5   runs per server and C
-#   M_1=5000 M_100=200 M_10000=5   round trips per connection, by C (else
-#                    M=200000/C, at least 5)
+#   M_<C>            round trips per connection at C (defaults M_1=5000,
+#                    M_100=200, M_10000=10; another C: 200000/C, at least 5)
 #   MODE=rtt|mem|all   rtt: round trips/s and p99; mem: memory per idle
 #                    connection at C=MEMC (default 10000); all: both
 #   LUA, LUA_PATH, LUA_CPATH as for the specs (make bench sets them);
@@ -91,7 +91,9 @@ stop () { kill "$spid" 2>/dev/null; wait "$spid" 2>/dev/null; }
 
 m_of () {
   eval "m=\${M_$1:-}"
-  [ -n "$m" ] || m=$((200000 / $1))
+  if [ -z "$m" ]; then
+    case $1 in 1) m=5000 ;; 100) m=200 ;; 10000) m=10 ;; *) m=$((200000 / $1)) ;; esac
+  fi
   [ "$m" -ge 5 ] || m=5
   echo "$m"
 }
