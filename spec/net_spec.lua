@@ -828,6 +828,23 @@ describe("g.net conns that move to another state", function()
     assert.matches("connection refused$", select(2, g.net.dial("tcp", addr)))
   end)
 
+  it("a listener moved on before it accepted keeps the connection it held", function()
+    local ln = listen()
+    local c = assert(g.net.dial("tcp", ln:addr()))
+    local there, back = g.chan(1), g.chan(1)
+    g.parallel(function(t, b) b:send(t:recv()) end, there, back)
+    there:send(ln)                 -- to the worker, which sends it back
+    local ln2 = back:recv()
+    local s = assert(ln2:accept())
+    c:write("round trip\n")
+    assert.are.equal("round trip", s:read("l"))
+    local c2 = assert(g.net.dial("tcp", ln2:addr()))   -- it listens again
+    local s2 = assert(ln2:accept())
+    c2:write("again\n")
+    assert.are.equal("again", s2:read("l"))
+    c:close(); s:close(); c2:close(); s2:close(); ln2:close()
+  end)
+
   it("a unix listener that moved removes its file where it closes", function()
     local path = tmpsock()
     local ln = assert(g.net.listen("unix", path))

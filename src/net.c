@@ -914,11 +914,13 @@ static int acceptattempt (lua_State *L, gr_stream *ln, lua_KContext ctx) {
   if (r < 0) return luaL_error(L, "not enough memory");
   gr_stream_adopt(c, ln->kind);
   if (ln->pendfd >= 0) {   /* accepted before the listener moved here */
-    int fd = ln->pendfd;
+    int fd = ln->pendfd, rl;
     ln->pendfd = -1;
     r = ln->kind == GR_STCP ? uv_tcp_open(&c->u.tcp, fd)
                             : uv_pipe_open(&c->u.pipe, fd);
     if (r < 0) close(fd);
+    rl = uv_listen(&ln->u.s, SOMAXCONN, onconnection);
+    if (rl < 0) ln->status = rl;   /* the next accept says so */
   }
   else {
     ln->npending--;
@@ -1292,7 +1294,11 @@ static void moveexport (lua_State *L, void *obj) {
   m->family = st->family;
   m->net = st->net;
   m->listener = st->listener;
-  if (st->listener) m->pendfd = takepending(st);
+  if (st->pendfd >= 0) {   /* it moved here and has not listened yet */
+    m->pendfd = st->pendfd;
+    st->pendfd = -1;
+  }
+  else if (st->listener) m->pendfd = takepending(st);
   if (uv_fileno(&st->u.h, &fd) == 0)
     m->fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
   m->laddr = st->laddr ? dupstr(st->laddr) : NULL;   /* NULL: "" */
@@ -1374,10 +1380,14 @@ static void movepush (lua_State *L, void *obj, int aux) {
   m->laddr = m->raddr = m->unlinkpath = m->buf = NULL;
   m->dhead = m->dtail = NULL;
   if (m->listener) {
+    /* With a connection in hand it listens only once accept took it:
+    ** libuv would take another from the backlog, and a listener holds
+    ** one at most (for a move on). */
     st->listener = 1;
     st->pendfd = m->pendfd;
     m->pendfd = -1;
-    if (r == 0) r = uv_listen(&st->u.s, SOMAXCONN, onconnection);
+    if (r == 0 && st->pendfd < 0)
+      r = uv_listen(&st->u.s, SOMAXCONN, onconnection);
   }
   else if (m->kind == GR_SUDP && r == 0)
     r = uv_udp_recv_start(&st->u.udp, onudpalloc, onudprecv);
