@@ -54,7 +54,17 @@ struct gr_wreq {
   char data[];
 };
 
-typedef struct { gr_stream *st; } streambox;
+/* The key of a stream metatable's kind (GR_SMETA*). */
+static const char kindkey = 0;
+
+/* The userdata of a handle. A box knows its metatable's kind, so that a
+** method checks its handle without a table lookup (checkkind): magic is
+** &kindkey in every box. */
+typedef struct {
+  gr_stream *st;
+  const char *magic;
+  int kind;
+} streambox;
 
 #define CLOSEDMSG closedmsg(st)
 static const char *const TIMEOUTMSG = "i/o timeout";
@@ -109,7 +119,14 @@ gr_stream *gr_stream_new (lua_State *L, gr_state *S, const char *mt,
   gr_stream *st;
   int i;
   box->st = NULL;
+  box->magic = &kindkey;
   luaL_setmetatable(L, mt);
+  box->kind = GR_SMETANONE;
+  if (lua_getmetatable(L, -1)) {
+    lua_rawgetp(L, -1, &kindkey);
+    box->kind = (int)lua_tointeger(L, -1);
+    lua_pop(L, 2);
+  }
   st = (gr_stream *)calloc(1, sizeof(*st));
   if (st == NULL) luaL_error(L, "not enough memory");
   st->S = S;
@@ -626,19 +643,14 @@ void gr_stream_checkformats (lua_State *L, int first, int last) {
 /* The stream at index 1: a byte stream, or with any a packet conn too
 ** (the kinds of gr_stream_newmeta). */
 static gr_stream *checkkind (lua_State *L, int any) {
-  gr_stream *st;
+  streambox *box;
   luaL_checktype(L, 1, LUA_TUSERDATA);
-  if (lua_getmetatable(L, 1)) {
-    lua_Integer kind;
-    lua_getfield(L, -1, "__gr_stream");
-    kind = lua_tointeger(L, -1);
-    if (kind == GR_SMETABYTES || (any && kind == GR_SMETAPACKET)) {
-      lua_pop(L, 2);
-      st = ((streambox *)lua_touserdata(L, 1))->st;
-      if (st == NULL) luaL_error(L, "attempt to use a finalized stream");
-      gr_getstate(L);   /* raises once the runtime is closed */
-      return st;
-    }
+  box = (streambox *)lua_touserdata(L, 1);
+  if (lua_rawlen(L, 1) == sizeof(*box) && box->magic == &kindkey &&
+      (box->kind == GR_SMETABYTES || (any && box->kind == GR_SMETAPACKET))) {
+    if (box->st == NULL) luaL_error(L, "attempt to use a finalized stream");
+    gr_getstate(L);   /* raises once the runtime is closed */
+    return box->st;
   }
   luaL_typeerror(L, 1, "goroutines.conn");
   return NULL;
@@ -906,7 +918,7 @@ void gr_stream_newmeta (lua_State *L, const char *mt, int kind) {
   lua_pushcfunction(L, lstream_tostring);
   lua_setfield(L, -2, "__tostring");
   lua_pushinteger(L, kind);
-  lua_setfield(L, -2, "__gr_stream");
+  lua_rawsetp(L, -2, &kindkey);
   lua_pushvalue(L, -2);
   lua_setfield(L, -2, "__index");
   lua_pop(L, 2);
