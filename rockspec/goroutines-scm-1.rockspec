@@ -40,6 +40,7 @@ build = {
         "src/copy.c",
         "src/embed.c",
         "src/errors.c",
+        "src/exec.c",
         "src/goroutines.c",
         "src/gos.c",
         "src/gr.c",

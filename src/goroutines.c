@@ -5,6 +5,7 @@
 */
 #include "chan.h"
 #include "context.h"
+#include "exec.h"
 #include "gos.h"
 #include "gsignal.h"
 #include "net.h"
@@ -32,5 +33,6 @@ int luaopen_goroutines_core (lua_State *L) {
   gr_stack_open(L);
   gr_os_open(L);
   gr_signal_open(L);
+  gr_exec_open(L);
   return 1;
 }

@@ -72,8 +72,9 @@ static const char *const TIMEOUTMSG = "i/o timeout";
 
 /* What an operation on a closed stream says. */
 static const char *closedmsg (gr_stream *st) {
-  return st->moved ? "use of moved connection"
-                   : "use of closed network connection";
+  if (st->moved) return "use of moved connection";
+  return st->file ? "file already closed"
+                  : "use of closed network connection";
 }
 
 /* --- life cycle ------------------------------------------------------- */

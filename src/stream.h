@@ -1,7 +1,7 @@
 /*
 ** stream.h -- I/O handles that block only the goroutine: a libuv handle
 ** on its state's loop, queues of goroutines waiting on it, deadlines, and
-** for byte streams (TCP and unix conns, later pipes) the read buffer, the
+** for byte streams (TCP and unix conns, pipes) the read buffer, the
 ** formats of Lua's file:read, and writes. net.c builds g.net on it.
 */
 #ifndef GR_STREAM_H
@@ -89,6 +89,8 @@ struct gr_stream {
   void *closearg;       /* onclose's */
   int ctxdone;          /* dial: its context was canceled */
   int moved;            /* closed because it moved to another state */
+  int file;             /* a file, not a socket (a pipe's end): closed,
+                           it says "file already closed", as Go's os.File */
   struct gr_move *move; /* a pack is taking it to another state */
 };
 

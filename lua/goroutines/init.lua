@@ -313,4 +313,41 @@ do
   end
 end
 
+-- cmd:run(), cmd:output(), cmd:combined_output(): Go's Cmd.Run, Output
+-- and CombinedOutput, over start, wait and a pipe. The output is read to
+-- its end before wait (which closes the pipe once the child exited).
+do
+  local exec = M.exec
+  local methods, combined = exec._cmd_methods, exec._combined_pipe
+  exec._cmd_methods, exec._combined_pipe = nil, nil
+
+  function methods.run (cmd)
+    local ok, err = cmd:start()
+    if not ok then return nil, err end
+    return cmd:wait()
+  end
+
+  -- Starts cmd and reads pipe p to its end: the bytes, or nil, the
+  -- failure and what was read.
+  local function collect (cmd, p)
+    local ok, err = cmd:start()
+    if not ok then return nil, err end
+    local out, rerr = p:read("a")
+    ok, err = cmd:wait()
+    if not ok then return nil, err, out or "" end
+    if out == nil then return nil, rerr, "" end
+    return out
+  end
+
+  local function output (cmd, pipe)
+    if cmd.pid then return nil, "exec: already started" end
+    local p, err = pipe(cmd)
+    if not p then return nil, err end
+    return collect(cmd, p)
+  end
+
+  function methods.output (cmd) return output(cmd, methods.stdout_pipe) end
+  function methods.combined_output (cmd) return output(cmd, combined) end
+end
+
 return M
