@@ -2,7 +2,7 @@
 # bench/run.sh -- run the benchmark suite: each workload in Lua and in Go.
 #
 # Usage: sh bench/run.sh [workload ...]     (default: all of them)
-#   workloads: pingpong spawn sieve timers select echo rwmutex semaphore
+#   workloads: pingpong spawn sieve timers select echo exec rwmutex semaphore
 #              errgroup (one Lua thread: g.go)
 #              parallel_cpu xstate_ints xstate_tables parallel_spawn
 #              xstate_pingpong (g.parallel: worker states and threads)
@@ -33,7 +33,7 @@ LUA=${LUA:-lua5.4}
 REPEAT=${BENCH_REPEAT:-5}
 TIMEOUT=${BENCH_TIMEOUT:-120}
 OUT=${BENCH_OUT:-$here/out}
-ALL="pingpong spawn sieve timers select echo rwmutex semaphore errgroup parallel_cpu xstate_ints xstate_tables parallel_spawn xstate_pingpong host_chan host_nowait echo_tcp"
+ALL="pingpong spawn sieve timers select echo exec rwmutex semaphore errgroup parallel_cpu xstate_ints xstate_tables parallel_spawn xstate_pingpong host_chan host_nowait echo_tcp"
 HOSTBIN=${BENCH_HOSTBIN:-$here/../build/bench}
 
 # Go builds offline in GOPATH mode; its cache and GOPATH live under $OUT so
