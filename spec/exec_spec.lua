@@ -65,6 +65,18 @@ describe("g.exec output and run", function()
     assert.are.same({nil, "exec: no command"}, {cmd:run()})
   end)
 
+  it("empty args run the path as its own argument 0, as Go's", function()
+    local cmd = exec.command("sh")
+    cmd.path = "/bin/sh"
+    cmd.args = {}
+    local stdin, stdout = cmd:stdin_pipe(), cmd:stdout_pipe()
+    assert(cmd:start())
+    stdin:write('echo "$0"\n')
+    stdin:close()
+    assert.are.equal("/bin/sh\n", stdout:read("a"))
+    assert.is_true(cmd:wait())
+  end)
+
   it("a path set by hand replaces the lookup", function()
     local cmd = exec.command("nosuch-command-xyz", "-c", "echo $0")
     cmd.path = "/bin/sh"

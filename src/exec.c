@@ -528,6 +528,11 @@ static int lstart (lua_State *L) {
     return startfail(L, cmd, fields);
   }
   args = checklist(L, fields, "args");
+  if (args[0] == NULL) {   /* Go's: no Args is {Path} */
+    args = (char **)lua_newuserdatauv(L, 2 * sizeof(char *), 0);
+    args[0] = (char *)path;
+    args[1] = NULL;
+  }
   env = checklist(L, fields, "env");
   if (lua_getfield(L, fields, "dir") == LUA_TSTRING) {
     struct stat sb;
