@@ -186,8 +186,10 @@ GR_API int gr_resume (lua_State *L, lua_State *co, int nargs, int *nres);
 ** carries nil, booleans, numbers and strings)". A host thread that waits
 ** sleeps on a condition variable, queued on the channel as a goroutine
 ** would be, and is woken by the goroutine that completes its operation.
-** While a host channel lives, no state reports a deadlock: a host thread
-** may still send. */
+** A goroutine parked on a host channel (or in a select with one among its
+** cases) counts as waiting, not deadlocked, since a host thread may still
+** complete its operation; the goroutines of a state that wait on nothing
+** else are reported as deadlocked, whatever host channels live. */
 
 typedef struct gr_chan gr_chan;
 

@@ -45,6 +45,21 @@ describe("embedding", function()
     expect("reenter", { "sum\t210", "refused some, accepted 0" })
   end)
 
+  it("a goroutine on a host channel waits; other deadlocks are still reported", function()
+    expect("hostwait", {
+      "plain wait, host channels elsewhere: error: all goroutines are asleep - deadlock!",
+      "main:\tfalse\tall goroutines are asleep - deadlock!",
+      "received\t7\ttrue",
+      "host channel wait: ok",
+      "received\t7\ttrue",
+      "received, then a plain wait: error: all goroutines are asleep - deadlock!",
+      "selected\t7",
+      "selected, then a plain wait: error: all goroutines are asleep - deadlock!",
+      "main received\t7\ttrue",
+      "main:\tfalse\tall goroutines are asleep - deadlock!",
+    })
+  end)
+
   it("a host thread may release a host channel while others wait on it", function()
     expect("hostrelease", { "timeouts 1 1", "send 1", "received 1" })
   end)

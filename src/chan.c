@@ -115,7 +115,6 @@ freeit:
   gr_chan_unlock(c);
   GR_ASSERT(c->recvq.first == NULL && c->sendq.first == NULL);
   if (c->hook) c->hook(L, c, GR_CHAN_FREED);   /* a timer goes with c */
-  if (c->host) gr_sched_addhostchan(-1);
   for (i = 0; i < c->count; i++)
     gr_value_discard(L, &c->buf[(c->head + i) % c->cap]);
   gr_mutex_destroy(&c->lock);
@@ -409,6 +408,7 @@ static int parkon (lua_State *L, gr_state *S, gr_chan *c, int dir, int mode,
   w->val = *v;
   gr_sched_prepark(g, mode, dir == GR_DIRRECV ? GR_WCHANRECV : GR_WCHANSEND,
                    cancel);
+  if (c->host) gr_sched_hostwait(g);
   gr_waitq_push(queueof(c, w), w);
   gr__chan_retain(c);  /* the waiter's ref, dropped in endwait/cancel */
   gr_chan_unlock(c);

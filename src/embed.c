@@ -173,18 +173,60 @@ int gr_go (lua_State *L, int nargs) {
   return (int)id;
 }
 
+/* Registry key of the goroutine ids of the coroutines that gr_resume
+** has resumed (a table with weak keys: coroutine -> id). */
+static const char hostidskey = 0;
+
+/* The id of the coroutine at index 1, given at its first gr_resume and
+** kept for every later one, so that g.id() is the same before and after
+** it first blocks (lua_pcall'd: the table may need memory). */
+static int lhostid (lua_State *L) {
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &hostidskey) != LUA_TTABLE) {
+    lua_pop(L, 1);
+    lua_createtable(L, 0, 1);
+    lua_createtable(L, 0, 1);
+    lua_pushliteral(L, "k");
+    lua_setfield(L, -2, "__mode");
+    lua_setmetatable(L, -2);
+    lua_pushvalue(L, -1);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &hostidskey);
+  }
+  lua_pushvalue(L, 1);
+  if (lua_rawget(L, -2) != LUA_TNUMBER) {
+    lua_pop(L, 1);
+    lua_pushinteger(L, gr_sched_newid());
+    lua_pushvalue(L, 1);
+    lua_pushvalue(L, -2);
+    lua_rawset(L, -4);
+  }
+  return 1;
+}
+
 int gr_resume (lua_State *L, lua_State *co, int nargs, int *nres) {
-  gr_state *S = L ? gr_state_find(L) : NULL;
+  gr_state *S = hoststate(L);
+  lua_Integer id;
   int n;
-  if (S == NULL || co == NULL || co == S->L || nargs < 0 ||
-      lua_gettop(co) < nargs || !lua_checkstack(co, 2))
+  /* Not from inside gr_run (a finalizer between goroutines), as gr_run:
+  ** the coroutine would run inside the scheduler's own step. */
+  if (S == NULL || S->inhostrun || co == NULL || co == S->L || nargs < 0 ||
+      lua_gettop(co) < nargs || !lua_checkstack(co, 2) ||
+      !lua_checkstack(L, 3))
     return GR_EINVAL;
   /* A coroutine of another Lua state: its main thread is not S's. */
   lua_rawgeti(co, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
   n = lua_tothread(co, -1) == S->L;
   lua_pop(co, 1);
   if (!n) return GR_EINVAL;
-  return gr_sched_resumehost(L, S, co, nargs, nres ? nres : &n);
+  lua_pushcfunction(L, lhostid);
+  lua_pushthread(co);
+  lua_xmove(co, L, 1);
+  if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
+    lua_pop(L, 1);
+    return GR_ENOMEM;
+  }
+  id = lua_tointeger(L, -1);
+  lua_pop(L, 1);
+  return gr_sched_resumehost(L, S, co, id, nargs, nres ? nres : &n);
 }
 
 

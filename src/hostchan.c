@@ -125,7 +125,6 @@ gr_chan *gr_chan_new (size_t cap) {
   if ((c = gr__chan_new(cap)) == NULL) return NULL;
   c->host = 1;
   atomic_store(&c->shared, 1);
-  gr_sched_addhostchan(1);
   return c;
 }
 

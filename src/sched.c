@@ -56,13 +56,6 @@ const char *const gr_waitreasons[] = {
 ** numgoroutine counts every state together. */
 static atomic_llong nextid = 2;
 static atomic_llong numg = 0;
-/* Live host channels (gr_chan_new): while there is one, a host thread
-** may wake any goroutine, so none is reported as deadlocked. */
-static atomic_int hostchans = 0;
-
-void gr_sched_addhostchan (int delta) {
-  atomic_fetch_add_explicit(&hostchans, delta, memory_order_relaxed);
-}
 
 
 /* --- run queue -------------------------------------------------------- */
@@ -294,6 +287,14 @@ static void setrunning (gr_state *S, gr_g *from, gr_g *to) {
   }
 }
 
+/* g runs again: it no longer waits on a host channel (gr_sched_hostwait). */
+static void endhostwait (gr_state *S, gr_g *g) {
+  if (g->hostwait) {
+    g->hostwait = 0;
+    S->hostwait--;
+  }
+}
+
 /* Resumes g once, from L (the thread running the scheduler). Returns 1
 ** if g is runnable again (it was preempted or gave way): the caller
 ** queues it. */
@@ -304,6 +305,7 @@ static int resume (lua_State *L, gr_state *S, gr_g *g) {
   gr_g *prevrun = prev == S->g1 ? NULL : prev;
   int nres, status, nargs = g->nargs;
   S->current = g;
+  endhostwait(S, g);
   g->parked = 0;
   g->reason = GR_WNONE;
   g->nargs = 0;
@@ -333,13 +335,12 @@ static int run (lua_State *L, gr_state *S, gr_g *g) {
 }
 
 /* Whether anything but the blocked goroutines of S can still make
-** progress: a pending timer, a goroutine waiting on I/O (the world
-** outside may wake it), a wakeup from another thread, or a worker that is
-** not asleep for good. */
+** progress: a pending timer, a goroutine waiting on I/O or on a host
+** channel (the world outside may wake it), a wakeup from another thread,
+** or a worker that is not asleep for good. */
 static int canwake (gr_state *S) {
   if (S->worker) return 1;   /* only the host reports deadlocks */
-  return S->timerops->pending(S) || S->iowait > 0 ||
-         atomic_load_explicit(&hostchans, memory_order_relaxed) > 0 ||
+  return S->timerops->pending(S) || S->iowait > 0 || S->hostwait > 0 ||
          atomic_load(&S->rpending) ||
          (S->poolops != NULL && S->poolops->canprogress(S));
 }
@@ -679,6 +680,7 @@ int gr_sched_park (lua_State *L, gr_state *S, gr_g *g, lua_KContext ctx,
     return lua_yieldk(L, 1, (lua_KContext)g, parkk);
   }
   err = gr_sched_wait(L, S, g, 0);
+  endhostwait(S, g);
   g->inplace = 0;
   if (err == 0) g->reason = GR_WNONE;  /* kept for the deadlock report */
   return k(L, err == 0 ? LUA_OK : err, ctx);
@@ -694,7 +696,7 @@ int gr_sched_park (lua_State *L, gr_state *S, gr_g *g, lua_KContext ctx,
 ** preempted meanwhile: to the host, a preemption would look like a yield
 ** of its own coroutine. */
 int gr_sched_resumehost (lua_State *L, gr_state *S, lua_State *co,
-                         int nargs, int *nres) {
+                         lua_Integer id, int nargs, int *nres) {
   gr_g *g, *prev = S->current;
   int status;
   for (g = S->all; g != NULL; g = g->allnext)
@@ -707,6 +709,7 @@ int gr_sched_resumehost (lua_State *L, gr_state *S, lua_State *co,
   if ((g = (gr_g *)calloc(1, sizeof(*g))) == NULL) return GR_ENOMEM;
   g->co = co;
   g->S = S;
+  g->id = id;
   g->ref = LUA_NOREF;
   S->current = g;
   status = lua_resume(co, L, nargs, nres);
@@ -717,7 +720,6 @@ int gr_sched_resumehost (lua_State *L, gr_state *S, lua_State *co,
     lua_pushthread(co);
     lua_xmove(co, L, 1);
     g->ref = luaL_ref(L, LUA_REGISTRYINDEX);  /* unref'd in finish() */
-    g->id = gr_sched_newid();
     g->allnext = S->all;
     if (S->all) S->all->allprev = g;
     S->all = g;

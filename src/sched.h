@@ -66,6 +66,9 @@ struct gr_g {
   /* written by the owner before its waiters are queued, read by wakers: */
   unsigned char inplace;  /* blocking in place */
   unsigned char suspend;  /* parked through a plain coroutine's yield */
+  /* owner thread only: */
+  unsigned char hostwait; /* parked on a host channel: counted in
+                           S->hostwait until it runs again */
   /* written by waker, read by owner after the wake: */
   atomic_int woken;     /* in-place blocker: set once by its waker */
   atomic_int seldone;   /* select: the waker that CASes 0->1 completes it */
@@ -146,6 +149,9 @@ struct gr_state {
   int gcstress;         /* full collection at every scheduling point */
   int inhostrun;        /* gr_run is on the stack (embed.c): a finalizer
                            that runs between goroutines cannot re-enter */
+  int hostwait;         /* goroutines parked on a host channel (among
+                           other waits, for select): a host thread may
+                           wake them, so S is not deadlocked */
   int iowait;           /* goroutines queued on I/O handles (stream.c) or
                            file requests (gos.c), plus signals watched
                            (gsignal.c): the world outside may wake them */
@@ -235,10 +241,11 @@ void gr_sched_posterror (gr_state *S, lua_Integer id, const char *msg,
 void gr_sched_passerrors (gr_state *S);
 /* Raises goroutine 1's oldest uncaught goroutine error. */
 void gr_sched_raiseerror (lua_State *L, gr_state *S);
-/* Resumes co for its host (gr_resume): as lua_resume, or GR_PARKED when
-** co blocked and became a goroutine of S; GR_ENOMEM. */
+/* Resumes co for its host (gr_resume), as goroutine id for the resume:
+** as lua_resume, or GR_PARKED when co blocked and became goroutine id of
+** S; GR_ENOMEM. */
 int gr_sched_resumehost (lua_State *L, gr_state *S, lua_State *co,
-                         int nargs, int *nres);
+                         lua_Integer id, int nargs, int *nres);
 /* A new goroutine of the function and nargs arguments on top of L. */
 gr_g *gr_sched_spawn (lua_State *L, gr_state *S, int nargs, lua_Integer id);
 /* One scheduling step of a worker: 0 ran none, 1 ran one, 2 requeued. */
@@ -264,9 +271,15 @@ int gr_sched_iscallable (lua_State *L, int idx);
 void gr_sched_checkcallable (lua_State *L, int idx);
 /* The next goroutine id (process-wide). */
 lua_Integer gr_sched_newid (void);
-/* Counts the host channels made (+1) or freed (-1): while any lives,
-** no state reports a deadlock (a host thread may still send). */
-void gr_sched_addhostchan (int delta);
+/* g, about to park (after gr_sched_prepark), waits on a host channel:
+** a host thread may wake it, so its state is not deadlocked while it
+** waits. Counted until g runs again. Owner thread. */
+static inline void gr_sched_hostwait (gr_g *g) {
+  if (!g->hostwait) {
+    g->hostwait = 1;
+    g->S->hostwait++;
+  }
+}
 /* Counts goroutines that g.parallel queued (+1) or dropped (-1). */
 void gr_sched_addlive (int delta);
 /* Live goroutines of every state. */

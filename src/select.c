@@ -415,6 +415,7 @@ static int park (lua_State *L, gr_state *S, scase *cs, int *poll,
     else
       gr_waitq_push(&cs[i].c->recvq, w);
     gr__chan_retain(cs[i].c);  /* the waiter's ref, dropped in freeblock */
+    if (cs[i].c->host) gr_sched_hostwait(g);
   }
   unlockall(order, nlock);
   return gr_sched_park(L, S, g, box, select_k);
