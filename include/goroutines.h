@@ -166,13 +166,17 @@ GR_API int gr_go (lua_State *L, int nargs);
 ** from gr_run or a blocking call of the main chunk, and its end and its
 ** errors are a goroutine's (not the host's to see). A coroutine resumed
 ** with plain lua_resume that blocks instead runs the scheduler in place,
-** and lua_resume returns only once its operation has completed. A
+** and lua_resume returns only once its operation has completed. co is
+** goroutine number g.id() from its first gr_resume on (the id stays its
+** own across resumes, parks and deadlock reports). A
 ** coroutine that is a goroutine (it blocked before) is the scheduler's:
 ** gr_resume returns LUA_ERRRUN with "cannot resume a coroutine that waits
 ** in a goroutine" on co's stack. Returns GR_EINVAL (L or co NULL, co the
-** main thread, fewer than nargs values on co's stack, L not loaded with
-** the runtime), GR_ENOMEM, a lua_resume status, or GR_PARKED. nres may be
-** NULL. L's thread. */
+** main thread or a coroutine of another Lua state, fewer than nargs values
+** on co's stack, L not loaded with the runtime, or called from inside a
+** goroutine or from inside gr_run, such as from a finalizer that runs
+** between goroutines: nothing was done), GR_ENOMEM, a lua_resume status,
+** or GR_PARKED. nres may be NULL. L's thread. */
 GR_API int gr_resume (lua_State *L, lua_State *co, int nargs, int *nres);
 
 /* --- host channels -------------------------------------------------- */

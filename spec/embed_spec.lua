@@ -41,8 +41,9 @@ describe("embedding", function()
                             "handler: goroutine 3", "gr_run returned" })
   end)
 
-  it("gr_run is refused from inside gr_run, as from a finalizer between goroutines", function()
-    expect("reenter", { "sum\t210", "refused some, accepted 0" })
+  it("gr_run and gr_resume are refused from inside gr_run, as from a finalizer between goroutines", function()
+    expect("reenter", { "sum\t210", "refused some, accepted 0",
+                        "gr_resume refused some, accepted 0" })
   end)
 
   it("a goroutine on a host channel waits; other deadlocks are still reported", function()
@@ -118,13 +119,18 @@ describe("embedding", function()
     })
   end)
 
-  it("gr_resume parks a host's coroutine that blocks, as a goroutine", function()
+  it("gr_resume parks a host's coroutine that blocks, as a goroutine with a stable id", function()
     expect("resume", {
       "yielded 42",
       "parked: yes, at once: yes",
       "2 cannot resume a coroutine that waits in a goroutine",
       "woke with\tA\ttrue",
       "goroutine 3: after the sleep",
+      "same id after a yield\ttrue\ttrue",
+      "same id after a park\ttrue",
+      "the report names it: yes",
+      "from a goroutine\t-4",
+      "GR_EINVAL is -4",
     })
   end)
 

@@ -16,6 +16,15 @@ static lua_State *newco (lua_State *L, const char *name) {
   return co;
 }
 
+/* tryresume(): gr_resume from a goroutine, refused; returns its result. */
+static int ltryresume (lua_State *L) {
+  lua_State *co = lua_newthread(L);
+  int nres;
+  lua_getglobal(co, "print");
+  lua_pushinteger(L, gr_resume(L, co, 0, &nres));
+  return 1;
+}
+
 int main (void) {
   lua_State *L = ctest_newstate(), *co, *bad;
   uint64_t t0;
@@ -27,7 +36,15 @@ int main (void) {
     "  g.time.sleep(0.5)\n"                  /* blocks: a goroutine now */
     "  print('woke with', a, g.id() > 1)\n"
     "end\n"
-    "function failing() g.time.sleep(0.01) error('after the sleep', 0) end\n");
+    "function failing() g.time.sleep(0.01) error('after the sleep', 0) end\n"
+    "function ids()\n"
+    "  local before = g.id()\n"
+    "  coroutine.yield(before)\n"           /* a yield to the host */
+    "  print('same id after a yield', g.id() == before, before > 1)\n"
+    "  g.time.sleep(0.01)\n"
+    "  print('same id after a park', g.id() == before)\n"
+    "  g.chan():recv()\n"                   /* for ever: the report */
+    "end\n");
 
   CHECK(gr_resume(NULL, NULL, 0, &nres) == GR_EINVAL);
   CHECK(gr_resume(L, L, 0, &nres) == GR_EINVAL);   /* the main thread */
@@ -65,6 +82,32 @@ int main (void) {
   printf("%.*s\n", (int)strcspn(lua_tostring(L, -1), "\n"),
          lua_tostring(L, -1));
   lua_pop(L, 1);
+
+  /* Its id is given at its first gr_resume and kept: the same in g.id()
+  ** before and after it blocks, and in the deadlock report. */
+  co = newco(L, "ids");
+  CHECK(gr_resume(L, co, 0, &nres) == LUA_YIELD && nres == 1);
+  {
+    char want[64];
+    lua_Integer id = lua_tointeger(co, -1);
+    lua_pop(co, 1);
+    CHECK(gr_resume(L, co, 0, &nres) == GR_PARKED);
+    CHECK(gr_run(L, GR_RUN_DEFAULT) == GR_ERROR);
+    snprintf(want, sizeof(want), "goroutine %lld [chan receive]",
+             (long long)id);
+    printf("the report names it: %s\n",
+           strstr(lua_tostring(L, -1), want) ? "yes" : "no");
+    lua_pop(L, 1);
+  }
+  lua_close(L);
+
+  /* From inside a goroutine: refused, as gr_run is. */
+  L = ctest_newstate();
+  lua_register(L, "tryresume", ltryresume);
+  ctest_run(L, "g = require 'goroutines'\n"
+               "g.go(function() print('from a goroutine', tryresume()) end)\n");
+  CHECK(gr_run(L, GR_RUN_DEFAULT) == GR_OK);
+  printf("GR_EINVAL is %d\n", GR_EINVAL);
   lua_close(L);
   return 0;
 }
