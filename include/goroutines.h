@@ -86,7 +86,9 @@ GR_API int gr_set_error_handler (lua_State *L,
 ** fall back to the worker state's). An error it raises fails that
 ** worker's set-up (the goroutines waiting for a worker fail in main when
 ** no worker can start). f NULL removes it. Process-wide: set before
-** gr_open. Any thread; f runs on the worker's thread. */
+** gr_open (a worker that starts while another call replaces the pair gets
+** the old f and ud or the new ones, never a mix). Any thread; f runs on
+** the worker's thread. */
 GR_API void gr_set_worker_init (void (*f) (lua_State *W, void *ud),
                                 void *ud);
 
@@ -130,20 +132,24 @@ GR_API int gr_backend_fd (lua_State *L);
 ** thread. */
 GR_API int gr_backend_timeout (lua_State *L);
 
-/* For a host that runs a libuv loop of its own: after gr_open and
-** gr_set_error_handler (required: errors have nowhere else to go), the
-** goroutines of L's state run from callbacks of loop, whenever they are
-** ready, their timers are due or another thread wakes them, while the
-** host runs uv_run(loop, ...) on L's thread. The runtime keeps a loop of
-** its own (a blocking call of the main chunk runs that one, never loop),
-** whose fd loop watches; its handles on loop keep it alive only while a
-** goroutine of the state is left (uv_run(loop, UV_RUN_DEFAULT) returns
-** once they are all done; no deadlock is reported there). lua_close
-** closes those handles: run loop once more to free them. Returns GR_OK,
-** GR_EINVAL (no runtime, no handler, loop NULL, set already, or from
-** inside a goroutine) or GR_ENOMEM. L's thread. */
+/* For a host that runs a libuv loop of its own, before gr_open (which
+** then puts the state on loop, or returns GR_ERROR when it cannot) or
+** after it: the goroutines of L's state run from callbacks of loop,
+** whenever they are ready, their timers are due or another thread wakes
+** them, while the host runs uv_run(loop, ...) on L's thread. The runtime
+** keeps a loop of its own (a blocking call of the main chunk runs that
+** one, never loop), whose fd loop watches; its handles on loop keep it
+** alive only while a goroutine of the state is left (uv_run(loop,
+** UV_RUN_DEFAULT) returns once they are all done; no deadlock is reported
+** there). Uncaught goroutine errors go to the error handler; without one,
+** an error stops loop (uv_stop: uv_run returns) and stays for the host's
+** next gr_run, which returns it (each turn of loop stops it again until
+** then). lua_close closes those handles: run loop once more to free them.
+** Returns GR_OK, GR_EINVAL (L or loop NULL, set already, or from inside a
+** goroutine or gr_run) or GR_ENOMEM. L's thread. */
 GR_API int gr_set_loop (lua_State *L, struct uv_loop_s *loop);
-/* The loop set with gr_set_loop, or NULL. L's thread. */
+/* The loop set with gr_set_loop (before gr_open too), or NULL. L's
+** thread. */
 GR_API struct uv_loop_s *gr_loop (lua_State *L);
 
 /* Starts a goroutine in L's state: the function below nargs arguments on

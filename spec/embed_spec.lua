@@ -65,6 +65,10 @@ describe("embedding", function()
     expect("hostrelease", { "timeouts 1 1", "send 1", "received 1" })
   end)
 
+  it("gr_set_worker_init hands each worker an f with its own ud", function()
+    expect("workerinit", { "worker inits: one a state at least, torn: 0" })
+  end)
+
   it("gr_set_preempt_slice sets the slice that g.preempt_slice reads", function()
     expect("slice", { "0.01", "0.002" })
   end)
@@ -159,6 +163,21 @@ describe("embedding", function()
       "pingpong\t1000",
       "tick\t1", "tick\t2", "tick\t3",
       "uv_run returned, the host's timer ran: yes",
+    }, got)
+  end)
+
+  it("gr_set_loop before gr_open; without a handler an error stops the loop for gr_run", function()
+    local out, err, code = h.run_host("ctest", "loopopen")
+    assert.are.equal(0, code, "exit status " .. code .. "; stderr:\n" .. err)
+    local got = lines(out)
+    assert.are.same({ "uv_run returned", "loop closed" }, { got[#got - 1], got[#got] })
+    -- The first tick may come before the loop stops, or after.
+    table.sort(got)
+    assert.are.same({
+      "after the stop: GR_ERROR goroutine 3: boom",
+      "loop closed",
+      "tick\t1", "tick\t2", "tick\t3",
+      "uv_run returned",
     }, got)
   end)
 

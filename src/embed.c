@@ -7,6 +7,8 @@
 ** Invariants: a state loaded with gr_open, and every worker state of the
 **   process from then on, finds "goroutines" and "goroutines.core" in
 **   package.preload: the same copy of the runtime as the caller's.
+** Lock order: initlock (GR_LWORKERINIT) is a leaf, held only to read or
+**   write the worker set-up pair.
 */
 #include <limits.h>
 
@@ -28,10 +30,17 @@ static int loadinit (lua_State *L) {
   return 1;
 }
 
-/* The host's set-up of worker states (gr_set_worker_init), process-wide,
-** set before gr_open; worker threads read it as they start. */
-static _Atomic(void (*) (lua_State *W, void *ud)) initf;
-static _Atomic(void *) initud;
+/* The host's set-up of worker states (gr_set_worker_init), process-wide:
+** worker threads read the pair as they start, under initlock, so that f
+** always comes with the ud of the same call. */
+static gr_mutex initlock;   /* GR_LWORKERINIT, a leaf */
+static uv_once_t initonce = UV_ONCE_INIT;
+static void (*initf) (lua_State *W, void *ud);   /* protected by initlock */
+static void *initud;                             /* protected by initlock */
+
+static void makeinitlock (void) {
+  gr_mutex_init(&initlock, GR_LWORKERINIT);
+}
 
 /* Sets package.preload for the module in L. May raise (memory). */
 static void preload (lua_State *L) {
@@ -46,15 +55,38 @@ static void preload (lua_State *L) {
 /* What a new worker state of the process gets before its require: the
 ** preloads, then the host's own set-up. */
 static void setupworker (lua_State *W) {
-  void (*f) (lua_State *W, void *ud) = atomic_load(&initf);
+  void (*f) (lua_State *W, void *ud);
+  void *ud;
+  uv_once(&initonce, makeinitlock);
+  gr_mutex_lock(&initlock);
+  f = initf;
+  ud = initud;
+  gr_mutex_unlock(&initlock);
   preload(W);
-  if (f) f(W, atomic_load(&initud));
+  if (f) f(W, ud);
 }
 
+/* Registry key of the loop that gr_set_loop was given before gr_open (a
+** light userdata), until gr_open takes it. */
+static const char pendingloopkey = 0;
+
+static int attach (lua_State *L, gr_state *S, uv_loop_t *loop);
+
 static int lopen (lua_State *L) {
+  gr_state *S;
   preload(L);
   luaL_requiref(L, "goroutines.core", luaopen_goroutines_core, 0);
-  gr_state_get(L)->embedded = 1;
+  S = gr_state_get(L);
+  S->embedded = 1;
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &pendingloopkey) ==
+      LUA_TLIGHTUSERDATA) {
+    uv_loop_t *loop = (uv_loop_t *)lua_touserdata(L, -1);
+    lua_pushnil(L);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &pendingloopkey);
+    if (S->hostclose == NULL && attach(L, S, loop) != GR_OK)
+      luaL_error(L, "gr_open: cannot run on the host's loop "
+                 "(gr_set_loop): not enough memory");
+  }
   return 0;
 }
 
@@ -84,8 +116,11 @@ int gr_set_error_handler (lua_State *L,
 }
 
 void gr_set_worker_init (void (*f) (lua_State *W, void *ud), void *ud) {
-  atomic_store(&initud, ud);
-  atomic_store(&initf, f);
+  uv_once(&initonce, makeinitlock);
+  gr_mutex_lock(&initlock);
+  initf = f;
+  initud = ud;
+  gr_mutex_unlock(&initlock);
 }
 
 /* The state of L if the host may drive it from here: loaded, and L's
@@ -104,6 +139,18 @@ static int lwaiterror (lua_State *L) {
   return 0;
 }
 
+/* Runs S's scheduler for the host in mode (GR_HOSTRUN_*): returns 0 or
+** the GR_E* it returned, whose error stays in S until it is raised. */
+static int hostrun (lua_State *L, gr_state *S, int mode) {
+  int err;
+  /* The scheduler returns its errors (it raises none): the flag is always
+  ** cleared. */
+  S->inhostrun = 1;
+  err = gr_sched_runhost(L, S, mode);
+  S->inhostrun = 0;
+  return err;
+}
+
 int gr_run (lua_State *L, gr_runmode mode) {
   gr_state *S = hoststate(L);
   int err;
@@ -111,13 +158,8 @@ int gr_run (lua_State *L, gr_runmode mode) {
       (mode != GR_RUN_DEFAULT && mode != GR_RUN_ONCE &&
        mode != GR_RUN_NOWAIT) || !lua_checkstack(L, 3))
     return GR_EINVAL;
-  /* The scheduler returns its errors (it raises none): the flag is always
-  ** cleared. */
-  S->inhostrun = 1;
-  err = gr_sched_runhost(L, S, mode == GR_RUN_DEFAULT ? GR_HOSTRUN_DEFAULT :
-                         mode == GR_RUN_ONCE ? GR_HOSTRUN_ONCE :
-                         GR_HOSTRUN_NOWAIT);
-  S->inhostrun = 0;
+  err = hostrun(L, S, mode == GR_RUN_DEFAULT ? GR_HOSTRUN_DEFAULT :
+                mode == GR_RUN_ONCE ? GR_HOSTRUN_ONCE : GR_HOSTRUN_NOWAIT);
   if (err == 0) return GR_OK;
   lua_pushlightuserdata(L, S);
   lua_pushinteger(L, err);
@@ -235,8 +277,9 @@ int gr_resume (lua_State *L, lua_State *co, int nargs, int *nres) {
 /* The handles on the host's loop that drive L's runtime: the runtime
 ** keeps its own loop, whose backend fd the host's loop watches; a timer
 ** for its next timer; an idle handle while goroutines are ready. Each
-** callback runs gr_run(L, GR_RUN_NOWAIT), then arms them again. Freed in
-** the last close callback, once the state closed them (hostclose). */
+** callback runs what is ready and due (as gr_run(L, GR_RUN_NOWAIT)), then
+** arms them again. Freed in the last close callback, once the state
+** closed them (undrive). */
 typedef struct hostdrive {
   uv_loop_t *loop;      /* the host's */
   lua_State *L;         /* NULL once the state closed */
@@ -264,14 +307,17 @@ static void onidle (uv_idle_t *h) {
 
 /* Runs what is ready and due, then arms the handles for what comes next.
 ** They keep the host's loop alive only while a goroutine of the state is
-** left (the poll: another thread may wake it; the timer, the idle). */
+** left (the poll: another thread may wake it; the timer, the idle). An
+** uncaught error goes to the handler; without one it stays in the state
+** and stops the host's loop, so that uv_run returns and the host's next
+** gr_run returns the error (the idle handle stays started meanwhile: each
+** turn of the loop stops it again until then). */
 static void drive (hostdrive *d) {
   lua_State *L = d->L;
   gr_state *S;
   int ms;
-  if (L == NULL || (S = hoststate(L)) == NULL) return;
-  if (gr_run(L, GR_RUN_NOWAIT) != GR_OK)
-    lua_pop(L, 1);   /* none: gr_set_loop requires an error handler */
+  if (L == NULL || (S = hoststate(L)) == NULL || S->inhostrun) return;
+  if (hostrun(L, S, GR_HOSTRUN_NOWAIT) == GR_EGOERR) uv_stop(d->loop);
   ms = gr_backend_timeout(L);
   if (ms == 0) uv_idle_start(&d->idle, onidle);
   else uv_idle_stop(&d->idle);
@@ -297,13 +343,13 @@ static void undrive (gr_state *S, void *ud) {
   uv_close((uv_handle_t *)&d->idle, onclosed);
 }
 
-int gr_set_loop (lua_State *L, uv_loop_t *loop) {
-  gr_state *S = hoststate(L);
+/* Puts the state S of L on loop: GR_OK, or GR_ENOMEM (nothing done). */
+static int attach (lua_State *L, gr_state *S, uv_loop_t *loop) {
   hostdrive *d;
   int fd;
-  if (S == NULL || loop == NULL || S->hostclose != NULL ||
-      S->errhandler == NULL || (fd = gr_backend_fd(L)) < 0)
-    return GR_EINVAL;
+  /* libuv watches the doorbell's fd from the loop's first run on. */
+  uv_run(&S->loop, UV_RUN_NOWAIT);
+  if ((fd = uv_backend_fd(&S->loop)) < 0) return GR_ENOMEM;
   if ((d = (hostdrive *)calloc(1, sizeof(*d))) == NULL) return GR_ENOMEM;
   d->loop = loop;
   d->L = L;
@@ -321,8 +367,46 @@ int gr_set_loop (lua_State *L, uv_loop_t *loop) {
   return GR_OK;
 }
 
+/* Keeps loop (index 1) in the registry for gr_open (lua_pcall'd: the
+** registry may need memory). */
+static int lkeeploop (lua_State *L) {
+  lua_settop(L, 1);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &pendingloopkey);
+  return 0;
+}
+
+int gr_set_loop (lua_State *L, uv_loop_t *loop) {
+  gr_state *S;
+  if (L == NULL || loop == NULL) return GR_EINVAL;
+  if (!lua_checkstack(L, 3)) return GR_ENOMEM;
+  if (gr_state_find(L) == NULL) {   /* before gr_open: it attaches */
+    if (lua_rawgetp(L, LUA_REGISTRYINDEX, &pendingloopkey) != LUA_TNIL) {
+      lua_pop(L, 1);
+      return GR_EINVAL;   /* set already */
+    }
+    lua_pop(L, 1);
+    lua_pushcfunction(L, lkeeploop);
+    lua_pushlightuserdata(L, loop);
+    if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
+      lua_pop(L, 1);
+      return GR_ENOMEM;
+    }
+    return GR_OK;
+  }
+  S = hoststate(L);
+  if (S == NULL || S->hostclose != NULL) return GR_EINVAL;
+  return attach(L, S, loop);
+}
+
 uv_loop_t *gr_loop (lua_State *L) {
   gr_state *S = L ? gr_state_find(L) : NULL;
-  return S && S->hostclose == undrive ? ((hostdrive *)S->hostcloseud)->loop
-                                      : NULL;
+  uv_loop_t *loop;
+  if (S != NULL)
+    return S->hostclose == undrive ? ((hostdrive *)S->hostcloseud)->loop
+                                   : NULL;
+  if (L == NULL) return NULL;
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &pendingloopkey);   /* before gr_open */
+  loop = (uv_loop_t *)lua_touserdata(L, -1);
+  lua_pop(L, 1);
+  return loop;
 }

@@ -28,6 +28,8 @@
 **                                               most (a dump request)
 **   GR_LDUMP      the dump request (stack.c,    leaf
 **                 gr_lock, with a condition)
+**   GR_LWORKERINIT the host's worker set-up     leaf
+**                 (embed.c: gr_set_worker_init)
 ** Nothing that can raise a Lua error runs under any of them, and a waiter
 ** is woken only after its object's lock is dropped: collect the waiters
 ** under the lock, unlock, then gr_wait_wake each one.
@@ -85,7 +87,7 @@ typedef struct gr_timer gr_timer;   /* timer (timer.c) */
 
 enum {
   GR_LPOOLSTOP = 1, GR_LPOOL, GR_LMONITOR, GR_LTIMERLIFE, GR_LTIMERS,
-  GR_LCTX, GR_LSYNC, GR_LCHAN, GR_LMAILBOX, GR_LDUMP
+  GR_LCTX, GR_LSYNC, GR_LCHAN, GR_LMAILBOX, GR_LDUMP, GR_LWORKERINIT
 };
 
 #ifdef GR_DEBUG
