@@ -123,6 +123,10 @@ describe("embedding", function()
     })
   end)
 
+  it("host strings of every length around the recycled size arrive byte-exact", function()
+    expect("hoststrings", { "received\t3000\twrong\t0", "then\tnil\tnil\tfalse" })
+  end)
+
   it("gr_resume parks a host's coroutine that blocks, as a goroutine with a stable id", function()
     expect("resume", {
       "yielded 42",

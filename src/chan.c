@@ -117,6 +117,7 @@ freeit:
   if (c->hook) c->hook(L, c, GR_CHAN_FREED);   /* a timer goes with c */
   for (i = 0; i < c->count; i++)
     gr_value_discard(L, &c->buf[(c->head + i) % c->cap]);
+  while (c->spare != NULL) gr_pack_free(gr_chan_takespare(c));
   gr_mutex_destroy(&c->lock);
   free(c->buf);
   free(c);
@@ -471,11 +472,32 @@ static int lchan_send (lua_State *L) {
   return gr_sched_cannotblock(L, GR_WCHANSEND);
 }
 
+/* Pushes v, as gr_value_push does. A small pack of one string (a host's,
+** from a host channel) is pushed as that string, and kept in
+** S->sparepack meanwhile (so that it is not lost if the push raises):
+** the next receive gives it back to a host channel. */
+static void pushvalue (lua_State *L, gr_state *S, gr_value *v) {
+  const char *s;
+  size_t len;
+  gr_pack *p;
+  if (v->type != GR_VPACK || !gr_pack_issmall(v->u.p) ||
+      (s = gr_pack_tostring(v->u.p, &len)) == NULL) {
+    gr_value_push(L, v);
+    return;
+  }
+  p = v->u.p;
+  v->type = GR_VNIL;
+  gr_pack_free(S->sparepack);
+  S->sparepack = p;
+  lua_pushlstring(L, s, len);
+}
+
 /* Pushes the outcome of a receive: for ch:recv() v, ok; for the range
 ** iterator v alone, or nothing at the end. */
-static int pushrecv (lua_State *L, gr_value *v, int ok, int forrange) {
+static int pushrecv (lua_State *L, gr_state *S, gr_value *v, int ok,
+                     int forrange) {
   if (!forrange) {
-    gr_value_push(L, v);
+    pushvalue(L, S, v);
     lua_pushboolean(L, ok);
     return 2;
   }
@@ -483,7 +505,7 @@ static int pushrecv (lua_State *L, gr_value *v, int ok, int forrange) {
   if (v->type == GR_VNIL)
     return luaL_error(L, "range: received nil (use ch:recv() on channels "
                       "that carry nil)");
-  gr_value_push(L, v);
+  pushvalue(L, S, v);
   return 1;
 }
 
@@ -491,16 +513,20 @@ static int recv_k (lua_State *L, int status, lua_KContext ctx) {
   gr_state *S = gr_getstate(L);
   gr_g *g = S->current;
   endwait(L, S, g, status);
-  return pushrecv(L, &g->w.val, g->w.success, (int)ctx);
+  return pushrecv(L, S, &g->w.val, g->w.success, (int)ctx);
 }
 
-static int dorecv (lua_State *L, int forrange) {
+/* Receives from c, the channel of the handle at index 1. */
+static int dorecv (lua_State *L, gr_chan *c, int forrange) {
   gr_state *S = gr_getstate(L);
-  gr_chan *c = gr_chan_checkdir(L, 1, GR_DIRRECV);
   gr_waiter *wake;
   gr_value v;
   int r, mode = gr_sched_quickmode(L, S);
   gr_chan_lock(c);
+  /* The string pack of the last receive goes back for a host to refill,
+  ** under the lock taken anyway. */
+  if (c->host && S->sparepack != NULL && gr_chan_givespare(c, S->sparepack))
+    S->sparepack = NULL;
   r = gr_chan_recvlocked(c, &v, &wake);
   if (r == GR_WOULDBLOCK && mode == GR_BLOCK_ASK)
     mode = gr_sched_blockmode(L, S);
@@ -509,15 +535,22 @@ static int dorecv (lua_State *L, int forrange) {
   gr_chan_unlock(c);
   if (r == GR_WOULDBLOCK) return gr_sched_cannotblock(L, GR_WCHANRECV);
   if (wake) gr_wait_wake(S, wake);
-  return pushrecv(L, &v, r == GR_OK, forrange);
+  return pushrecv(L, S, &v, r == GR_OK, forrange);
 }
 
 static int lchan_recv (lua_State *L) {
-  return dorecv(L, 0);
+  return dorecv(L, gr_chan_checkdir(L, 1, GR_DIRRECV), 0);
 }
 
+/* The iterator of ch:range(); its last upvalue is the handle it was made
+** for, checked then: the for loop passes it back on every call. */
 static int lchan_rangeiter (lua_State *L) {
-  return dorecv(L, 1);
+  gr_chanud *u = (gr_chanud *)lua_touserdata(L, 1);
+  if (u == NULL ||
+      u != lua_touserdata(L, lua_upvalueindex(GR_NUPVALUES + 1)))
+    return dorecv(L, gr_chan_checkdir(L, 1, GR_DIRRECV), 1);
+  if (u->c == NULL) return gr_chan_finalized(L);
+  return dorecv(L, u->c, 1);
 }
 
 static int lchan_range (lua_State *L) {
@@ -525,7 +558,8 @@ static int lchan_range (lua_State *L) {
   lua_pushvalue(L, GR_UV_STATE);
   lua_pushvalue(L, GR_UV_CHANMT);
   lua_pushvalue(L, GR_UV_CASEMT);
-  lua_pushcclosure(L, lchan_rangeiter, GR_NUPVALUES);
+  lua_pushvalue(L, 1);
+  lua_pushcclosure(L, lchan_rangeiter, GR_NUPVALUES + 1);
   lua_pushvalue(L, 1);
   return 2;
 }

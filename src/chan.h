@@ -41,7 +41,37 @@ struct gr_chan {
   int closed;
   gr_waitq recvq;       /* parked receivers */
   gr_waitq sendq;       /* parked senders, each with its value */
+  gr_pack *spare;       /* host channels: small packs that receivers gave
+                           back, for host senders to refill */
+  int nspare;           /* in spare (bounded: gr_chan_givespare) */
 };
+
+/* The most small packs a host channel keeps for reuse: as many as its
+** buffer holds, so that a sender that refills a drained buffer allocates
+** nothing, up to GR_CHAN_SPARES (plus a few for hand-offs). */
+#define GR_CHAN_SPARES 1024
+
+/* A spare small pack of host channel c, or NULL. Requires c->lock. */
+static inline gr_pack *gr_chan_takespare (gr_chan *c) {
+  gr_pack *p = c->spare;
+  if (p != NULL) {
+    c->spare = *gr_pack_next(p);
+    c->nspare--;
+  }
+  return p;
+}
+
+/* Gives host channel c the small pack p for reuse; returns 0 if c has
+** enough (p stays the caller's). Requires c->lock. */
+static inline int gr_chan_givespare (gr_chan *c, gr_pack *p) {
+  if ((size_t)c->nspare >= (c->cap < GR_CHAN_SPARES ? c->cap : GR_CHAN_SPARES)
+                           + 16)
+    return 0;
+  *gr_pack_next(p) = c->spare;
+  c->spare = p;
+  c->nspare++;
+  return 1;
+}
 
 /* A Lua handle: full userdata with one user value (the cached
 ** handler-less receive case of this handle). */

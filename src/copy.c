@@ -66,7 +66,9 @@ struct gr_pack {
   int nvalues;          /* top-level values */
   int hasrefs;          /* it refers back to its own tables or functions */
   int nhandles;
+  int small;            /* of the small size (GR_PACK_SMALL): reusable */
   handle *h;
+  gr_pack *next;        /* a list of spare small packs (gr_pack_next) */
 };
 
 /* One step of the path from a top-level value to the one being packed. */
@@ -805,24 +807,48 @@ void gr_pack_free (gr_pack *p) {
   free(p);
 }
 
-/* A pack of the one string s, made without a Lua state (the host
-** channels of the embedding API); NULL without memory or over 4 GiB. */
-gr_pack *gr_pack_string (const char *s, size_t len) {
+/* A pack for one string of len bytes, made without a Lua state (the host
+** channels of the embedding API), to be filled with gr_pack_fill; of the
+** small size when len fits it. NULL without memory or over 4 GiB. */
+gr_pack *gr_pack_newstring (size_t len) {
   gr_pack *p;
-  uint32_t l = (uint32_t)len;
+  int small = len <= GR_PACK_SMALL;
   if (len > UINT32_MAX ||
-      (p = (gr_pack *)malloc(sizeof(*p) + 1 + sizeof(l) + len)) == NULL)
+      (p = (gr_pack *)malloc(sizeof(*p) + 1 + sizeof(uint32_t) +
+                             (small ? GR_PACK_SMALL : len))) == NULL)
     return NULL;
   p->data = (unsigned char *)(p + 1);
+  p->nvalues = 1;
+  p->hasrefs = 0;
+  p->nhandles = 0;
+  p->small = small;
+  p->h = NULL;
+  p->next = NULL;
+  return p;
+}
+
+/* Makes p, from gr_pack_newstring(n) with len <= n or of the small size
+** with len <= GR_PACK_SMALL, the pack of the string s. */
+void gr_pack_fill (gr_pack *p, const char *s, size_t len) {
+  uint32_t l = (uint32_t)len;
   p->data[0] = T_STR;
   memcpy(p->data + 1, &l, sizeof(l));
   if (len > 0) memcpy(p->data + 1 + sizeof(l), s, len);
   p->len = 1 + sizeof(l) + len;
-  p->nvalues = 1;
-  p->hasrefs = 0;
-  p->nhandles = 0;
-  p->h = NULL;
+}
+
+gr_pack *gr_pack_string (const char *s, size_t len) {
+  gr_pack *p = gr_pack_newstring(len);
+  if (p != NULL) gr_pack_fill(p, s, len);
   return p;
+}
+
+int gr_pack_issmall (const gr_pack *p) {
+  return p->small;
+}
+
+gr_pack **gr_pack_next (gr_pack *p) {
+  return &p->next;
 }
 
 /* The bytes of p if it holds one string alone, else NULL. */
@@ -847,6 +873,8 @@ gr_pack *gr_pack_dup (lua_State *L, const gr_pack *p) {
   int i;
   if (d == NULL) luaL_error(L, "not enough memory");
   *d = *p;
+  d->small = 0;
+  d->next = NULL;
   d->h = (handle *)(d + 1);
   d->data = (unsigned char *)(d->h) + hsize;
   if (p->len > 0) memcpy(d->data, p->data, p->len);
@@ -1016,6 +1044,8 @@ gr_pack *gr_pack_values (lua_State *L, int first, int n, const char *root,
   if (b->len > 0) memcpy(p->data, b->data, b->len);
   p->nvalues = n;
   p->hasrefs = b->hasrefs;
+  p->small = 0;
+  p->next = NULL;
   b->nh = 0;
   b->pack = p;
   b->ownpack = 1;

@@ -82,6 +82,21 @@ gr_pack *gr_pack_values (lua_State *L, int first, int n, const char *root,
 int gr_pack_push (lua_State *L, gr_pack *p, int envidx);
 /* A pack of one string, made without a Lua state; NULL without memory. */
 gr_pack *gr_pack_string (const char *s, size_t len);
+/* Strings of up to GR_PACK_SMALL bytes from a host travel in packs of one
+** size, the small ones, which host channels keep for reuse instead of
+** freeing them each time (a host thread would otherwise allocate what a
+** goroutine's thread frees, once a message). */
+#define GR_PACK_SMALL 120
+/* A pack for one string of len bytes, to fill (gr_pack_fill); small when
+** len fits. NULL without memory or over 4 GiB. */
+gr_pack *gr_pack_newstring (size_t len);
+/* Makes p the pack of the string s: p from gr_pack_newstring(n) with len
+** <= n, or a small pack with len <= GR_PACK_SMALL. */
+void gr_pack_fill (gr_pack *p, const char *s, size_t len);
+/* Whether p is of the small size (it may be refilled). */
+int gr_pack_issmall (const gr_pack *p);
+/* The link of p in a list of spare packs (their owner's to use). */
+gr_pack **gr_pack_next (gr_pack *p);
 /* The bytes and length of p's value if it is one string alone, or NULL. */
 const char *gr_pack_tostring (const gr_pack *p, size_t *len);
 /* Frees p, dropping the refs of the handles it still owns. */

@@ -7,7 +7,11 @@
 ** taken, its values are never Lua values of a state) and carries only
 ** nil, booleans, integers, numbers and strings (c->host: a Lua send of
 ** anything else raises), which a host thread copies in and out: scalars
-** inline, a string as a pack of one string (copy.c).
+** inline, a string as a pack of one string (copy.c). A short string goes
+** in a small pack, which the goroutine that receives it gives back to a
+** host channel at its next receive (c->spare), for a host sender to refill
+** under the lock: a stream of short strings allocates nothing once it
+** runs.
 **
 ** A host thread that must wait parks a hostwaiter on the channel's own
 ** queue, as a goroutine parks its waiter, and sleeps on the waiter's
@@ -186,14 +190,38 @@ static int hostout (gr_value *v, gr_hostval *hv) {
   return copy != NULL ? GR_OK : GR_ENOMEM;
 }
 
+/* Copies the string of hv into a small pack that c's receivers gave back,
+** or a new one, with c's lock held on return: GR_OK, GR_EINVAL or
+** GR_ENOMEM (then unlocked). The bytes are copied under the lock: at
+** most GR_PACK_SMALL of them. */
+static int hostinsmall (gr_chan *c, const gr_hostval *hv, gr_value *v) {
+  gr_pack *p;
+  if (hv->u.s.p == NULL && hv->u.s.len > 0) return GR_EINVAL;
+  gr_chan_lock(c);
+  if ((p = gr_chan_takespare(c)) == NULL) {
+    gr_chan_unlock(c);   /* nothing is allocated under the lock */
+    if ((p = gr_pack_newstring(hv->u.s.len)) == NULL) return GR_ENOMEM;
+    gr_chan_lock(c);
+  }
+  gr_pack_fill(p, hv->u.s.p, hv->u.s.len);
+  v->type = GR_VPACK;
+  v->u.p = p;
+  return GR_OK;
+}
+
 int gr_chan_send (gr_chan *c, const gr_hostval *hv, double timeout) {
   gr_waiter *wake;
   gr_value v;
   int r;
   if (c == NULL || hv == NULL || !c->host || !goodtimeout(timeout))
     return GR_EINVAL;
-  if ((r = hostin(hv, &v)) != GR_OK) return r;
-  gr_chan_lock(c);
+  if (hv->type == GR_TSTRING && hv->u.s.len <= GR_PACK_SMALL) {
+    if ((r = hostinsmall(c, hv, &v)) != GR_OK) return r;
+  }
+  else {
+    if ((r = hostin(hv, &v)) != GR_OK) return r;
+    gr_chan_lock(c);
+  }
   r = gr_chan_sendlocked(c, &v, &wake);
   if (r == GR_WOULDBLOCK && timeout != 0) {
     gr__chan_retain(c);   /* the call's own: the host may release c meanwhile */

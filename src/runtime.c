@@ -90,6 +90,7 @@ static void closestate (gr_state *S) {
   gr_timer_closeall(S);
   gr_select_closestate(S);
   gr_stream_closestate(S);
+  gr_pack_free(S->sparepack);
   /* A worker hands its errors to its host: it has none of its own, but
   ** any it had are printed, never dropped. */
   if (!host) gr_errors_report(S);

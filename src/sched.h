@@ -136,6 +136,9 @@ struct gr_state {
   const gr_timerops *timerops;  /* timer.c: set with timers */
   void *selspare;       /* select.c: a block of waiters kept for reuse */
   void *iospare;        /* stream.c: read buffers kept for reuse */
+  gr_pack *sparepack;   /* chan.c: the small pack of the last string a
+                           goroutine received from a host channel, for
+                           the next receive to give back to one */
   struct gr_errmsg *errlocal, *errlocaltail;  /* uncaught errors waiting
                            to be raised in goroutine 1 */
   void (*errhandler) (lua_State *L, const char *msg, void *ud);  /* an
