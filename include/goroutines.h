@@ -116,7 +116,9 @@ typedef enum gr_runmode {
 ** Returns GR_OK, or GR_ERROR with the message on L's stack: a goroutine's
 ** uncaught error (unless an error handler is set: it gets them, and
 ** gr_run returns GR_OK), or the deadlock report (GR_RUN_DEFAULT and
-** GR_RUN_ONCE, when goroutines are left and nothing can wake them). */
+** GR_RUN_ONCE, when goroutines are left and nothing can wake them; it
+** lists them, each with its wait reason and place, and not goroutine 1:
+** the host's call is none). */
 GR_API int gr_run (lua_State *L, gr_runmode mode);
 
 /* For a host with its own poll loop: an fd that becomes readable when a

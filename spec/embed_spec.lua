@@ -48,6 +48,7 @@ describe("embedding", function()
 
   it("a goroutine on a host channel waits; other deadlocks are still reported", function()
     expect("hostwait", {
+      "report lists goroutine 1: no, goroutine 2: yes",
       "plain wait, host channels elsewhere: error: all goroutines are asleep - deadlock!",
       "main:\tfalse\tall goroutines are asleep - deadlock!",
       "received\t7\ttrue",

@@ -135,7 +135,7 @@ static gr_state *hoststate (lua_State *L) {
 ** so that the message lands on the stack. */
 static int lwaiterror (lua_State *L) {
   gr_state *S = (gr_state *)lua_touserdata(L, lua_upvalueindex(1));
-  gr_errors_raisewait(L, S, (int)lua_tointeger(L, lua_upvalueindex(2)));
+  gr_errors_raisehost(L, S, (int)lua_tointeger(L, lua_upvalueindex(2)));
   return 0;
 }
 
@@ -196,7 +196,7 @@ static int lgo (lua_State *L) {
 int gr_go (lua_State *L, int nargs) {
   gr_state *S = L ? gr_state_find(L) : NULL;
   lua_Integer id;
-  if (S == NULL || nargs < 0 || lua_gettop(L) < nargs + 1)
+  if (S == NULL || nargs < 0 || lua_gettop(L) <= nargs)
     return GR_EINVAL;
   if (!gr_sched_iscallable(L, -nargs - 1) || !lua_checkstack(L, 2)) {
     lua_pop(L, nargs + 1);

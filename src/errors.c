@@ -14,14 +14,19 @@
 #include "errors.h"
 #include "sched.h"
 
-static int deadlock (lua_State *L, gr_state *S);
+static int deadlock (lua_State *L, gr_state *S, int withg1);
 
 /* Raises the error that gr_sched_wait reported to a blocking call:
 ** goroutine 1's oldest uncaught goroutine error, or the deadlock report.
 ** Never returns. */
 void gr_errors_raisewait (lua_State *L, gr_state *S, int err) {
   if (err == GR_EGOERR) gr_sched_raiseerror(L, S);
-  deadlock(L, S);
+  deadlock(L, S, 1);
+}
+
+void gr_errors_raisehost (lua_State *L, gr_state *S, int err) {
+  if (err == GR_EGOERR) gr_sched_raiseerror(L, S);
+  deadlock(L, S, 0);
 }
 
 /* Whether a frame is in the module's own Lua code (its coroutine.resume,
@@ -75,12 +80,13 @@ static void addworker (gr_state *S, void *ud) {
 ** of S and of its workers, with its wait reason and location. Every
 ** worker is asleep with nothing to wait for (that is what made it a
 ** deadlock), so their goroutines hold still while they are read. L is
-** the thread that detected it. */
-static int deadlock (lua_State *L, gr_state *S) {
+** the thread that detected it; without withg1, it is an embedding host's
+** gr_run, outside every goroutine, and goroutine 1 is not listed. */
+static int deadlock (lua_State *L, gr_state *S, int withg1) {
   luaL_Buffer b;
   luaL_buffinit(L, &b);
   luaL_addstring(&b, "all goroutines are asleep - deadlock!");
-  addg(&b, S->g1, S->current == S->g1 ? L : S->g1->co);
+  if (withg1) addg(&b, S->g1, S->current == S->g1 ? L : S->g1->co);
   addstate(&b, S, S->current, L);
   if (S->poolops) S->poolops->eachworker(S, addworker, &b);
   luaL_pushresult(&b);

@@ -12,6 +12,10 @@
 ** oldest uncaught goroutine error; GR_EDEADLOCK: the deadlock report).
 ** Never returns. */
 void gr_errors_raisewait (lua_State *L, gr_state *S, int err);
+/* The same for an embedding host's gr_run, which runs outside every
+** goroutine: the deadlock report lists the goroutines without goroutine
+** 1. */
+void gr_errors_raisehost (lua_State *L, gr_state *S, int err);
 /* Prints a list of errors to stderr and frees it; returns how many. */
 int gr_errors_print (gr_errmsg *e);
 /* Prints the errors of S never raised (at its close); returns how many. */

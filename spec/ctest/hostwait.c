@@ -62,8 +62,13 @@ int main (void) {
   gr_chan_release(other);
   L = withchan(hc);
   ctest_run(L, "g.go(function() g.chan():recv() end)\n");
-  printtop("plain wait, host channels elsewhere", gr_run(L, GR_RUN_DEFAULT),
-           L);
+  CHECK(gr_run(L, GR_RUN_DEFAULT) == GR_ERROR);
+  /* The host's gr_run is no goroutine: the report lists goroutine 2. */
+  printf("report lists goroutine 1: %s, goroutine 2: %s\n",
+         strstr(lua_tostring(L, -1), "goroutine 1 [") ? "yes" : "no",
+         strstr(lua_tostring(L, -1), "goroutine 2 [chan receive]") ? "yes"
+                                                                   : "no");
+  printtop("plain wait, host channels elsewhere", GR_ERROR, L);
   /* The main chunk blocking in place, too. */
   ctest_run(L, "local ok, err = pcall(function() g.chan():recv() end)\n"
                "print('main:', ok, (err:match('^[^\\n]*')))");
