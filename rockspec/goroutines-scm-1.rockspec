@@ -47,6 +47,7 @@ build = {
         "src/gsignal.c",
         "src/gtime.c",
         "src/hostchan.c",
+        "src/leak.c",
         "src/net.c",
         "src/parallel.c",
         "src/runtime.c",

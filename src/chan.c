@@ -12,6 +12,10 @@
 **   outlives every waiter that points to it.
 ** Lock order: one chan lock here (select.c takes several in address
 **   order). Waiters are readied only after the lock is dropped.
+** Leak detection (leak.c): a goroutine parked on a channel that only its
+**   state holds (not shared, no timer behind it) may be anchored by the
+**   channel's root handle, the one g.chan made: every view holds it (its
+**   user value 2). Sharing the channel pins its waiters first.
 */
 #include <sched.h>
 #include <stdlib.h>
@@ -338,7 +342,12 @@ static void checkshare (lua_State *L, gr_chan *c) {
 ** state that holds c, so nothing else touches c meanwhile; checkshare
 ** made sure that every value can cross. */
 static void share (lua_State *L, gr_chan *c) {
+  gr_waiter *w;
+  int q;
   if (atomic_load_explicit(&c->shared, memory_order_acquire)) return;
+  for (q = 0; q < 2; q++)   /* another state may wake them soon */
+    for (w = q ? c->sendq.first : c->recvq.first; w; w = w->next)
+      if (w->g != NULL) gr_sched_leakpin(w->g->S, w->g);
   packheld(L, c, 1);
   if (c->hook) c->hook(L, c, GR_CHAN_SHARED);   /* its timer moves */
 }
@@ -367,16 +376,46 @@ static int unqueue (gr_waiter *w) {
   return was;
 }
 
-/* Undoes a parked single operation at state close (g->cancel). */
-static void cancel (gr_g *g) {
+/* Undoes a parked single operation for good: at state close (L NULL),
+** or when g was found leaked. */
+static void dropwait (lua_State *L, gr_g *g) {
   gr_waiter *w = &g->w;
   gr_chan *c = (gr_chan *)w->obj;
   if (c == NULL) return;
   unqueue(w);
-  gr_value_discard(NULL, &w->val);
+  gr_value_discard(L, &w->val);
   w->obj = NULL;
-  gr__chan_release(NULL, c);
+  g->cancel = NULL;
+  gr__chan_release(L, c);
 }
+
+/* g->cancel. */
+static void cancel (gr_g *g) {
+  dropwait(NULL, g);
+}
+
+/* Pushes the root handle of the handle at idx (its own root unless it
+** is a view). */
+void gr_chan_pushroot (lua_State *L, int idx) {
+  idx = lua_absindex(L, idx);
+  if (lua_getiuservalue(L, idx, 2) != LUA_TUSERDATA) {
+    lua_pop(L, 1);
+    lua_pushvalue(L, idx);
+  }
+}
+
+/* The handle is argument 1 of every parked operation (send, recv, the
+** range iterator). */
+static int leakroots (lua_State *L, gr_g *g) {
+  luaL_checkstack(L, 2, NULL);
+  lua_pushvalue(g->co, 1);
+  lua_xmove(g->co, L, 1);
+  gr_chan_pushroot(L, -1);
+  lua_remove(L, -2);
+  return 1;
+}
+
+static const gr_leakops leakops = { leakroots, dropwait };
 
 /* Finishes the parked operation of g in its continuation: after an
 ** in-place wait that must raise (status < 0), the waiter is removed and
@@ -410,6 +449,8 @@ static int parkon (lua_State *L, gr_state *S, gr_chan *c, int dir, int mode,
   gr_sched_prepark(g, mode, dir == GR_DIRRECV ? GR_WCHANRECV : GR_WCHANSEND,
                    cancel);
   if (c->host) gr_sched_hostwait(g);
+  if (!isshared(c) && c->hook == NULL)
+    gr_sched_leakpark(S, g, mode, &leakops);
   gr_waitq_push(queueof(c, w), w);
   gr__chan_retain(c);  /* the waiter's ref, dropped in endwait/cancel */
   gr_chan_unlock(c);
@@ -619,11 +660,13 @@ static int view (lua_State *L, int dir, const char *what) {
   if (!(u->dir & dir))
     return luaL_error(L, "cannot make a %s view of a %s channel", what,
                       u->dir == GR_DIRSEND ? "send-only" : "receive-only");
-  nu = (gr_chanud *)lua_newuserdatauv(L, sizeof(*nu), 1);
+  nu = (gr_chanud *)lua_newuserdatauv(L, sizeof(*nu), 2);
   nu->c = NULL;
   nu->dir = dir;
   lua_pushvalue(L, GR_UV_CHANMT);
   lua_setmetatable(L, -2);
+  gr_chan_pushroot(L, 1);   /* a view reaches its root (leak.c) */
+  lua_setiuservalue(L, -2, 2);
   /* The allocation may have run a finalizer that finalized u. */
   if (u->c == NULL) return gr_chan_finalized(L);
   gr__chan_retain(u->c);   /* the view's ref, dropped by its __gc */

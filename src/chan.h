@@ -74,7 +74,8 @@ static inline int gr_chan_givespare (gr_chan *c, gr_pack *p) {
 }
 
 /* A Lua handle: full userdata with one user value (the cached
-** handler-less receive case of this handle). */
+** handler-less receive case of this handle), and for a view a second one:
+** its root handle. */
 typedef struct gr_chanud {
   gr_chan *c;           /* holds one ref, dropped by __gc */
   int dir;              /* GR_DIR* allowed through this handle */
@@ -138,6 +139,9 @@ static inline void gr_chan_checkvalue (lua_State *L, gr_chan *c, int idx) {
 void gr_chan_pushud (lua_State *L, gr_chan *c, int dir);
 /* The live channel handle at idx, or raises. */
 gr_chanud *gr_chan_checkud (lua_State *L, int idx);
+/* Pushes the root handle of the handle at idx: the one all views of its
+** channel in this state hold (leak detection anchors by it). */
+void gr_chan_pushroot (lua_State *L, int idx);
 /* Raises "attempt to use a finalized goroutines.chan". */
 int gr_chan_finalized (lua_State *L);
 /* The channel of the handle at idx, which must allow dir; or raises. */

@@ -69,7 +69,7 @@ static void addstate (luaL_Buffer *b, gr_state *S, gr_g *cur, lua_State *L) {
   gr_g *g = S->all, *last = NULL;
   for (; g != NULL; g = g->allnext) last = g;
   for (g = last; g != NULL; g = g->allprev)
-    addg(b, g, g == cur ? L : g->co);
+    if (!g->leaked) addg(b, g, g == cur ? L : g->co);
 }
 
 static void addworker (gr_state *S, void *ud) {

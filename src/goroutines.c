@@ -17,6 +17,7 @@
 #include "state.h"
 #include "sync.h"
 #include "gtime.h"
+#include "leak.h"
 
 int luaopen_goroutines_core (lua_State *L) {
   luaL_checkversion(L);
@@ -34,5 +35,6 @@ int luaopen_goroutines_core (lua_State *L) {
   gr_os_open(L);
   gr_signal_open(L);
   gr_exec_open(L);
+  gr_leak_open(L);
   return 1;
 }

@@ -17,6 +17,7 @@
 
 #include "copy.h"
 #include "errors.h"
+#include "leak.h"
 #include "parallel.h"
 #include "runtime.h"
 #include "sched.h"
@@ -86,7 +87,9 @@ static void closestate (gr_state *S) {
   }
   gr_sched_forget(S);
   gr_timer_pause(S);   /* no timer-thread wake in flight while g's go */
+  gr_leak_close(S);
   gr_sched_closeall(S);
+  gr_sched_freestrs(S);
   gr_timer_closeall(S);
   gr_select_closestate(S);
   gr_stream_closestate(S);
@@ -124,6 +127,7 @@ static gr_state *newstate (lua_State *L) {
   S->g1 = S->current = g1;
   S->rng = (uv_hrtime() ^ (uint64_t)(uintptr_t)S) | 1;
   S->gcstress = gc != NULL && gc[0] != '\0' && strcmp(gc, "0") != 0;
+  gr_leak_init(S);
   /* A worker thread marks its state before it loads the module. */
   if (lua_rawgetp(L, LUA_REGISTRYINDEX, &gr_parallel_workerkey) ==
       LUA_TLIGHTUSERDATA) {

@@ -6,7 +6,12 @@
 ** Invariants:
 **   A goroutine is in at most one of: the run queue, the remote queue,
 **     running (S->current chain), parked. It is in S->all from spawn to
-**     death, and its coroutine is anchored by g->ref for as long.
+**     death (or to the reap of a leak), and its coroutine is anchored by
+**     g->ref for as long, except while leak detection holds it weak
+**     (leak.c: then the handles of the objects it waits on anchor it).
+**   S->leakq holds the parked goroutines that leak detection may weaken:
+**     each is taken out when it is readied (by S's thread: the objects it
+**     waits on are S's alone) or when one of them is shared.
 **   A parked goroutine is woken exactly once: by the single waker that
 **     dequeues its waiter (or, for select, wins the CAS on g->seldone).
 **   Only the thread that runs S touches S->runhead, S->all, S->current and
@@ -138,6 +143,10 @@ void gr_sched_kick (gr_state *S) {
 ** caller is its single waker, and holds no lock. */
 void gr_sched_ready (gr_state *cur, gr_g *g) {
   gr_state *S = g->S;
+  if (cur == S && (g->inleakq | g->weak)) {
+    gr_sched_leakunlist(S, g);
+    if (g->weak) g->wokeweak = 1;   /* resume anchors it again */
+  }
   if (g->inplace) {
     if (cur == S)   /* the blocker's own thread: it reads woken next */
       atomic_store_explicit(&g->woken, 1, memory_order_relaxed);
@@ -250,6 +259,7 @@ static void finish (lua_State *L, gr_state *S, gr_g *g, int status) {
     gr_sched_posterror(S, g->id, msg, NULL);
     lua_resetthread(g->co);  /* closes what is still to be closed */
   }
+  if (g->sent) g->sent->g = NULL;
   if (g->allprev) g->allprev->allnext = g->allnext;
   else S->all = g->allnext;
   if (g->allnext) g->allnext->allprev = g->allprev;
@@ -304,6 +314,9 @@ static int resume (lua_State *L, gr_state *S, gr_g *g) {
   /* Goroutine 1 cannot be preempted: it is not a coroutine. */
   gr_g *prevrun = prev == S->g1 ? NULL : prev;
   int nres, status, nargs = g->nargs;
+  if (g->inleakq) gr_sched_leakunlist(S, g);
+  if (g->weak) S->strengthen(L, g);   /* before it runs: may allocate */
+  g->leakops = NULL;
   S->current = g;
   endhostwait(S, g);
   g->parked = 0;
@@ -379,6 +392,7 @@ int gr_sched_runonce (lua_State *L, gr_state *S) {
   gr_g *g;
   if (atomic_load_explicit(&S->rpending, memory_order_acquire))
     gr_sched_takeremote(L, S);
+  if (S->nleaked) gr_sched_reap(L, S);
   S->timerops->fire(L, S);
   pollio(S);
   if ((g = runq_pop(S)) == NULL) return 0;
@@ -399,6 +413,7 @@ int gr_sched_wait (lua_State *L, gr_state *S, gr_g *me, int runonly) {
       return 0;
     if (atomic_load_explicit(&S->rpending, memory_order_acquire))
       gr_sched_takeremote(L, S);
+    if (S->nleaked) gr_sched_reap(L, S);
     if (me == S->g1 && S->errlocal) {
       if (S->errhandler == NULL) return GR_EGOERR;
       gr_sched_passerrors(S);
@@ -481,6 +496,7 @@ int gr_sched_runhost (lua_State *L, gr_state *S, int mode) {
   for (;;) {
     if (atomic_load_explicit(&S->rpending, memory_order_acquire))
       gr_sched_takeremote(L, S);
+    if (S->nleaked) gr_sched_reap(L, S);
     if (S->errlocal) {
       if (S->errhandler == NULL) return hostdone(S, again, GR_EGOERR);
       gr_sched_passerrors(S);
@@ -1124,10 +1140,13 @@ void gr_sched_closeall (gr_state *S) {
   while (g) {
     gr_g *next = g->allnext;
     if (g->cancel) g->cancel(g);
+    if (g->sent) g->sent->g = NULL;
+    if (!g->leaked)   /* a leak no longer counts */
+      atomic_fetch_sub_explicit(&numg, 1, memory_order_relaxed);
     free(g);
-    atomic_fetch_sub_explicit(&numg, 1, memory_order_relaxed);
     g = next;
   }
+  S->leakq = NULL;
   S->all = NULL;
   S->runhead = S->runtail = NULL;
   if (S->g1) {
@@ -1136,6 +1155,139 @@ void gr_sched_closeall (gr_state *S) {
     if (S->worker == NULL)
       atomic_fetch_sub_explicit(&numg, 1, memory_order_relaxed);
   }
+}
+
+
+/* --- leak detection's part (leak.c does the rest) ---------------------- */
+
+void gr_sched_leakpark (gr_state *S, gr_g *g, int mode,
+                        const gr_leakops *ops) {
+  if (mode != GR_BLOCK_YIELD || S->leakoff) return;
+  g->leakops = ops;
+  g->leakprev = NULL;
+  g->leaknext = S->leakq;
+  if (S->leakq) S->leakq->leakprev = g;
+  S->leakq = g;
+  g->inleakq = 1;
+}
+
+void gr_sched_leakunlist (gr_state *S, gr_g *g) {
+  if (!g->inleakq) return;
+  if (g->leakprev) g->leakprev->leaknext = g->leaknext;
+  else S->leakq = g->leaknext;
+  if (g->leaknext) g->leaknext->leakprev = g->leakprev;
+  g->leaknext = g->leakprev = NULL;
+  g->inleakq = 0;
+}
+
+/* Another thread may wake g from now on (an object it waits on is being
+** shared): it is not weakened nor reported in this park, and if it is
+** weak already, the next of its resume or its sentinel's __gc anchors it
+** again (leak.c). Pure C: callable under an object's lock. */
+void gr_sched_leakpin (gr_state *S, gr_g *g) {
+  gr_sched_leakunlist(S, g);
+  if (g->weak) g->wokeweak = 1;
+}
+
+/* The goroutines found leaked were counted out and their waiters dropped
+** when they were found (in a finalizer, where S->all may be under
+** iteration); here they leave S->all and their coroutines their anchor,
+** so that the next collection frees them. */
+void gr_sched_reap (lua_State *L, gr_state *S) {
+  gr_g *g = S->all;
+  while (g != NULL && S->nleaked > 0) {
+    gr_g *next = g->allnext;
+    if (g->leaked) {
+      if (g->allprev) g->allprev->allnext = g->allnext;
+      else S->all = g->allnext;
+      if (g->allnext) g->allnext->allprev = g->allprev;
+      luaL_unref(L, LUA_REGISTRYINDEX, g->ref);  /* its anchor since the
+                           leak was found */
+      free(g);
+      S->nleaked--;
+    }
+    g = next;
+  }
+}
+
+/* Where g.go was called, "file.lua:30", interned in S: spawning from the
+** same line again costs a lua_getinfo and a comparison with the last one.
+** NULL when unknown (no Lua caller, or no memory). */
+typedef struct gr_leakstrs {
+  const char *lastsrc;  /* the source and line of the last lookup */
+  int lastline;
+  const char *last;     /* and its text */
+  int n, cap;           /* texts in the open-addressing table */
+  char **tab;
+} gr_leakstrs;
+
+#define MAXCREATED 65536   /* distinct places kept; then "?" */
+
+static uint32_t strhash (const char *s) {
+  uint32_t h = 2166136261u;
+  for (; *s; s++) h = (h ^ (unsigned char)*s) * 16777619u;
+  return h;
+}
+
+static const char *intern (gr_leakstrs *t, const char *text) {
+  uint32_t i;
+  if (t->n * 2 >= t->cap) {
+    int cap = t->cap ? t->cap * 2 : 64, j;
+    char **tab;
+    if (t->n >= MAXCREATED) return "?";
+    tab = (char **)calloc((size_t)cap, sizeof(char *));
+    if (tab == NULL) return NULL;
+    for (j = 0; j < t->cap; j++)
+      if (t->tab[j]) {
+        uint32_t k = strhash(t->tab[j]) & (uint32_t)(cap - 1);
+        while (tab[k]) k = (k + 1) & (uint32_t)(cap - 1);
+        tab[k] = t->tab[j];
+      }
+    free(t->tab);
+    t->tab = tab;
+    t->cap = cap;
+  }
+  i = strhash(text) & (uint32_t)(t->cap - 1);
+  while (t->tab[i]) {
+    if (strcmp(t->tab[i], text) == 0) return t->tab[i];
+    i = (i + 1) & (uint32_t)(t->cap - 1);
+  }
+  if ((t->tab[i] = strdup(text)) == NULL) return NULL;
+  t->n++;
+  return t->tab[i];
+}
+
+static const char *createdat (lua_State *L, gr_state *S) {
+  lua_Debug ar;
+  char buf[LUA_IDSIZE + 24];
+  gr_leakstrs *t = S->strs;
+  if (!lua_getstack(L, 1, &ar) || !lua_getinfo(L, "Sl", &ar) ||
+      ar.currentline < 0)
+    return NULL;
+  if (t == NULL) {
+    if ((t = (gr_leakstrs *)calloc(1, sizeof(*t))) == NULL) return NULL;
+    S->strs = t;
+  }
+  /* The source string of a live function cannot move: the same address
+  ** and line is the same place. */
+  if (t->last && ar.source == t->lastsrc && ar.currentline == t->lastline)
+    return t->last;
+  snprintf(buf, sizeof(buf), "%s:%d", ar.short_src, ar.currentline);
+  t->lastsrc = ar.source;
+  t->lastline = ar.currentline;
+  t->last = intern(t, buf);
+  return t->last;
+}
+
+/* Frees S's interned texts (at its close, after its goroutines). */
+void gr_sched_freestrs (gr_state *S) {
+  gr_leakstrs *t = S->strs;
+  int i;
+  if (t == NULL) return;
+  for (i = 0; i < t->cap; i++) free(t->tab[i]);
+  free(t->tab);
+  free(t);
+  S->strs = NULL;
 }
 
 
@@ -1162,6 +1314,7 @@ static int lgo (lua_State *L) {
   gr_g *g;
   gr_sched_checkcallable(L, 1);
   g = gr_sched_spawn(L, S, lua_gettop(L) - 1, 0);
+  g->created = createdat(L, S);
   lua_pushinteger(L, g->id);
   return 1;
 }

@@ -2,8 +2,10 @@
 ** sched.h -- goroutines and the per-state scheduler.
 **
 ** A goroutine is a Lua coroutine anchored in the registry from spawn to
-** death, plus a gr_g record (malloc'd, owned by its state). Goroutines of
-** one state run only on the thread that currently runs that state, one at
+** death, plus a gr_g record (malloc'd, owned by its state); while it is
+** parked on objects only its own state can reach, leak detection may
+** move the anchor to those objects' handles (leak.c says where).
+** Goroutines of one state run only on the thread that currently runs that state, one at
 ** a time, in FIFO order.
 **
 ** Parking: a blocking operation enqueues a gr_waiter on an object (a
@@ -40,13 +42,32 @@ extern const char *const gr_waitreasons[];
 ** must stop, such as at shutdown: the goroutine ends without a report. */
 extern const char gr_sched_stoptoken;
 
+/* What leak detection needs of a park that it may weaken (the operation's
+** file provides it; leak.c uses it, on g's state's thread only). */
+typedef struct gr_leakops {
+  /* Pushes onto L the handles whose reachability decides whether g can
+  ** be woken (one per object it waits on; a view's root handle), read
+  ** from the top frame of g's parked coroutine; returns their count. */
+  int (*roots) (lua_State *L, gr_g *g);
+  /* Takes g's waiters out of their queues for good and drops what they
+  ** hold: g was found leaked (L: its state's thread). */
+  void (*drop) (lua_State *L, gr_g *g);
+} gr_leakops;
+
+/* The payload of a weak goroutine's sentinel (leak.c): g, or NULL once g
+** is strong again, gone, or reported. */
+typedef struct gr_sentinel {
+  gr_g *g;
+} gr_sentinel;
+
 /* One goroutine. */
 struct gr_g {
   lua_Integer id;       /* 1 for the main chunk */
   lua_State *co;        /* its coroutine (the main thread for goroutine 1) */
   gr_state *S;          /* owning state (immutable) */
   int ref;              /* registry ref anchoring co; LUA_NOREF for g1;
-                           released once, in finish() */
+                           released once, in finish() or by the reap of
+                           a leak (leak.c); holds false while weak */
   /* owner thread only: */
   int nargs;            /* arguments on co's stack for its first resume */
   gr_g *runnext;        /* link in the run queue or the remote queue */
@@ -76,6 +97,19 @@ struct gr_g {
   /* protected by monlock: */
   int savedmask, savedcount;  /* restored when the preemption hook fires */
   lua_Hook savedhook;   /* the hook that preemption replaced on co */
+  /* leak detection (leak.c), owner thread only: */
+  const gr_leakops *leakops;  /* set by a park that leak detection
+                           may weaken (objects of this state only), until
+                           the resume; NULL otherwise */
+  gr_g *leaknext, *leakprev;  /* link in S->leakq while in it */
+  gr_sentinel *sent;  /* the sentinel while weak, or NULL */
+  const char *created;  /* "file.lua:30" where g.go was called, interned
+                           by S (leak.c), or NULL */
+  unsigned char inleakq;  /* in S->leakq: parked weakable, still strong */
+  unsigned char weak;   /* anchored by its objects' handles (ref false) */
+  unsigned char wokeweak;  /* readied while weak: resume strengthens it */
+  unsigned char leakstage;  /* 1 once its sentinel was finalized once */
+  unsigned char leaked; /* found leaked: waits for the reap (leak.c) */
 };
 
 /* An uncaught goroutine error kept as a C string "goroutine N: msg" with
@@ -197,6 +231,16 @@ struct gr_state {
   /* owner thread only: */
   void (*ondump) (lua_State *L, gr_state *S, unsigned gen);  /* stack.c's:
                            answers dump request gen at a scheduling point */
+  /* leak detection (leak.c), owner thread only: */
+  gr_g *leakq;          /* parked goroutines that may be weakened */
+  int nleaked;          /* goroutines found leaked, not yet reaped */
+  struct gr_leakreport *reports, **reportstail;  /* leaks found, not yet
+                           returned by g.leaks() */
+  struct gr_leakstrs *strs;  /* the interned "file:line" texts */
+  void (*strengthen) (lua_State *L, gr_g *g);  /* leak.c's: anchors the
+                           weak g in the registry again, before it runs */
+  unsigned char leakoff;  /* GOROUTINES_DEBUG=leakcheck=0 */
+  unsigned char leakprint;  /* GOROUTINES_DEBUG=leaks: print at close */
 };
 
 /* Values of S->idle: asleep with timers pending, or with nothing. */
@@ -316,6 +360,19 @@ void gr_sched_adopt (gr_state *S);
 void gr_sched_forget (gr_state *S);
 /* At S's close: undoes every parked goroutine and frees the records. */
 void gr_sched_closeall (gr_state *S);
+/* Lets leak detection weaken g, which parks in mode on objects of S
+** alone (not shared, no timer or host behind them), described by ops. */
+void gr_sched_leakpark (gr_state *S, gr_g *g, int mode,
+                        const gr_leakops *ops);
+/* Takes g out of S->leakq if it is there (S's thread). */
+void gr_sched_leakunlist (gr_state *S, gr_g *g);
+/* g, parked, may be woken by another thread from now on: leak detection
+** keeps it (S: g's state, its thread; no Lua call, no raise). */
+void gr_sched_leakpin (gr_state *S, gr_g *g);
+/* Frees the goroutines found leaked (S's thread, not in a finalizer). */
+void gr_sched_reap (lua_State *L, gr_state *S);
+/* Frees the texts of g->created (at S's close). */
+void gr_sched_freestrs (gr_state *S);
 /* Registers go, gosched, id, numgoroutine in the module table. */
 void gr_sched_open (lua_State *L);
 

@@ -26,6 +26,10 @@
 **   queued.
 ** Lock order: chan locks in address order; nothing else is taken under
 **   them; waking happens after they are all dropped.
+** Leak detection (leak.c): a select parked on channels that only its
+**   state holds (none shared, none with a timer behind it) may be
+**   anchored by their root handles, read from its case objects; one with
+**   no case at all by nothing.
 */
 #include <sched.h>
 #include <stdlib.h>
@@ -341,6 +345,43 @@ static void cancel (gr_g *g) {
   if (g->sel) freeblock(NULL, g);
 }
 
+/* leakops->drop: g was found leaked. */
+static void leakdrop (lua_State *L, gr_g *g) {
+  if (g->sel) freeblock(L, g);
+}
+
+/* leakops->roots: the root handle of each waiter's case, whose object is
+** in the parked frame at CASE0 + caseidx - 1. */
+static int leakroots (lua_State *L, gr_g *g) {
+  gr_selblock *b = g->sel;
+  int i;
+  luaL_checkstack(L, b->n + 2, "too many select cases");
+  for (i = 0; i < b->n; i++) {
+    lua_pushvalue(g->co, CASE0 + b->w[i].caseidx - 1);
+    lua_xmove(g->co, L, 1);
+    lua_getiuservalue(L, -1, 1);
+    gr_chan_pushroot(L, -1);
+    lua_replace(L, -3);
+    lua_pop(L, 1);
+  }
+  return b->n;
+}
+
+static const gr_leakops leakops = { leakroots, leakdrop };
+
+static int noroots (lua_State *L, gr_g *g) {
+  (void)L; (void)g;
+  return 0;
+}
+
+static void nodrop (lua_State *L, gr_g *g) {
+  (void)L;
+  g->cancel = NULL;
+}
+
+/* A select with no case waits on nothing: nothing can wake it. */
+static const gr_leakops noleakops = { noroots, nodrop };
+
 static int noselect_k (lua_State *L, int status, lua_KContext ctx) {
   (void)ctx;
   gr_getstate(L)->current->cancel = NULL;
@@ -401,6 +442,11 @@ static int park (lua_State *L, gr_state *S, scase *cs, int *poll,
   g->selwin = 0;
   g->sel = b;
   gr_sched_prepark(g, mode, GR_WSELECT, cancel);
+  for (j = 0; j < nlock; j++)
+    if (atomic_load_explicit(&order[j]->shared, memory_order_acquire) ||
+        order[j]->hook != NULL)
+      break;
+  if (j == nlock) gr_sched_leakpark(S, g, mode, &leakops);
   for (j = 0; j < nactive; j++) {
     int i = poll[j];
     gr_waiter *w = &b->w[j];
@@ -564,6 +610,7 @@ static int lselect (lua_State *L) {
     if (mode == GR_BLOCK_NO)
       return gr_sched_cannotblock(L, GR_WSELECTNOCASES);
     gr_sched_prepark(S->current, mode, GR_WSELECTNOCASES, NULL);
+    gr_sched_leakpark(S, S->current, mode, &noleakops);
     return gr_sched_park(L, S, S->current, 0, noselect_k);
   }
   /* A uniformly random permutation of the enabled cases. */

@@ -141,7 +141,7 @@ static int lcollect (lua_State *L) {
   gr_state *S = c->S;
   gr_g *g, **runq;
   int n = 0, nrun = 0, i, k = 0;
-  for (g = S->all; g != NULL; g = g->allnext) n++;
+  for (g = S->all; g != NULL; g = g->allnext) n += !g->leaked;
   for (g = S->runhead; g != NULL; g = g->runnext) nrun++;
   if (S->worker == NULL) n++;   /* a worker's main thread is no goroutine */
   c->gs = (gr_g **)malloc((size_t)(n + nrun + 1) * sizeof(gr_g *));
@@ -149,7 +149,8 @@ static int lcollect (lua_State *L) {
   if (c->gs == NULL || c->e == NULL) return luaL_error(L, "not enough memory");
   /* A snapshot: finalizers that the tracebacks run may spawn. */
   if (S->worker == NULL) c->gs[k++] = S->g1;
-  for (g = S->all; g != NULL && k < n; g = g->allnext) c->gs[k++] = g;
+  for (g = S->all; g != NULL && k < n; g = g->allnext)
+    if (!g->leaked) c->gs[k++] = g;   /* a leak is no goroutine */
   n = k;
   runq = c->gs + n;
   for (g = S->runhead, k = 0; g != NULL && k < nrun; g = g->runnext)

@@ -28,6 +28,13 @@
 ** A queued waiter holds a ref on its object (w->obj; a cond holds one on
 ** its locker); w->dir names the queue it is in (Q*).
 ** Lock order: one object lock, never with a chan lock; wake after unlock.
+** Leak detection (leak.c): a goroutine parked on an object that only its
+**   state holds (o->shared unset, and its locker's for a cond) may be
+**   anchored by the object's root handle, the one g.sync made: its other
+**   handles in the state (an rlocker, a pinned once) hold the root in
+**   their user value 2, and a cond's handle holds its locker's handle in
+**   user value 1. Sharing an object pins its waiters (gr_sched_leakpin),
+**   and so does a signal that moves a cond's waiter to a shared locker.
 */
 #include <sched.h>
 #include <stdlib.h>
@@ -63,6 +70,8 @@ typedef struct gr_sync {
   struct gr_sync *locker;  /* cond: its mutex or rwmutex, ref held; else
                            NULL (immutable) */
   int lmode;            /* cond: how it locks locker, L* (immutable) */
+  atomic_int shared;    /* a handle crossed to another state: set once, by
+                           the thread of the only state that held it */
   lua_Integer size;     /* semaphore: its size (immutable) */
   /* protected by lock (a cond's by locker->lock): */
   lua_Integer n;        /* counter, locked flag, once state, readers or
@@ -285,6 +294,50 @@ static int unqueue (gr_waiter *w, gr_state *S, gr_state *closing) {
   return was;
 }
 
+static int isshared (gr_sync *o) {
+  return atomic_load_explicit(&o->shared, memory_order_relaxed);
+}
+
+/* Pushes the root handle of the sync handle at idx. */
+static void pushroot (lua_State *L, int idx) {
+  idx = lua_absindex(L, idx);
+  if (lua_getiuservalue(L, idx, 2) != LUA_TUSERDATA) {
+    lua_pop(L, 1);
+    lua_pushvalue(L, idx);
+  }
+}
+
+/* leakops->roots: the handle is argument 1 of every wait; a cond's
+** waiter may also be moved to its locker's queue. */
+static int leakroots (lua_State *L, gr_g *g) {
+  gr_sync *o = (gr_sync *)g->w.obj;
+  luaL_checkstack(L, 4, NULL);
+  lua_pushvalue(g->co, 1);
+  lua_xmove(g->co, L, 1);
+  pushroot(L, -1);
+  if (o->kind != COND) {
+    lua_remove(L, -2);
+    return 1;
+  }
+  lua_getiuservalue(L, -2, 1);   /* the locker's handle */
+  pushroot(L, -1);
+  lua_remove(L, -2);
+  lua_remove(L, -3);
+  return 2;
+}
+
+/* leakops->drop: g was found leaked. */
+static void leakdrop (lua_State *L, gr_g *g) {
+  (void)L;
+  if (g->w.obj == NULL) return;
+  unqueue(&g->w, g->S, NULL);   /* may let others go: they run */
+  release((gr_sync *)g->w.obj);
+  g->w.obj = NULL;
+  g->cancel = NULL;
+}
+
+static const gr_leakops leakops = { leakroots, leakdrop };
+
 /* At the close of g's state. */
 static void cancel (gr_g *g) {
   if (g->w.obj == NULL) return;
@@ -323,6 +376,8 @@ static gr_waiter *begin (gr_state *S, gr_sync *o, int mode, int reason) {
   gr_waiter *w = &g->w;
   gr_wait_prepare(w, g, o, QMAIN);
   gr_sched_prepark(g, mode, reason, cancel);
+  if (!isshared(o) && !(o->locker && isshared(o->locker)))
+    gr_sched_leakpark(S, g, mode, &leakops);
   atomic_fetch_add_explicit(&o->refs, 1, memory_order_relaxed);
   return w;
 }
@@ -446,6 +501,8 @@ static void pushrlocker (lua_State *L, gr_sync *o) {
   if (lua_getiuservalue(L, 1, 1) == LUA_TUSERDATA) return;
   lua_pop(L, 1);
   newhandle(L, o, RLOCKER);
+  pushroot(L, 1);
+  lua_setiuservalue(L, -2, 2);
   lua_pushvalue(L, -1);
   lua_setiuservalue(L, 1, 1);
 }
@@ -524,7 +581,10 @@ static int notify (lua_State *L, int all) {
   gr_mutex_lock(&lk->lock);
   while ((w = gr_waitq_pop(&c->waiters)) != NULL) {
     if (tryenter(lk, c->lmode)) wakes_add(&k, w);
-    else enqueue(lk, w, c->lmode);
+    else {
+      enqueue(lk, w, c->lmode);
+      if (isshared(lk) && w->g) gr_sched_leakpin(w->g->S, w->g);
+    }
     if (!all) break;
   }
   gr_mutex_unlock(&lk->lock);
@@ -654,6 +714,8 @@ static int lonce_call (lua_State *L) {
     ** f even if f finalizes the handle it was called through. May raise:
     ** without the lock, then look again. */
     newhandle(L, o, ONCE);
+    pushroot(L, 1);   /* waiters hang from the root: the pin reaches it */
+    lua_setiuservalue(L, -2, 2);
   }
   o->n = 1;
   gr_mutex_unlock(&o->lock);
@@ -666,11 +728,28 @@ static int lonce_call (lua_State *L) {
 
 /* --- transfer (copy.c) ------------------------------------------------------ */
 
+/* Marks o shared, once: its waiters, all of this state's until now, may
+** be woken by another state from now on. */
+static void share (gr_sync *o) {
+  gr_waiter *w;
+  int q;
+  if (isshared(o)) return;
+  gr_mutex_lock(&o->lock);
+  for (q = 0; q < 2; q++)
+    for (w = q ? o->readers.first : o->waiters.first; w; w = w->next)
+      if (w->g) gr_sched_leakpin(w->g->S, w->g);
+  atomic_store_explicit(&o->shared, 1, memory_order_relaxed);
+  gr_mutex_unlock(&o->lock);
+}
+
 /* A handle in a pack (copy.c): the object crosses with a new ref; its
 ** kind is the type's (one type per kind, whose aux it is). */
 static void *synctake (lua_State *L, int idx, int *aux) {
   gr_syncud *u = (gr_syncud *)lua_touserdata(L, idx);
+  (void)L;
   if (u->o == NULL) return NULL;
+  share(u->o);
+  if (u->o->locker) share(u->o->locker);   /* a cond's wait unlocks it */
   atomic_fetch_add_explicit(&u->o->refs, 1, memory_order_relaxed);
   *aux = u->kind;
   return u->o;
@@ -678,10 +757,11 @@ static void *synctake (lua_State *L, int idx, int *aux) {
 
 /* A handle of o of kind, empty until it holds its ref (so that a failed
 ** allocation strands none); an rwmutex's keeps its rlocker (user value
-** 1). May raise before it takes the ref. */
+** 1), a cond's its locker's handle (user value 1), a second handle of
+** an object in this state its root (user value 2). May raise before it
+** takes the ref. */
 static gr_syncud *pushud (lua_State *L, int kind) {
-  gr_syncud *u = (gr_syncud *)lua_newuserdatauv(L, sizeof(*u),
-                                                kind == RWMUTEX);
+  gr_syncud *u = (gr_syncud *)lua_newuserdatauv(L, sizeof(*u), 2);
   u->o = NULL;
   u->kind = kind;
   luaL_setmetatable(L, mtnames[kind]);
@@ -768,6 +848,8 @@ static int lcond (lua_State *L) {
     if (u->o == NULL)
       return luaL_error(L, "attempt to use a finalized %s", mtnames[u->kind]);
     newobj(L, COND, u->o)->lmode = lmodes[i];
+    lua_pushvalue(L, 1);   /* its waiters may move to the locker's queue */
+    lua_setiuservalue(L, -2, 1);
     return 1;
   }
   return luaL_typeerror(L, 1, "goroutines.mutex, rwmutex or rlocker");
