@@ -71,6 +71,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 #include "leak.h"
 #include "state.h"
@@ -274,7 +277,15 @@ static int lleaks (lua_State *L) {
   weakenall(L, S);
   lua_gc(L, LUA_GCCOLLECT);
   lua_gc(L, LUA_GCCOLLECT);
-  gr_sched_reap(L, S);
+  if (S->nleaked > 0) {
+    /* Their coroutines are garbage once reaped: a third collection frees
+    ** them, and the allocator gives the pages back to the system. */
+    gr_sched_reap(L, S);
+    lua_gc(L, LUA_GCCOLLECT);
+#ifdef __GLIBC__
+    malloc_trim(0);
+#endif
+  }
   for (r = S->reports; r != NULL; r = r->next) n++;
   lua_createtable(L, n, 0);
   if (n > 1) {   /* in id order: finalizers run in no useful order */
