@@ -4,12 +4,13 @@
 -- channel that only they hold, so all of them leak. g.leaks() finds them;
 -- then two full collections. Prints the Lua heap (collectgarbage "count")
 -- and the resident set (VmRSS) before the spawn, with the goroutines
--- parked, and after; and how long g.leaks() took.
+-- parked, and after; and how long g.leaks() took. "Before" follows a
+-- first round of the same size (heap_kb_cold is the level before it).
 --
 -- gc N (default 1000000): N goroutines parked in a receive on one channel
--- that main holds (reachable: no leak). After a first full collection
--- (with leak detection on, the one at whose end they are weakened, timed
--- apart), times full collections (median of 5).
+-- that main holds (reachable: no leak). g.leaks() weakens them all (with
+-- leak detection on; timed apart: it runs two full collections), then
+-- full collections are timed (median of 5).
 --
 -- Without arguments, runs `free` and `gc` in child processes, alternately
 -- with leak detection on and off (GOROUTINES_DEBUG=leakcheck=0), REPEAT
@@ -40,12 +41,21 @@ local function result (metric, value, fmt)
 end
 
 local function free (n)
-  collectgarbage()
-  collectgarbage()
-  local kb0, rss0 = collectgarbage("count"), status_kb("VmRSS")
   local function spawn ()
     for _ = 1, n do g.go(function (ch) ch:recv() end, g.chan()) end
   end
+  collectgarbage()
+  collectgarbage()
+  local cold = collectgarbage("count")
+  -- A first round of the same size: the registry (one ref per goroutine)
+  -- and the scheduler's tables keep the size they grew to, leaks or not.
+  spawn()
+  g.gosched()
+  assert(#g.leaks() == n)
+  collectgarbage()
+  collectgarbage()
+  local kb0, rss0 = collectgarbage("count"), status_kb("VmRSS")
+  result("heap_kb_cold", cold, "%.0f")
   spawn()
   g.gosched()
   local kb1, rss1 = collectgarbage("count"), status_kb("VmRSS")
@@ -73,7 +83,7 @@ local function gc (n)
   for _ = 1, n do g.go(worker) end
   g.gosched()
   local t0 = now()
-  collectgarbage()
+  assert(#g.leaks() == 0)   -- weakens them all (none off): no leak
   result("first_gc_s", now() - t0)
   local ts = {}
   for i = 1, 5 do
@@ -121,12 +131,12 @@ local function drive ()
     with[i], without[i], first[i] = a.gc_s_1000000, b.gc_s_1000000,
                                     a.first_gc_s
     io.stderr:write(string.format("gc run %d: with %.3f s, without %.3f s, "
-      .. "first with %.3f s\n", i, with[i], without[i], first[i]))
+      .. "g.leaks() with %.3f s\n", i, with[i], without[i], first[i]))
   end
   result("gc_s_1000000_with", median(with))
   result("gc_s_1000000_without", median(without))
   result("gc_ratio", median(with) / median(without))
-  result("first_gc_s_1000000_with", median(first))
+  result("leaks_s_1000000_with", median(first))
 end
 
 local mode, n = arg[1], math.tointeger(tonumber(arg[2]))

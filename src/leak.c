@@ -21,10 +21,14 @@
 **     waits on (or the coroutine itself).
 ** Only a park that its operation declared weakable (gr_sched_leakpark:
 ** every object S's alone, the goroutine parked by yield) enters S->leakq.
-** The weakening itself is lazy, so that short waits cost nothing: the
-** tick, an unreachable userdata whose __gc re-arms itself, runs at the
-** end of every collection cycle and weakens every goroutine in S->leakq
-** (g.leaks() does the same first). The resume of a weak goroutine (it
+** The weakening itself is lazy, so that waits cost nothing until leaks
+** are looked for: g.leaks() weakens every goroutine in S->leakq first,
+** and under GOROUTINES_DEBUG=leaks so does the tick, an unreachable
+** userdata whose __gc re-arms itself, at the end of every collection
+** cycle. (Weakening every long wait at every cycle would cost a spawn-
+** and-park workload a third more time: bench/spawn.lua.) A goroutine
+** weakened stays weak for the rest of its park, so ordinary collections
+** go on finding leaks among the goroutines g.leaks() weakened. The resume of a weak goroutine (it
 ** was readied by S's thread: gr_sched_ready set g->wokeweak) anchors it
 ** again before it runs (strengthen). The share of an object it waits on
 ** pins it (gr_sched_leakpin, before any other state can see the object):
@@ -246,7 +250,11 @@ static int sentinel_gc (lua_State *L) {
   if (closing(L) || gr_state_find(L) == NULL) return 0;
   if (g->wokeweak) strengthen(L, g);
   else if (!g->leakstage) g->leakstage = 1;
-  else found(L, g);
+  else {
+    found(L, g);
+    lua_pushnil(L);   /* the coroutine goes at the next collection */
+    lua_setiuservalue(L, 1, 1);
+  }
   return 0;
 }
 
@@ -257,6 +265,20 @@ static int tick_gc (lua_State *L) {
   if (closing(L) || (S = gr_state_find(L)) == NULL) return 0;
   weakenall(L, S);
   return 0;
+}
+
+/* Drops the table of sets if it is empty: a table does not shrink, and
+** this one grew with the roots of every weak goroutine. */
+static void dropsets (lua_State *L) {
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &setskey) == LUA_TTABLE) {
+    lua_pushnil(L);
+    if (lua_next(L, -2)) lua_pop(L, 2);
+    else {
+      lua_pushnil(L);
+      lua_rawsetp(L, LUA_REGISTRYINDEX, &setskey);
+    }
+  }
+  lua_pop(L, 1);
 }
 
 static int cmpreport (const void *a, const void *b) {
@@ -281,6 +303,7 @@ static int lleaks (lua_State *L) {
     /* Their coroutines are garbage once reaped: a third collection frees
     ** them, and the allocator gives the pages back to the system. */
     gr_sched_reap(L, S);
+    dropsets(L);
     lua_gc(L, LUA_GCCOLLECT);
 #ifdef __GLIBC__
     malloc_trim(0);
@@ -360,9 +383,10 @@ void gr_leak_open (lua_State *L) {
   }
   lua_pop(L, 1);
   S->strengthen = strengthen;
-  if (S->leakoff || !luaL_newmetatable(L, TICKMT)) {
+  if (S->leakoff || !S->leakprint) return;   /* on demand: g.leaks() */
+  if (!luaL_newmetatable(L, TICKMT)) {
     lua_pop(L, 1);
-    return;   /* off, or ticking already (a second require) */
+    return;   /* ticking already (a second require) */
   }
   lua_pushcfunction(L, tick_gc);
   lua_setfield(L, -2, "__gc");
