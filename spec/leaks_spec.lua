@@ -644,6 +644,30 @@ describe("leaks: reports and freeing", function()
     assert.are.equal(2, result:recv())
   end)
 
+  it("a weak goroutine woken by the last holder of its channel runs on",
+     function()
+    local result = g.chan(1)
+    local t = {}
+    local function scenario()
+      local ch = g.chan()
+      g.go(function()
+        local v = ch:recv()
+        g.gosched()
+        result:send(v + 1)
+      end)
+      t.ch = ch
+    end
+    scenario()
+    settle()
+    assert.same({}, g.leaks())   -- weak now, anchored by t.ch
+    t.ch:send(1)   -- readies it
+    t.ch = nil     -- nothing holds the channel any more
+    collectgarbage()
+    collectgarbage()
+    assert.are.equal(2, result:recv())
+    assert.same({}, g.leaks())
+  end)
+
   it("a view of a channel keeps its parked goroutines", function()
     local got
     local function scenario()

@@ -69,7 +69,22 @@ static void addstate (luaL_Buffer *b, gr_state *S, gr_g *cur, lua_State *L) {
   gr_g *g = S->all, *last = NULL;
   for (; g != NULL; g = g->allnext) last = g;
   for (g = last; g != NULL; g = g->allprev)
-    if (!g->leaked) addg(b, g, g == cur ? L : g->co);
+    if (!g->leaked && !(g->weak && !g->wokeweak))   /* see deadlock */
+      addg(b, g, g == cur ? L : g->co);
+}
+
+/* Anchors again, as a wake does, the weak goroutines of S whose
+** coroutines are alive, so that the report can read them; those left weak
+** are garbage, leaks not yet reported (leak.c), and are not listed. The
+** weak goroutines of workers are not listed either: only their own
+** threads may look. */
+static void anchorweak (lua_State *L, gr_state *S) {
+  gr_g *g;
+  for (g = S->all; g != NULL; g = g->allnext)
+    if (!g->leaked && gr_sched_pinco(L, g) == 1) {
+      lua_rawseti(L, LUA_REGISTRYINDEX, g->ref);
+      g->wokeweak = 1;   /* its resume, if any, does the rest */
+    }
 }
 
 static void addworker (gr_state *S, void *ud) {
@@ -84,6 +99,7 @@ static void addworker (gr_state *S, void *ud) {
 ** gr_run, outside every goroutine, and goroutine 1 is not listed. */
 static int deadlock (lua_State *L, gr_state *S, int withg1) {
   luaL_Buffer b;
+  anchorweak(L, S);
   luaL_buffinit(L, &b);
   luaL_addstring(&b, "all goroutines are asleep - deadlock!");
   if (withg1) addg(&b, S->g1, S->current == S->g1 ? L : S->g1->co);

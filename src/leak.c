@@ -18,54 +18,51 @@
 **     is the set of coroutines weakly parked on it. So the coroutine is
 **     reachable iff running code, a global, another goroutine's stack,
 **     an upvalue or a registry value can reach a handle of an object it
-**     waits on (or the coroutine itself).
+**     waits on (or the coroutine itself). The table at gr_sched_weakkey
+**     maps g->ref to the coroutine with a weak value: the only way from C
+**     to the coroutine of a weak goroutine that has not been woken.
 ** Only a park that its operation declared weakable (gr_sched_leakpark:
 ** every object S's alone, the goroutine parked by yield) enters S->leakq.
 ** The weakening itself is lazy, so that waits cost nothing until leaks
-** are looked for: g.leaks() weakens every goroutine in S->leakq first,
-** and under GOROUTINES_DEBUG=leaks so does the tick, an unreachable
-** userdata whose __gc re-arms itself, at the end of every collection
-** cycle. (Weakening every long wait at every cycle would cost a spawn-
-** and-park workload a third more time: bench/spawn.lua.) A goroutine
-** weakened stays weak for the rest of its park, so ordinary collections
-** go on finding leaks among the goroutines g.leaks() weakened. The resume of a weak goroutine (it
-** was readied by S's thread: gr_sched_ready set g->wokeweak) anchors it
-** again before it runs (strengthen). The share of an object it waits on
-** pins it (gr_sched_leakpin, before any other state can see the object):
-** out of S->leakq, and if weak already, marked as woken.
+** are looked for: g.leaks() weakens every goroutine in S->leakq, and
+** under GOROUTINES_DEBUG=leaks so does the tick (an unreachable userdata
+** whose __gc re-arms itself) at the end of every collection cycle.
+** (Weakening every long wait at every cycle would cost a spawn-and-park
+** workload a third more time: bench/spawn.lua.) A goroutine stays weak
+** for the rest of its park, so later collections go on finding leaks
+** among the goroutines weakened once.
 **
-** The sentinel: weakening pushes onto the parked coroutine's stack (the
-** top of the yielded frame: g->parktop follows) a small userdata with a
-** __gc, whose user value is the coroutine. Nothing else refers to it, so
-** it is unreachable exactly when the coroutine is.
-** Resurrection (Lua 5.4 runs __gc with the object, and all it reaches,
-** marked again for that cycle): when the coroutine becomes unreachable,
-** the sentinel is separated for finalization and its user value
-** resurrects the coroutine, so g->co is valid memory while the __gc runs.
-** But the objects of any other finalizer of that cycle are resurrected
-** too, and such a finalizer (run before or after ours) may reach a
-** handle of an object g waits on and wake g, or store the handle where
-** live code finds it. Hence two stages:
-**   1. the first __gc of the sentinel sets g->leakstage and re-arms the
-**      sentinel (sets its metatable again), which stays on the stack;
-**   2. at the next cycle, the __gc runs again only if the coroutine is
-**      still unreachable after every finalizer of the previous cycle has
-**      run: then g is a leak.
-** A wake at any point in between (a finalizer's send, close) sets
-** g->wokeweak; the __gc that sees it anchors g again instead, as resume
-** would (the coroutine is resurrected, so it is alive to be anchored).
-** A goroutine strong again clears sentinel->g, so a stale sentinel does
-** nothing. A finalizer that re-arms itself at every cycle and wakes g
-** only after g was reported is not seen: it is not running code.
-**
-** A leak found (__gc, stage 2) has its waiters taken out of every queue
-** at once (leakops->drop, under the objects' locks where they have any),
-** so nothing can wake it later; it no longer counts as a goroutine. As
-** finalizers run where S->all may be under iteration (g.stack, the
-** deadlock report), the record stays in S->all, marked leaked and
-** anchored again, until the next scheduling point frees it
-** (gr_sched_reap); the coroutine, anchored by nothing from then on, is
-** ordinary garbage: its pending <close> variables never run, a guard it
+** Finding: Lua 5.4 clears a weak value before it resurrects the objects
+** of finalizers ("resurrected objects are removed from weak values before
+** running their finalizers"), so the weak table's entry of g is gone
+** exactly when a collection found the coroutine unreachable from the
+** roots. The tick (at the end of every cycle) and g.leaks() (after two
+** full collections) look at every weak goroutine: one whose entry is gone
+** and that was not woken is a leak. Its coroutine is freed memory, or
+** will be: nothing reads g->co from then on. Everything that reads the
+** coroutine of a goroutine that may be weak goes through gr_sched_pinco
+** (g.stack, the deadlock report), or skips weak ones.
+** Waking: the wake of a weak goroutine (S's thread: its objects are S's
+** alone) anchors it in the registry again at once, since the waker may
+** drop the last handle before it runs; the weakening made room on the
+** coroutine's stack so that this allocates nothing (gr_sched_ready).
+** Resume takes it out of the sets (strengthen). The share of an object
+** it waits on does the same as a wake, before another state can see the
+** object (gr_sched_leakpin).
+** Resurrection: a finalizer (of the same cycle) whose object reaches a
+** handle of an object g waits on resurrects g's coroutine with it. If
+** that finalizer wakes g, the wake anchors it: not a leak. If it keeps
+** the handle without waking g, g is still reported and freed (its weak
+** entry was cleared), and a later operation on the handle does not find
+** it: a finalizer that stores a handle for later is not running code.
+** A leak found has every waiter taken out of its queue at once
+** (leakops->drop, under the objects' locks where they have any), so
+** nothing can wake it later; all the leaks of a look are marked before
+** any is dropped, so that a drop that lets the next waiter go (a lock
+** handed on) never wakes one of them. It no longer counts as a goroutine.
+** As finalizers run where S->all may be under iteration, the record
+** stays in S->all, marked leaked, until the next scheduling point frees
+** it (gr_sched_reap). Its pending <close> variables never run, a guard it
 ** holds stays locked.
 ** At lua_close (no frame below the finalizer: a finalizer run by a host's
 ** API call outside any function looks the same, and waits for the next
@@ -83,7 +80,6 @@
 #include "state.h"
 
 static const char setskey = 0;   /* ephemeron table: root -> coroutines */
-#define SENTMT "goroutines.sentinel"
 #define TICKMT "goroutines.leaktick"
 
 /* One leak found, not yet returned by g.leaks(). */
@@ -101,16 +97,37 @@ static int closing (lua_State *L) {
   return !lua_getstack(L, 1, &ar);
 }
 
-/* Pushes g's coroutine onto L. */
+/* Pushes g's coroutine onto L; g's coroutine is alive (strong, or
+** anchored again by its wake). */
 static void pushco (lua_State *L, gr_g *g) {
   lua_pushthread(g->co);
   lua_xmove(g->co, L, 1);
 }
 
+/* Pushes the table that maps the refs of weak goroutines to their
+** coroutines, with weak values, made on first use. */
+static void pushweak (lua_State *L) {
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &gr_sched_weakkey) == LUA_TTABLE)
+    return;
+  lua_pop(L, 1);
+  lua_newtable(L);
+  lua_createtable(L, 0, 1);
+  lua_pushliteral(L, "v");
+  lua_setfield(L, -2, "__mode");
+  lua_setmetatable(L, -2);
+  lua_pushvalue(L, -1);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &gr_sched_weakkey);
+}
+
 /* Takes g's coroutine out of the sets of the roots of the objects it
-** waits on. */
+** waits on, and out of the weak table. */
 static void unhang (lua_State *L, gr_g *g) {
   int top = lua_gettop(L), i, n;
+  luaL_checkstack(L, 8, NULL);
+  pushweak(L);
+  lua_pushnil(L);
+  lua_rawseti(L, -2, g->ref);
+  lua_pop(L, 1);
   gr_state_weaktable(L, &setskey);
   n = g->leakops->roots(L, g);
   luaL_checkstack(L, 4, NULL);
@@ -126,35 +143,42 @@ static void unhang (lua_State *L, gr_g *g) {
   lua_settop(L, top);
 }
 
-/* Cuts g from its sentinel, which may still be finalized: it does
-** nothing then. */
-static void unsentinel (gr_g *g) {
-  if (g->sent) g->sent->g = NULL;
-  g->sent = NULL;
-}
-
-/* S->strengthen: g, weak, is anchored in the registry again. */
+/* S->strengthen, at the resume of g (weak, woken: its wake anchored it in
+** the registry again): g is strong again. */
 static void strengthen (lua_State *L, gr_g *g) {
-  luaL_checkstack(L, 8, NULL);
-  if (!lua_checkstack(g->co, 2)) luaL_error(L, "not enough memory");
-  pushco(L, g);
-  lua_rawseti(L, LUA_REGISTRYINDEX, g->ref);   /* strong from now on */
-  g->weak = g->wokeweak = g->leakstage = 0;
-  unsentinel(g);
+  GR_ASSERT(g->wokeweak);
   unhang(L, g);
+  gr_sched_leakunlist(g->S, g);   /* from S->weakq: g->weak still set */
+  g->weak = g->wokeweak = 0;
+  g->where = NULL;
 }
 
-/* Moves g's anchor from the registry to the handles of its objects, and
-** puts a sentinel on its stack. Every allocation comes first: a raise
-** (memory) leaves g strong, maybe in some sets, which only keeps it. */
+/* The first frame of co with a line: where it blocked. */
+static void whereof (lua_State *co, char *buf, size_t size) {
+  lua_Debug ar;
+  int level;
+  for (level = 0; lua_getstack(co, level, &ar); level++)
+    if (lua_getinfo(co, "Sl", &ar) && ar.currentline > 0) {
+      snprintf(buf, size, "%s:%d", ar.short_src, ar.currentline);
+      return;
+    }
+  snprintf(buf, size, "?");
+}
+
+/* Moves g's anchor from the registry to the handles of its objects (and
+** the weak table). Every allocation comes first: a raise (memory) leaves
+** g strong, maybe in some sets, which only keeps it. The room it makes on
+** the coroutine's stack lets a wake anchor g again without allocating. */
 static void weaken (lua_State *L, gr_state *S, gr_g *g) {
   lua_State *co = g->co;
   int top = lua_gettop(L), n, i, sets;
-  gr_sentinel *s;
+  char where[LUA_IDSIZE + 24];
   luaL_checkstack(L, 8, NULL);
   if (!lua_checkstack(co, 2)) luaL_error(L, "not enough memory");
+  whereof(co, where, sizeof(where));
+  pushweak(L);
   gr_state_weaktable(L, &setskey);
-  sets = top + 1;
+  sets = top + 2;
   n = g->leakops->roots(L, g);
   luaL_checkstack(L, 8, NULL);
   for (i = 1; i <= n; i++) {
@@ -172,21 +196,16 @@ static void weaken (lua_State *L, gr_state *S, gr_g *g) {
     lua_rawset(L, -3);
     lua_pop(L, 1);
   }
-  s = (gr_sentinel *)lua_newuserdatauv(L, sizeof(*s), 1);
-  s->g = NULL;
   pushco(L, g);
-  lua_setiuservalue(L, -2, 1);
-  luaL_setmetatable(L, SENTMT);
+  lua_rawseti(L, top + 1, g->ref);   /* may grow the weak table */
+  g->where = gr_sched_intern(S, where);
   /* No raise from here on. */
-  s->g = g;
-  g->sent = s;
-  lua_xmove(L, co, 1);
-  g->parktop = lua_gettop(co);   /* a stray resume keeps it (parkk) */
   lua_pushboolean(L, 0);
   lua_rawseti(L, LUA_REGISTRYINDEX, g->ref);
+  gr_sched_leakunlist(S, g);   /* from S->leakq */
   g->weak = 1;
-  g->leakstage = g->wokeweak = 0;
-  gr_sched_leakunlist(S, g);
+  g->wokeweak = 0;
+  gr_sched_weaklist(S, g);
   lua_settop(L, top);
 }
 
@@ -195,75 +214,60 @@ static void weakenall (lua_State *L, gr_state *S) {
   while (S->leakq != NULL) weaken(L, S, S->leakq);
 }
 
-/* The first frame of co with a line: where it blocked. */
-static void whereof (lua_State *co, char *buf, size_t size) {
-  lua_Debug ar;
-  int level;
-  for (level = 0; lua_getstack(co, level, &ar); level++)
-    if (lua_getinfo(co, "Sl", &ar) && ar.currentline > 0) {
-      snprintf(buf, size, "%s:%d", ar.short_src, ar.currentline);
-      return;
+/* The weak goroutines whose coroutine the collector found garbage are
+** leaks: each is reported, its waiters are dropped, it is counted out;
+** the reap frees its record. All are marked first, so that dropping the
+** waiters of one (which may hand a lock to the next waiter) never wakes
+** another, whose coroutine may be freed memory already. */
+static void detect (lua_State *L, gr_state *S) {
+  gr_g *g, *next, *found = NULL;
+  if (S->weakq == NULL) return;
+  luaL_checkstack(L, 4, NULL);
+  pushweak(L);
+  for (g = S->weakq; g != NULL; g = next) {
+    next = g->leaknext;
+    if (g->wokeweak) continue;
+    if (lua_rawgeti(L, -1, g->ref) == LUA_TNIL) {
+      gr_sched_leakunlist(S, g);
+      g->leaked = 1;
+      g->leaknext = found;   /* a list of the leaks, for the loop below */
+      found = g;
     }
-  snprintf(buf, size, "?");
-}
-
-/* g is a leak: report it, take its waiters back, count it out; the reap
-** frees it (see the opening comment). */
-static void found (lua_State *L, gr_g *g) {
-  gr_state *S = g->S;
-  char where[LUA_IDSIZE + 24];
-  gr_leakreport *r;
-  whereof(g->co, where, sizeof(where));
-  strengthen(L, g);   /* until the reap: S->all still lists it */
-  r = (gr_leakreport *)malloc(sizeof(*r) + strlen(where) + 1);
-  if (r == NULL) {   /* found again at a later cycle */
-    gr_sched_leakpark(S, g, GR_BLOCK_YIELD, g->leakops);
-    return;
+    lua_pop(L, 1);
   }
-  r->next = NULL;
-  r->id = g->id;
-  r->wait = gr_waitreasons[g->reason];
-  r->created = g->created;
-  strcpy(r->where, where);
-  *S->reportstail = r;
-  S->reportstail = &r->next;
-  g->leakops->drop(L, g);
-  g->leakops = NULL;
-  g->leaked = 1;
-  S->nleaked++;
-  gr_sched_addlive(-1);
-}
-
-static void rearm (lua_State *L) {
-  lua_getmetatable(L, 1);
-  lua_setmetatable(L, 1);
-}
-
-static int sentinel_gc (lua_State *L) {
-  gr_sentinel *s = (gr_sentinel *)lua_touserdata(L, 1);
-  gr_g *g = s->g;
-  if (g == NULL) return 0;
-  /* Armed again first: whatever happens next (a raise for memory, a
-  ** look from lua_close, which ignores it), the coroutine stays alive
-  ** while g may point to it; once g is strong again, s->g is NULL. */
-  rearm(L);
-  if (closing(L) || gr_state_find(L) == NULL) return 0;
-  if (g->wokeweak) strengthen(L, g);
-  else if (!g->leakstage) g->leakstage = 1;
-  else {
-    found(L, g);
-    lua_pushnil(L);   /* the coroutine goes at the next collection */
-    lua_setiuservalue(L, 1, 1);
+  lua_pop(L, 1);
+  for (g = found; g != NULL; g = next) {
+    gr_leakreport *r;
+    size_t len = strlen(g->where ? g->where : "?");
+    next = g->leaknext;
+    g->leaknext = NULL;
+    g->leakops->drop(L, g);   /* never reads g->co */
+    g->leakops = NULL;
+    g->weak = 0;
+    S->nleaked++;
+    gr_sched_addlive(-1);
+    r = (gr_leakreport *)malloc(sizeof(*r) + len + 1);
+    if (r == NULL) continue;   /* freed, not reported: no memory */
+    r->next = NULL;
+    r->id = g->id;
+    r->wait = gr_waitreasons[g->reason];
+    r->created = g->created;
+    memcpy(r->where, g->where ? g->where : "?", len + 1);
+    *S->reportstail = r;
+    S->reportstail = &r->next;
   }
-  return 0;
 }
 
-/* The end of a collection cycle: weakens what parked since the last. */
+/* The end of a collection cycle: finds the leaks among the weak
+** goroutines, and under GOROUTINES_DEBUG=leaks weakens what parked since
+** the last cycle. */
 static int tick_gc (lua_State *L) {
   gr_state *S;
-  rearm(L);   /* every cycle; ignored by lua_close */
+  lua_getmetatable(L, 1);
+  lua_setmetatable(L, 1);   /* every cycle; ignored by lua_close */
   if (closing(L) || (S = gr_state_find(L)) == NULL) return 0;
-  weakenall(L, S);
+  detect(L, S);
+  if (S->leakprint) weakenall(L, S);
   return 0;
 }
 
@@ -297,16 +301,14 @@ static int lleaks (lua_State *L) {
   if (lua_gc(L, LUA_GCISRUNNING) == -1)
     return luaL_error(L, "g.leaks: cannot run in a finalizer");
   weakenall(L, S);
-  lua_gc(L, LUA_GCCOLLECT);
-  lua_gc(L, LUA_GCCOLLECT);
+  lua_gc(L, LUA_GCCOLLECT);   /* frees the leaks' coroutines */
+  lua_gc(L, LUA_GCCOLLECT);   /* and what only they held */
+  detect(L, S);
   if (S->nleaked > 0) {
-    /* Their coroutines are garbage once reaped: a third collection frees
-    ** them, and the allocator gives the pages back to the system. */
     gr_sched_reap(L, S);
     dropsets(L);
-    lua_gc(L, LUA_GCCOLLECT);
 #ifdef __GLIBC__
-    malloc_trim(0);
+    malloc_trim(0);   /* the pages go back to the system */
 #endif
   }
   for (r = S->reports; r != NULL; r = r->next) n++;
@@ -377,13 +379,8 @@ static const luaL_Reg funcs[] = {
 void gr_leak_open (lua_State *L) {
   gr_state *S = gr_state_get(L);
   gr_state_setfuncs(L, funcs);
-  if (luaL_newmetatable(L, SENTMT)) {
-    lua_pushcfunction(L, sentinel_gc);
-    lua_setfield(L, -2, "__gc");
-  }
-  lua_pop(L, 1);
   S->strengthen = strengthen;
-  if (S->leakoff || !S->leakprint) return;   /* on demand: g.leaks() */
+  if (S->leakoff) return;
   if (!luaL_newmetatable(L, TICKMT)) {
     lua_pop(L, 1);
     return;   /* ticking already (a second require) */

@@ -365,7 +365,9 @@ static void reportescaped (lua_State *L, gr_state *S) {
     msg = buf;
   }
   for (g = S->all; g != NULL; g = g->allnext) {
-    int st = lua_status(g->co);
+    int st;
+    if (g->weak || g->leaked) continue;   /* parked: not the one */
+    st = lua_status(g->co);
     if (st != LUA_OK && st != LUA_YIELD) {
       id = g->id;
       lua_resetthread(g->co);

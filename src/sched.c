@@ -143,9 +143,17 @@ void gr_sched_kick (gr_state *S) {
 ** caller is its single waker, and holds no lock. */
 void gr_sched_ready (gr_state *cur, gr_g *g) {
   gr_state *S = g->S;
-  if (cur == S && (g->inleakq | g->weak)) {
-    gr_sched_leakunlist(S, g);
-    if (g->weak) g->wokeweak = 1;   /* resume anchors it again */
+  if (g->leaked) return;   /* its waiters are being dropped (leak.c) */
+  if (g->inleakq) gr_sched_leakunlist(S, g);
+  if (g->weak && !g->wokeweak) {
+    /* Anchored again at once: the waker may drop the last handle before
+    ** g runs. The coroutine is alive (the waker reached its object), and
+    ** the weakening left room on its stack: this allocates nothing. Only
+    ** S's thread wakes a weak goroutine (its objects are S's alone). */
+    GR_ASSERT(cur == S);
+    lua_pushthread(g->co);
+    lua_rawseti(g->co, LUA_REGISTRYINDEX, g->ref);
+    g->wokeweak = 1;   /* resume does the rest (leak.c) */
   }
   if (g->inplace) {
     if (cur == S)   /* the blocker's own thread: it reads woken next */
@@ -259,7 +267,6 @@ static void finish (lua_State *L, gr_state *S, gr_g *g, int status) {
     gr_sched_posterror(S, g->id, msg, NULL);
     lua_resetthread(g->co);  /* closes what is still to be closed */
   }
-  if (g->sent) g->sent->g = NULL;
   if (g->allprev) g->allprev->allnext = g->allnext;
   else S->all = g->allnext;
   if (g->allnext) g->allnext->allprev = g->allprev;
@@ -715,13 +722,18 @@ int gr_sched_resumehost (lua_State *L, gr_state *S, lua_State *co,
                          lua_Integer id, int nargs, int *nres) {
   gr_g *g, *prev = S->current;
   int status;
-  for (g = S->all; g != NULL; g = g->allnext)
-    if (g->co == co) {   /* the scheduler's to resume */
-      *nres = 0;
-      lua_pushliteral(co, "cannot resume a coroutine that waits in a "
-                      "goroutine");
-      return LUA_ERRRUN;
-    }
+  for (g = S->all; g != NULL; g = g->allnext) {
+    int pinned;
+    /* A weak goroutine whose coroutine was collected is no match: the
+    ** address may be another thread's now. */
+    if (g->co != co || g->leaked || (pinned = gr_sched_pinco(L, g)) < 0)
+      continue;
+    lua_pop(L, pinned);
+    *nres = 0;   /* the scheduler's to resume */
+    lua_pushliteral(co, "cannot resume a coroutine that waits in a "
+                    "goroutine");
+    return LUA_ERRRUN;
+  }
   if ((g = (gr_g *)calloc(1, sizeof(*g))) == NULL) return GR_ENOMEM;
   g->co = co;
   g->S = S;
@@ -1140,13 +1152,12 @@ void gr_sched_closeall (gr_state *S) {
   while (g) {
     gr_g *next = g->allnext;
     if (g->cancel) g->cancel(g);
-    if (g->sent) g->sent->g = NULL;
     if (!g->leaked)   /* a leak no longer counts */
       atomic_fetch_sub_explicit(&numg, 1, memory_order_relaxed);
     free(g);
     g = next;
   }
-  S->leakq = NULL;
+  S->leakq = S->weakq = NULL;
   S->all = NULL;
   S->runhead = S->runtail = NULL;
   if (S->g1) {
@@ -1172,21 +1183,48 @@ void gr_sched_leakpark (gr_state *S, gr_g *g, int mode,
 }
 
 void gr_sched_leakunlist (gr_state *S, gr_g *g) {
-  if (!g->inleakq) return;
+  if (!g->inleakq && !g->weak) return;
   if (g->leakprev) g->leakprev->leaknext = g->leaknext;
-  else S->leakq = g->leaknext;
+  else if (g->inleakq) S->leakq = g->leaknext;
+  else S->weakq = g->leaknext;
   if (g->leaknext) g->leaknext->leakprev = g->leakprev;
   g->leaknext = g->leakprev = NULL;
   g->inleakq = 0;
 }
 
+void gr_sched_weaklist (gr_state *S, gr_g *g) {
+  g->leakprev = NULL;
+  g->leaknext = S->weakq;
+  if (S->weakq) S->weakq->leakprev = g;
+  S->weakq = g;
+}
+
+const char gr_sched_weakkey = 0;
+
+int gr_sched_pinco (lua_State *L, gr_g *g) {
+  if (!g->weak || g->wokeweak) return 0;
+  if (!lua_checkstack(L, 2)) return -1;
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &gr_sched_weakkey) == LUA_TTABLE &&
+      lua_rawgeti(L, -1, g->ref) == LUA_TTHREAD) {
+    lua_remove(L, -2);
+    return 1;
+  }
+  lua_pop(L, lua_type(L, -1) == LUA_TTABLE ? 1 : 2);
+  return -1;
+}
+
 /* Another thread may wake g from now on (an object it waits on is being
-** shared): it is not weakened nor reported in this park, and if it is
-** weak already, the next of its resume or its sentinel's __gc anchors it
-** again (leak.c). Pure C: callable under an object's lock. */
+** shared): it is not weakened nor reported in this park; if it is weak
+** already, it is anchored in the registry again, as by a wake (see
+** gr_sched_ready), and its resume does the rest (leak.c). No lock is
+** taken and nothing allocated: callable under an object's lock. */
 void gr_sched_leakpin (gr_state *S, gr_g *g) {
-  gr_sched_leakunlist(S, g);
-  if (g->weak) g->wokeweak = 1;
+  if (g->inleakq) gr_sched_leakunlist(S, g);
+  if (g->weak && !g->wokeweak && !g->leaked) {
+    lua_pushthread(g->co);
+    lua_rawseti(g->co, LUA_REGISTRYINDEX, g->ref);
+    g->wokeweak = 1;
+  }
 }
 
 /* The goroutines found leaked were counted out and their waiters dropped
@@ -1227,6 +1265,15 @@ static uint32_t strhash (const char *s) {
   uint32_t h = 2166136261u;
   for (; *s; s++) h = (h ^ (unsigned char)*s) * 16777619u;
   return h;
+}
+
+static const char *intern (gr_leakstrs *t, const char *text);
+
+const char *gr_sched_intern (gr_state *S, const char *text) {
+  if (S->strs == NULL &&
+      (S->strs = (gr_leakstrs *)calloc(1, sizeof(gr_leakstrs))) == NULL)
+    return NULL;
+  return intern(S->strs, text);
 }
 
 static const char *intern (gr_leakstrs *t, const char *text) {

@@ -54,12 +54,6 @@ typedef struct gr_leakops {
   void (*drop) (lua_State *L, gr_g *g);
 } gr_leakops;
 
-/* The payload of a weak goroutine's sentinel (leak.c): g, or NULL once g
-** is strong again, gone, or reported. */
-typedef struct gr_sentinel {
-  gr_g *g;
-} gr_sentinel;
-
 /* One goroutine. */
 struct gr_g {
   lua_Integer id;       /* 1 for the main chunk */
@@ -101,15 +95,18 @@ struct gr_g {
   const gr_leakops *leakops;  /* set by a park that leak detection
                            may weaken (objects of this state only), until
                            the resume; NULL otherwise */
-  gr_g *leaknext, *leakprev;  /* link in S->leakq while in it */
-  gr_sentinel *sent;  /* the sentinel while weak, or NULL */
+  gr_g *leaknext, *leakprev;  /* link in S->leakq, or S->weakq while weak */
+  const char *where;    /* while weak: where it blocked, interned in S */
   const char *created;  /* "file.lua:30" where g.go was called, interned
                            by S (leak.c), or NULL */
   unsigned char inleakq;  /* in S->leakq: parked weakable, still strong */
-  unsigned char weak;   /* anchored by its objects' handles (ref false) */
-  unsigned char wokeweak;  /* readied while weak: resume strengthens it */
-  unsigned char leakstage;  /* 1 once its sentinel was finalized once */
-  unsigned char leaked; /* found leaked: waits for the reap (leak.c) */
+  unsigned char weak;   /* anchored by its objects' handles (ref false):
+                           in S->weakq; co may be freed once the weak
+                           table at gr_sched_weakkey no longer holds it */
+  unsigned char wokeweak;  /* readied while weak: anchored in the registry
+                           again by the wake; resume does the rest */
+  unsigned char leaked; /* found leaked: waits for the reap (leak.c); co
+                           is never read again */
 };
 
 /* An uncaught goroutine error kept as a C string "goroutine N: msg" with
@@ -233,12 +230,13 @@ struct gr_state {
                            answers dump request gen at a scheduling point */
   /* leak detection (leak.c), owner thread only: */
   gr_g *leakq;          /* parked goroutines that may be weakened */
+  gr_g *weakq;          /* the weak ones */
   int nleaked;          /* goroutines found leaked, not yet reaped */
   struct gr_leakreport *reports, **reportstail;  /* leaks found, not yet
                            returned by g.leaks() */
   struct gr_leakstrs *strs;  /* the interned "file:line" texts */
-  void (*strengthen) (lua_State *L, gr_g *g);  /* leak.c's: anchors the
-                           weak g in the registry again, before it runs */
+  void (*strengthen) (lua_State *L, gr_g *g);  /* leak.c's: makes the weak
+                           g, woken, strong again before it runs */
   unsigned char leakoff;  /* GOROUTINES_DEBUG=leakcheck=0 */
   unsigned char leakprint;  /* GOROUTINES_DEBUG=leaks: print at close */
 };
@@ -364,8 +362,10 @@ void gr_sched_closeall (gr_state *S);
 ** alone (not shared, no timer or host behind them), described by ops. */
 void gr_sched_leakpark (gr_state *S, gr_g *g, int mode,
                         const gr_leakops *ops);
-/* Takes g out of S->leakq if it is there (S's thread). */
+/* Takes g out of S->leakq or S->weakq if it is there (S's thread). */
 void gr_sched_leakunlist (gr_state *S, gr_g *g);
+/* Puts g, weak now, in S->weakq. */
+void gr_sched_weaklist (gr_state *S, gr_g *g);
 /* g, parked, may be woken by another thread from now on: leak detection
 ** keeps it (S: g's state, its thread; no Lua call, no raise). */
 void gr_sched_leakpin (gr_state *S, gr_g *g);
@@ -373,6 +373,15 @@ void gr_sched_leakpin (gr_state *S, gr_g *g);
 void gr_sched_reap (lua_State *L, gr_state *S);
 /* Frees the texts of g->created (at S's close). */
 void gr_sched_freestrs (gr_state *S);
+/* text interned in S until its close, or NULL without memory. */
+const char *gr_sched_intern (gr_state *S, const char *text);
+/* The registry key of the weak-valued table: ref -> coroutine of a weak
+** goroutine (cleared by the collector once the coroutine is garbage). */
+extern const char gr_sched_weakkey;
+/* Whether g->co may be read (S's thread): 0 when g is strong; 1 when it
+** is weak and alive, pushed so that it stays alive while it is read; -1
+** when the collector found it garbage (nothing pushed). */
+int gr_sched_pinco (lua_State *L, gr_g *g);
 /* Registers go, gosched, id, numgoroutine in the module table. */
 void gr_sched_open (lua_State *L);
 

@@ -162,10 +162,14 @@ static int lcollect (lua_State *L) {
     /* The dumping goroutine (maybe through a plain coroutine it resumed:
     ** then the stack shown is that coroutine's, where g.stack was
     ** called). */
-    int running = c->self != NULL && c->gs[i] == S->current;
+    int running = c->self != NULL && c->gs[i] == S->current, pinned;
     lua_State *co;
     g = c->gs[i];
+    if (g->leaked) continue;   /* found by a finalizer meanwhile */
     co = running ? c->self : g->co;
+    /* A weak goroutine's coroutine is read only while it is pushed: the
+    ** collector may free it otherwise (leak.c). */
+    if ((pinned = running ? 0 : gr_sched_pinco(L, g)) < 0) continue;
     if (running) status = "running";
     else if (g->reason == GR_WNONE ||
              bsearch(&g, runq, (size_t)nrun, sizeof(gr_g *), cmpptr))
@@ -178,6 +182,7 @@ static int lcollect (lua_State *L) {
                                co != L ? 0 : running ? 2 : 1);
     if (c->e[c->n].text == NULL) return luaL_error(L, "not enough memory");
     c->n++;
+    lua_pop(L, pinned);
   }
   return 0;
 }
