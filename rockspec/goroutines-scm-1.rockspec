@@ -46,6 +46,7 @@ build = {
         "src/gr.c",
         "src/gsignal.c",
         "src/gtime.c",
+        "src/gtrace.c",
         "src/hostchan.c",
         "src/leak.c",
         "src/net.c",
@@ -58,6 +59,7 @@ build = {
         "src/stream.c",
         "src/sync.c",
         "src/timer.c",
+        "src/trace.c",
         "src/wait.c",
       },
       -- gcc's default dialect (gnu17) covers the C11 the sources need;

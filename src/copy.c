@@ -851,6 +851,10 @@ gr_pack **gr_pack_next (gr_pack *p) {
   return &p->next;
 }
 
+size_t gr_pack_size (const gr_pack *p) {
+  return p->len;
+}
+
 /* The bytes of p if it holds one string alone, else NULL. */
 const char *gr_pack_tostring (const gr_pack *p, size_t *len) {
   uint32_t l;

@@ -99,6 +99,8 @@ int gr_pack_issmall (const gr_pack *p);
 gr_pack **gr_pack_next (gr_pack *p);
 /* The bytes and length of p's value if it is one string alone, or NULL. */
 const char *gr_pack_tostring (const gr_pack *p, size_t *len);
+/* The bytes of p's values as packed (the trace reports it). */
+size_t gr_pack_size (const gr_pack *p);
 /* Frees p, dropping the refs of the handles it still owns. */
 void gr_pack_free (gr_pack *p);
 /* A copy of p with refs of its own on its handles, taken through

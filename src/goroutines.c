@@ -8,6 +8,7 @@
 #include "exec.h"
 #include "gos.h"
 #include "gsignal.h"
+#include "gtrace.h"
 #include "net.h"
 #include "parallel.h"
 #include "runtime.h"
@@ -36,5 +37,6 @@ int luaopen_goroutines_core (lua_State *L) {
   gr_signal_open(L);
   gr_exec_open(L);
   gr_leak_open(L);
+  gr_gtrace_open(L);
   return 1;
 }

@@ -30,6 +30,10 @@
 **                 gr_lock, with a condition)
 **   GR_LWORKERINIT the host's worker set-up     leaf
 **                 (embed.c: gr_set_worker_init)
+**   GR_LTRACELIFE start and stop of the trace   before the trace's
+**                 (trace.c, gr_lock)
+**   GR_LTRACE     the trace's thread records    leaf: under any other
+**                 and names (trace.c, gr_lock)  (a thread's first event)
 ** Nothing that can raise a Lua error runs under any of them, and a waiter
 ** is woken only after its object's lock is dropped: collect the waiters
 ** under the lock, unlock, then gr_wait_wake each one.
@@ -87,7 +91,8 @@ typedef struct gr_timer gr_timer;   /* timer (timer.c) */
 
 enum {
   GR_LPOOLSTOP = 1, GR_LPOOL, GR_LMONITOR, GR_LTIMERLIFE, GR_LTIMERS,
-  GR_LCTX, GR_LSYNC, GR_LCHAN, GR_LMAILBOX, GR_LDUMP, GR_LWORKERINIT
+  GR_LCTX, GR_LSYNC, GR_LCHAN, GR_LMAILBOX, GR_LDUMP, GR_LWORKERINIT,
+  GR_LTRACELIFE, GR_LTRACE
 };
 
 #ifdef GR_DEBUG

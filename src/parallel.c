@@ -53,6 +53,7 @@
 #include "parallel.h"
 #include "state.h"
 #include "timer.h"
+#include "trace.h"
 
 #define SPIN_NS 50000   /* how long an idle thread spins before sleeping */
 #define MAXREPLACE 3    /* worker set-ups that may fail in a row */
@@ -66,6 +67,7 @@ typedef struct gr_job {  /* a parallel goroutine not yet started */
   struct gr_job *next;
   lua_Integer id;       /* its id, counted live since g.parallel */
   gr_pack *p;           /* f and its arguments */
+  uint64_t traceflow;   /* the trace's flow to its first run, or 0 */
 } gr_job;
 
 struct gr_worker {
@@ -267,7 +269,7 @@ static int lstartjob (lua_State *L) {
   gr_copy_markenv(L, 1);
   n = gr_pack_push(L, p, 1);   /* frees p */
   job->p = NULL;
-  gr_sched_spawn(L, S, n - 1, job->id);
+  gr_sched_spawn(L, S, n - 1, job->id)->traceflow = job->traceflow;
   return 0;
 }
 
@@ -416,7 +418,9 @@ static void workermain (void *arg) {
   gr_worker *W = (gr_worker *)arg;
   gr_pool *P = W->P;
   gr_state *S = NULL;
-  lua_State *L = testfail(&testworkerfail) ? NULL : luaL_newstate();
+  lua_State *L;
+  gr_trace_nameme("worker", 1);
+  L = testfail(&testworkerfail) ? NULL : luaL_newstate();
   if (L == NULL)
     setupfailed(W, "not enough memory");
   else {
@@ -676,6 +680,7 @@ static int lparallel (lua_State *L) {
   gr_pack *p;
   lua_Integer id;
   int started;
+  uint64_t t0 = gr_trace_enabled() ? uv_hrtime() : 0;   /* the copy's */
   gr_sched_checkcallable(L, 1);
   if (atomic_load(&P->stopping))
     return luaL_error(L, "goroutines: the runtime is shutting down");
@@ -688,6 +693,8 @@ static int lparallel (lua_State *L) {
   job->next = NULL;
   job->p = p;
   job->id = id = gr_sched_newid();   /* job may be gone once queued */
+  job->traceflow = t0 == 0 ? 0 :
+      gr_trace_parallel(id, gr_pack_size(p), uv_hrtime() - t0);
   gr_lock_lock(&P->lock);
   /* Queued only if a worker will take it: none may be left, all retired
   ** or failed, and none may start. */

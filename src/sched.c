@@ -44,6 +44,7 @@
 
 #include "sched.h"
 #include "state.h"
+#include "trace.h"
 
 /* How the body's own frame ends a traceback. */
 #define BODYFRAME "\n\t[C]: in ?"
@@ -155,6 +156,7 @@ void gr_sched_ready (gr_state *cur, gr_g *g) {
     lua_rawseti(g->co, LUA_REGISTRYINDEX, g->ref);
     g->wokeweak = 1;   /* resume does the rest (leak.c) */
   }
+  GR_TRACE(g->traceflow = gr_trace_wake(g->id, gr_waitreasons[g->reason]));
   if (g->inplace) {
     if (cur == S)   /* the blocker's own thread: it reads woken next */
       atomic_store_explicit(&g->woken, 1, memory_order_relaxed);
@@ -333,7 +335,11 @@ static int resume (lua_State *L, gr_state *S, gr_g *g) {
   atomic_store_explicit(&S->runseq, atomic_load_explicit(&S->runseq,
                         memory_order_relaxed) + 1, memory_order_relaxed);
   setrunning(S, prevrun, g);
+  GR_TRACE(gr_trace_begin(g->id, g->tracefn ? g->tracefn :
+           (g->tracefn = gr_trace_fname(g->co, nargs ? 4 : 0)), &g->traceflow));
   status = lua_resume(g->co, L, nargs, &nres);
+  GR_TRACE(gr_trace_end(g->id, status != LUA_YIELD ? "dead" : g->parked ?
+           gr_waitreasons[g->reason] : "runnable"));
   setrunning(S, g, prevrun);
   S->current = prev;
   if (status == LUA_YIELD) {
@@ -411,7 +417,7 @@ int gr_sched_runonce (lua_State *L, gr_state *S) {
 ** uncaught goroutine error must be raised (GR_EGOERR; with an error
 ** handler, the errors go to it instead). With runonly, runs
 ** the goroutines that are runnable now, once each, and returns 0. */
-int gr_sched_wait (lua_State *L, gr_state *S, gr_g *me, int runonly) {
+static int waitloop (lua_State *L, gr_state *S, gr_g *me, int runonly) {
   gr_g *last = runonly ? S->runtail : NULL;
   for (;;) {
     gr_g *g;
@@ -446,6 +452,15 @@ int gr_sched_wait (lua_State *L, gr_state *S, gr_g *me, int runonly) {
     }
     gr_sched_sleep(S, me, 0);
   }
+}
+
+int gr_sched_wait (lua_State *L, gr_state *S, gr_g *me, int runonly) {
+  int err;
+  if (runonly) return waitloop(L, S, me, 1);
+  GR_TRACE(gr_trace_block(me->id, gr_waitreasons[me->reason], 1));
+  err = waitloop(L, S, me, 0);
+  GR_TRACE(gr_trace_unblock(me->id, me->tracefn, &me->traceflow));
+  return err;
 }
 
 
@@ -693,6 +708,7 @@ int gr_sched_park (lua_State *L, gr_state *S, gr_g *g, lua_KContext ctx,
                    lua_KFunction k) {
   int err;
   if (!g->inplace) {
+    GR_TRACE(gr_trace_block(g->id, gr_waitreasons[g->reason], 0));
     g->parkk = k;
     g->parkctx = ctx;
     g->parktop = lua_gettop(L);
@@ -881,6 +897,8 @@ gr_g *gr_sched_spawn (lua_State *L, gr_state *S, int nargs, lua_Integer id) {
   if (S->all) S->all->allprev = g;
   S->all = g;
   if (!id) atomic_fetch_add_explicit(&numg, 1, memory_order_relaxed);
+  GR_TRACE(g->tracefn = gr_trace_fname(co, 4);   /* gobody, S, gotrace, f */
+           if (!id) g->traceflow = gr_trace_go(g->id, g->tracefn));
   runq_push(S, g);
   return g;
 }
@@ -973,8 +991,10 @@ static void preempthook (lua_State *L, lua_Debug *ar) {
   else
     lua_sethook(L, NULL, 0, 0);
   gr_lock_unlock(&monlock);
-  if (ar->event == LUA_HOOKCOUNT && lua_isyieldable(L))
+  if (ar->event == LUA_HOOKCOUNT && lua_isyieldable(L)) {
+    GR_TRACE(gr_trace_preempt(g->id, 0));
     lua_yield(L, 0);
+  }
 }
 
 /* Installs the one-shot preemption hook on g, saving the hook it has. */
@@ -985,6 +1005,7 @@ static void hookpreempt (gr_g *g, void *ud) {
     g->savedmask = lua_gethookmask(g->co);
     g->savedcount = lua_gethookcount(g->co);
     lua_sethook(g->co, preempthook, LUA_MASKCOUNT, 1);
+    GR_TRACE(gr_trace_preempt(g->id, 1));
   }
 }
 
@@ -1036,6 +1057,7 @@ void gr_sched_quitsignal (void) {
 
 static void monitor (void *arg) {
   (void)arg;
+  gr_trace_nameme("monitor", 0);
   gr_lock_lock(&monlock);
   while (monrunning) {
     gr_state *S;

@@ -88,6 +88,10 @@ struct gr_g {
   atomic_int woken;     /* in-place blocker: set once by its waker */
   atomic_int seldone;   /* select: the waker that CASes 0->1 completes it */
   int selwin;           /* select: index of the case that completed */
+  /* the trace (trace.h), owner thread only but traceflow, which its
+  ** single waker writes before it readies it: */
+  const char *tracefn;  /* the function's name, or NULL: not asked yet */
+  uint64_t traceflow;   /* the flow to its next run (a wake), or 0 */
   /* protected by monlock: */
   int savedmask, savedcount;  /* restored when the preemption hook fires */
   lua_Hook savedhook;   /* the hook that preemption replaced on co */

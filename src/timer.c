@@ -55,6 +55,7 @@
 #include "chan.h"
 #include "state.h"
 #include "timer.h"
+#include "trace.h"
 
 
 typedef struct gr_timerheap {
@@ -326,6 +327,7 @@ static void gtfire (void) {
 
 static void gtmain (void *arg) {
   (void)arg;
+  gr_trace_nameme("timer", 0);
   uv_run(&gt.loop, UV_RUN_DEFAULT);
 }
 

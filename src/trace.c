@@ -1,0 +1,793 @@
+/*
+** trace.c -- the execution trace: per-thread event buffers and the writer
+** thread that turns them into trace-event JSON while the program runs.
+**
+** Each thread that records an event gets a record (tthread) at its first
+** event, kept for the life of the process (its thread-local pointer stays
+** valid), with a list of chunks of events. The thread is the only one
+** that fills its chunks: it publishes each event with a release store of
+** the chunk's count, and a full chunk by linking the next one. The writer
+** thread reads behind it (one producer, one consumer per thread), every
+** WRITER_TICK, and frees a chunk once it is drained and its successor is
+** linked. So an emit takes no lock and never waits for I/O; it mallocs a
+** chunk every CHUNKCAP events.
+**
+** Invariants:
+**   Only a thread's own emits touch its t->cur and its stack of slices,
+**     and they do only while t->busy is 1 and gr_trace_on was 1 after it
+**     was set (a Dekker handshake with gr_trace_stop, which clears
+**     gr_trace_on and then waits for t->busy to be 0: from then on no
+**     emit touches a chunk, and the stopper drains and frees them all).
+**   Per thread, events are in the order of their timestamps (one clock,
+**     CLOCK_MONOTONIC, read by the thread that records them).
+**   The writer closes, at the end of the trace, the slices still open, so
+**     that every "B" has its "E" on the same thread.
+** Lock order: life (GR_LTRACELIFE: start and stop) before reg (GR_LTRACE:
+**   the list of thread records, the table of names, the writer's
+**   condition), a leaf: an emit takes it at a thread's first event only,
+**   and gr_trace_fname to intern a name, under any other lock.
+*/
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "trace.h"
+
+atomic_int gr_trace_on = 0;
+
+/* Kinds of events. */
+enum { EBEGIN, EEND, EBLOCK, EWAKE, EGO, EPAR, EPREEMPT, EPREEMPTREQ, EGC };
+
+typedef struct trec {
+  uint64_t ts;          /* uv_hrtime() when it happened */
+  lua_Integer id;       /* the goroutine it is about */
+  uint64_t a, b, c;     /* by kind: a flow id, bytes, ns */
+  const char *s;        /* by kind: a function's name, a reason, a state */
+  int kind;             /* E* */
+} trec;
+
+#define CHUNKCAP 4096   /* events per chunk */
+
+typedef struct chunk {
+  _Atomic(struct chunk *) next;   /* set once, by the owner, when full */
+  atomic_uint n;        /* events published (release by the owner) */
+  trec r[CHUNKCAP];
+} chunk;
+
+#define STACKMAX 16     /* nested runs of goroutines on one thread */
+
+/* A goroutine slice of a thread: the one it runs now, and those that it
+** interrupted (goroutine 1, whose blocking call runs the others). */
+typedef struct slice {
+  lua_Integer id;
+  const char *fn;
+  unsigned char open;     /* its "B" is written and its "E" not yet */
+  unsigned char blocked;  /* blocked in place: not open again when the
+                             slice above it ends */
+} slice;
+
+typedef struct tthread {
+  struct tthread *next; /* in the list of records (immutable once in) */
+  int tid;              /* the track's number (immutable) */
+  char name[32];        /* the track's name (immutable) */
+  atomic_int busy;      /* 1 while the owner is inside an emit */
+  _Atomic(chunk *) first;  /* the first chunk of the trace, or NULL: set
+                           by the owner, read by the writer to begin */
+  /* owner only, inside an emit (the stopper while none can be): */
+  chunk *cur;           /* the chunk it fills, or NULL */
+  unsigned gen;         /* the trace its stack belongs to */
+  int depth, over;      /* slices on the stack; nested beyond STACKMAX */
+  slice stk[STACKMAX];
+  /* the writer only (the starter and the stopper while it does not run): */
+  chunk *wchunk;        /* the chunk it reads, or NULL before the first */
+  unsigned wdone;       /* events of wchunk written */
+  unsigned wgen;        /* the trace whose thread name it wrote */
+  int wopen;            /* slices written open ("B" without its "E") */
+  uint64_t wlast;       /* the last timestamp written */
+} tthread;
+
+static uv_once_t once = UV_ONCE_INIT;
+static gr_lock life;    /* rank GR_LTRACELIFE: start, stop */
+static gr_lock reg;     /* rank GR_LTRACE: threads, names, wcond */
+static uv_cond_t wcond; /* wakes the writer to stop */
+static tthread *threads;  /* protected by reg */
+static int ntids;       /* protected by reg */
+static atomic_uint gen; /* the current trace's number (bumped at start) */
+static atomic_ullong nextflow = 1;
+static atomic_ullong dropped;  /* events lost for want of memory */
+
+/* Protected by life: */
+static int active;      /* a trace is being recorded */
+static uv_thread_t writer;
+static int wstop;       /* protected by reg: the writer must end */
+static FILE *out;
+static uint64_t t0;     /* uv_hrtime() at start */
+static long pid;
+static int wfirst;      /* no event written yet (the writer's) */
+
+static void init (void) {
+  if (gr_lock_init(&life, GR_LTRACELIFE) != 0 ||
+      gr_lock_init(&reg, GR_LTRACE) != 0 || uv_cond_init(&wcond) != 0)
+    abort();   /* at the first use: a trace cannot run without them */
+}
+
+
+/* --- names --------------------------------------------------------------- */
+
+/* Interned names, already escaped for JSON: never freed, so that a
+** goroutine keeps a pointer to its own across traces. Protected by reg. */
+static char **names;
+static size_t nnames, namecap;
+
+static uint32_t hash (const char *s) {
+  uint32_t h = 2166136261u;
+  while (*s) h = (h ^ (unsigned char)*s++) * 16777619u;
+  return h;
+}
+
+/* The interned copy of s, escaped; NULL without memory. Requires reg. */
+static const char *intern (const char *s) {
+  size_t i, len = 0;
+  char *e;
+  const char *p;
+  GR_ASSERT(gr_lock_held(&reg));
+  if (nnames * 2 >= namecap) {
+    size_t ncap = namecap ? namecap * 2 : 256;
+    char **nt = (char **)calloc(ncap, sizeof(*nt));
+    if (nt == NULL) return NULL;
+    for (i = 0; i < namecap; i++)
+      if (names[i]) {
+        size_t j = hash(names[i]) & (ncap - 1);
+        while (nt[j]) j = (j + 1) & (ncap - 1);
+        nt[j] = names[i];
+      }
+    free(names);
+    names = nt;
+    namecap = ncap;
+  }
+  /* The escaped form is the key: escaping is a function of s. */
+  for (p = s; *p; p++) len += (*p == '"' || *p == '\\') ? 2 :
+                              ((unsigned char)*p < 0x20 ? 6 : 1);
+  if ((e = (char *)malloc(len + 1)) == NULL) return NULL;
+  for (p = s, len = 0; *p; p++) {
+    unsigned char ch = (unsigned char)*p;
+    if (ch == '"' || ch == '\\') { e[len++] = '\\'; e[len++] = (char)ch; }
+    else if (ch < 0x20) len += (size_t)sprintf(e + len, "\\u%04x", ch);
+    else e[len++] = (char)ch;
+  }
+  e[len] = '\0';
+  for (i = hash(e) & (namecap - 1); names[i]; i = (i + 1) & (namecap - 1))
+    if (strcmp(names[i], e) == 0) {
+      free(e);
+      return names[i];
+    }
+  names[i] = e;
+  nnames++;
+  return e;
+}
+
+const char *gr_trace_fname (lua_State *co, int idx) {
+  lua_Debug ar;
+  char buf[LUA_IDSIZE + 32];
+  const char *r;
+  if (idx > 0) {
+    if (!lua_checkstack(co, 1)) return NULL;
+    lua_pushvalue(co, idx);
+    lua_getinfo(co, ">S", &ar);
+  }
+  else {
+    /* The bottom frame is the goroutine's body (a C function); the one
+    ** above it, the goroutine's function. */
+    int level = 0;
+    while (lua_getstack(co, level + 1, &ar)) level++;
+    if (level < 1 || !lua_getstack(co, level - 1, &ar) ||
+        !lua_getinfo(co, "S", &ar))
+      return NULL;
+  }
+  if (ar.what[0] == 'C') snprintf(buf, sizeof(buf), "[C]");
+  else snprintf(buf, sizeof(buf), "%s:%d", ar.short_src, ar.linedefined);
+  uv_once(&once, init);
+  gr_lock_lock(&reg);
+  r = intern(buf);
+  gr_lock_unlock(&reg);
+  return r;
+}
+
+
+/* --- recording ------------------------------------------------------------ */
+
+static _Thread_local tthread *me;
+static _Thread_local const char *myname;
+static _Thread_local int mynumber;
+
+void gr_trace_nameme (const char *name, int numbered) {
+  static atomic_int counter;
+  myname = name;
+  mynumber = numbered ? atomic_fetch_add(&counter, 1) + 1 : 0;
+}
+
+/* The record of the calling thread, made at its first event; NULL
+** without memory. */
+static tthread *registerme (void) {
+  tthread *t = (tthread *)calloc(1, sizeof(*t));
+  if (t == NULL) return NULL;
+  uv_once(&once, init);
+  gr_lock_lock(&reg);
+  t->tid = ++ntids;
+  if (myname == NULL)
+    snprintf(t->name, sizeof(t->name), "thread %d", t->tid);
+  else if (mynumber)
+    snprintf(t->name, sizeof(t->name), "%s %d", myname, mynumber);
+  else
+    snprintf(t->name, sizeof(t->name), "%s", myname);
+  t->gen = t->wgen = (unsigned)-1;
+  t->next = threads;
+  threads = t;
+  gr_lock_unlock(&reg);
+  me = t;
+  return t;
+}
+
+/* Enters an emit: the calling thread's record, or NULL when no trace is
+** being recorded (or without memory). Pairs with leave. */
+static tthread *enter (void) {
+  tthread *t = me;
+  unsigned g;
+  if (t == NULL && (t = registerme()) == NULL) return NULL;
+  atomic_store(&t->busy, 1);
+  if (!atomic_load(&gr_trace_on)) {   /* after busy: see gr_trace_stop */
+    atomic_store_explicit(&t->busy, 0, memory_order_release);
+    return NULL;
+  }
+  g = atomic_load_explicit(&gen, memory_order_relaxed);
+  if (t->gen != g) {   /* the first event of this trace on this thread */
+    t->gen = g;
+    t->depth = t->over = 0;
+  }
+  return t;
+}
+
+static void leave (tthread *t) {
+  atomic_store_explicit(&t->busy, 0, memory_order_release);
+}
+
+/* Appends an event to t's chunk (a new one when it is full). */
+static void put (tthread *t, int kind, uint64_t ts, lua_Integer id,
+                 const char *s, uint64_t a, uint64_t b, uint64_t c) {
+  chunk *k = t->cur;
+  unsigned n = k ? atomic_load_explicit(&k->n, memory_order_relaxed) : 0;
+  trec *r;
+  if (k == NULL || n == CHUNKCAP) {
+    chunk *nk = (chunk *)malloc(sizeof(*nk));
+    if (nk == NULL) {
+      atomic_fetch_add_explicit(&dropped, 1, memory_order_relaxed);
+      return;
+    }
+    atomic_init(&nk->next, NULL);
+    atomic_init(&nk->n, 0);
+    if (k) atomic_store_explicit(&k->next, nk, memory_order_release);
+    else atomic_store_explicit(&t->first, nk, memory_order_release);
+    t->cur = k = nk;
+    n = 0;
+  }
+  r = &k->r[n];
+  r->ts = ts;
+  r->id = id;
+  r->s = s;
+  r->a = a;
+  r->b = b;
+  r->c = c;
+  r->kind = kind;
+  atomic_store_explicit(&k->n, n + 1, memory_order_release);
+}
+
+/* Ends the top slice if it is open. */
+static void closetop (tthread *t, uint64_t ts, const char *state) {
+  slice *s;
+  if (t->depth == 0) return;
+  s = &t->stk[t->depth - 1];
+  if (s->open) {
+    put(t, EEND, ts, s->id, state, 0, 0, 0);
+    s->open = 0;
+  }
+}
+
+/* The top slice of t's stack, or NULL. */
+static slice *top (tthread *t) {
+  return t->depth > 0 ? &t->stk[t->depth - 1] : NULL;
+}
+
+/* Pushes goroutine id's slice, open, ending the one it interrupts. */
+static void push (tthread *t, uint64_t ts, lua_Integer id, const char *fn,
+                  uint64_t *flow) {
+  slice *s;
+  if (t->depth == STACKMAX) {
+    t->over++;
+    return;
+  }
+  if (t->depth > 0) closetop(t, ts, "runnable");
+  s = &t->stk[t->depth++];
+  s->id = id;
+  s->fn = fn;
+  s->open = 1;
+  s->blocked = 0;
+  put(t, EBEGIN, ts, id, fn, *flow, 0, 0);
+  *flow = 0;
+}
+
+void gr_trace_begin (lua_Integer id, const char *fn, uint64_t *flow) {
+  tthread *t = enter();
+  if (t == NULL) return;
+  push(t, uv_hrtime(), id, fn, flow);
+  leave(t);
+}
+
+void gr_trace_end (lua_Integer id, const char *state) {
+  tthread *t = enter();
+  uint64_t ts;
+  slice *s;
+  if (t == NULL) return;
+  if (t->over > 0) t->over--;
+  else if ((s = top(t)) != NULL && s->id == id) {
+    ts = uv_hrtime();
+    closetop(t, ts, state);
+    t->depth--;
+    if ((s = top(t)) != NULL && !s->blocked) {   /* the interrupted one
+                                                    goes on */
+      put(t, EBEGIN, ts, s->id, s->fn, 0, 0, 0);
+      s->open = 1;
+    }
+  }
+  leave(t);
+}
+
+void gr_trace_block (lua_Integer id, const char *reason, int inplace) {
+  tthread *t = enter();
+  uint64_t ts;
+  if (t == NULL) return;
+  ts = uv_hrtime();
+  put(t, EBLOCK, ts, id, reason, 0, 0, 0);
+  if (inplace && t->over == 0) {
+    slice *s = top(t);
+    if (s != NULL && s->id == id)
+      closetop(t, ts, reason);
+    else if (t->depth < STACKMAX) {   /* it had no slice in this trace */
+      s = &t->stk[t->depth++];
+      s->id = id;
+      s->fn = NULL;
+      s->open = 0;
+    }
+    else {
+      t->over++;
+      leave(t);
+      return;
+    }
+    t->stk[t->depth - 1].blocked = 1;
+  }
+  leave(t);
+}
+
+void gr_trace_unblock (lua_Integer id, const char *fn, uint64_t *flow) {
+  tthread *t = enter();
+  slice *s;
+  if (t == NULL) return;
+  s = top(t);
+  if (t->over == 0 && s != NULL && s->id == id && !s->open) {
+    s->blocked = 0;
+    s->open = 1;
+    if (fn) s->fn = fn;
+    put(t, EBEGIN, uv_hrtime(), id, s->fn, *flow, 0, 0);
+    *flow = 0;
+  }
+  else if (t->over > 0)
+    t->over--;
+  else if (s == NULL || s->id != id)
+    push(t, uv_hrtime(), id, fn, flow);
+  leave(t);
+}
+
+/* Kinds of flows, named in the trace by flownames. */
+enum { FWAKE, FGO, FPARALLEL };
+
+/* A new flow's id: its kind is the id modulo 3, so that its end, which
+** knows only the id, gets the same name as its start. */
+static uint64_t newflow (int fk) {
+  return atomic_fetch_add_explicit(&nextflow, 1, memory_order_relaxed) * 3 +
+         (uint64_t)fk;
+}
+
+uint64_t gr_trace_wake (lua_Integer id, const char *reason) {
+  tthread *t = enter();
+  uint64_t f;
+  if (t == NULL) return 0;
+  f = newflow(FWAKE);
+  put(t, EWAKE, uv_hrtime(), id, reason, f, 0, 0);
+  leave(t);
+  return f;
+}
+
+uint64_t gr_trace_go (lua_Integer id, const char *fn) {
+  tthread *t = enter();
+  uint64_t f;
+  if (t == NULL) return 0;
+  f = newflow(FGO);
+  put(t, EGO, uv_hrtime(), id, fn, f, 0, 0);
+  leave(t);
+  return f;
+}
+
+uint64_t gr_trace_parallel (lua_Integer id, size_t bytes, uint64_t ns) {
+  tthread *t = enter();
+  uint64_t f;
+  if (t == NULL) return 0;
+  f = newflow(FPARALLEL);
+  put(t, EPAR, uv_hrtime(), id, NULL, f, bytes, ns);
+  leave(t);
+  return f;
+}
+
+void gr_trace_preempt (lua_Integer id, int request) {
+  tthread *t = enter();
+  if (t == NULL) return;
+  put(t, request ? EPREEMPTREQ : EPREEMPT, uv_hrtime(), id, NULL, 0, 0, 0);
+  leave(t);
+}
+
+void gr_trace_gc (void) {
+  tthread *t = enter();
+  if (t == NULL) return;
+  put(t, EGC, uv_hrtime(), 0, NULL, 0, 0, 0);
+  leave(t);
+}
+
+
+/* --- the writer ------------------------------------------------------------ */
+
+#define WRITER_TICK  10000000ULL   /* ns between two drains */
+#define OUTBUF       (1 << 16)
+
+/* The writer's output buffer (the writer only, or the thread that starts
+** or stops while it does not run). */
+static char obuf[OUTBUF];
+static size_t olen;
+
+static void oflush (void) {
+  if (olen > 0) fwrite(obuf, 1, olen, out);
+  olen = 0;
+}
+
+static void ostr (const char *s) {
+  size_t n = strlen(s);
+  if (olen + n > OUTBUF) oflush();
+  if (n > OUTBUF) {
+    fwrite(s, 1, n, out);
+    return;
+  }
+  memcpy(obuf + olen, s, n);
+  olen += n;
+}
+
+static void ouint (uint64_t v) {
+  char b[24];
+  int i = 24;
+  do b[--i] = (char)('0' + v % 10); while ((v /= 10) != 0);
+  if (olen + 24 > OUTBUF) oflush();
+  memcpy(obuf + olen, b + i, (size_t)(24 - i));
+  olen += (size_t)(24 - i);
+}
+
+static void oint (lua_Integer v) {
+  if (v < 0) {
+    ostr("-");
+    ouint((uint64_t)0 - (uint64_t)v);
+  }
+  else ouint((uint64_t)v);
+}
+
+/* A time in µs since the start, with its ns as decimals. */
+static void otime (uint64_t ns) {
+  char b[4];
+  ouint(ns / 1000);
+  b[0] = '.';
+  b[1] = (char)('0' + ns / 100 % 10);
+  b[2] = (char)('0' + ns / 10 % 10);
+  b[3] = (char)('0' + ns % 10);
+  if (olen + 4 > OUTBUF) oflush();
+  memcpy(obuf + olen, b, 4);
+  olen += 4;
+}
+
+/* Opens an event of phase ph on t's track at ts. */
+static void ohead (tthread *t, const char *ph, uint64_t ts) {
+  ostr(wfirst ? "\n{\"ph\":\"" : ",\n{\"ph\":\"");
+  wfirst = 0;
+  ostr(ph);
+  ostr("\",\"pid\":");
+  oint(pid);
+  ostr(",\"tid\":");
+  oint(t->tid);
+  ostr(",\"ts\":");
+  otime(ts);
+}
+
+static void oinstant (tthread *t, uint64_t ts, const char *name,
+                      lua_Integer id) {
+  ohead(t, "i", ts);
+  ostr(",\"s\":\"t\",\"name\":\"");
+  ostr(name);
+  ostr("\",\"args\":{\"id\":");
+  oint(id);
+}
+
+static const char *const flownames[] = { "wake", "go", "parallel" };
+
+/* The start of a flow at ts, inside the slice that is open on t's track,
+** or inside a slice of its own. */
+static void oflowstart (tthread *t, uint64_t ts, uint64_t flow,
+                        lua_Integer id, const char *reason) {
+  if (t->wopen == 0) {   /* the scheduler itself, a timer, a callback */
+    ohead(t, "X", ts);
+    ostr(",\"dur\":0.001,\"name\":\"");
+    ostr(flownames[flow % 3]);
+    ostr("\",\"args\":{\"id\":");
+    oint(id);
+    if (reason) {
+      ostr(",\"reason\":\"");
+      ostr(reason);
+      ostr("\"");
+    }
+    ostr("}}");
+  }
+  ohead(t, "s", ts);
+  ostr(",\"cat\":\"flow\",\"name\":\"");
+  ostr(flownames[flow % 3]);
+  ostr("\",\"id\":");
+  ouint(flow);
+  ostr("}");
+}
+
+/* Writes one event of t. */
+static void oevent (tthread *t, const trec *r) {
+  uint64_t ts;
+  if (r->ts < t0) return;   /* recorded before this trace began */
+  ts = r->ts - t0;
+  if (ts < t->wlast) ts = t->wlast;
+  t->wlast = ts;
+  switch (r->kind) {
+    case EBEGIN:
+      ohead(t, "B", ts);
+      ostr(",\"name\":\"goroutine ");
+      oint(r->id);
+      if (r->s) {
+        ostr(" ");
+        ostr(r->s);
+      }
+      else if (r->id == 1) ostr(" main");
+      ostr("\",\"args\":{\"id\":");
+      oint(r->id);
+      ostr("}}");
+      t->wopen++;
+      if (r->a) {
+        ohead(t, "f", ts);
+        ostr(",\"bp\":\"e\",\"cat\":\"flow\",\"name\":\"");
+        ostr(flownames[r->a % 3]);
+        ostr("\",\"id\":");
+        ouint(r->a);
+        ostr("}");
+      }
+      break;
+    case EEND:
+      if (t->wopen == 0) break;
+      ohead(t, "E", ts);
+      ostr(",\"args\":{\"state\":\"");
+      ostr(r->s);
+      ostr("\"}}");
+      t->wopen--;
+      break;
+    case EBLOCK:
+      oinstant(t, ts, "block", r->id);
+      ostr(",\"reason\":\"");
+      ostr(r->s);
+      ostr("\"}}");
+      break;
+    case EWAKE:
+      oflowstart(t, ts, r->a, r->id, r->s);
+      break;
+    case EGO:
+      oinstant(t, ts, "go", r->id);
+      if (r->s) {
+        ostr(",\"fn\":\"");
+        ostr(r->s);
+        ostr("\"");
+      }
+      ostr("}}");
+      oflowstart(t, ts, r->a, r->id, NULL);
+      break;
+    case EPAR:
+      oinstant(t, ts, "parallel", r->id);
+      ostr(",\"bytes\":");
+      ouint(r->b);
+      ostr(",\"copy_us\":");
+      otime(r->c);
+      ostr("}}");
+      oflowstart(t, ts, r->a, r->id, NULL);
+      break;
+    case EPREEMPT:
+      oinstant(t, ts, "preempt", r->id);
+      ostr("}}");
+      break;
+    case EPREEMPTREQ:
+      oinstant(t, ts, "preempt request", r->id);
+      ostr("}}");
+      break;
+    case EGC:
+      ohead(t, "i", ts);
+      ostr(",\"s\":\"t\",\"name\":\"GC\"}");
+      break;
+  }
+}
+
+/* Writes what t recorded since the last drain, freeing the chunks done. */
+static void drain (tthread *t) {
+  unsigned g = atomic_load_explicit(&gen, memory_order_relaxed);
+  for (;;) {
+    chunk *k = t->wchunk, *next;
+    unsigned n;
+    if (k == NULL &&
+        (k = t->wchunk = atomic_load_explicit(&t->first,
+                                              memory_order_acquire)) == NULL)
+      return;
+    n = atomic_load_explicit(&k->n, memory_order_acquire);
+    if (n > t->wdone && t->wgen != g) {   /* its first events: its name */
+      t->wgen = g;
+      ohead(t, "M", 0);
+      ostr(",\"name\":\"thread_name\",\"args\":{\"name\":\"");
+      ostr(t->name);
+      ostr("\"}}");
+    }
+    for (; t->wdone < n; t->wdone++) oevent(t, &k->r[t->wdone]);
+    if (n < CHUNKCAP ||
+        (next = atomic_load_explicit(&k->next, memory_order_acquire)) == NULL)
+      return;
+    free(k);
+    t->wchunk = next;
+    t->wdone = 0;
+  }
+}
+
+/* Drains every thread listed at head (a record, once listed, stays). */
+static void drainall (tthread *head) {
+  tthread *t;
+  for (t = head; t != NULL; t = t->next) drain(t);
+  oflush();
+}
+
+static void writermain (void *arg) {
+  (void)arg;
+  gr_lock_lock(&reg);
+  while (!wstop) {
+    tthread *head;
+    gr_lock_timedwait(&reg, &wcond, WRITER_TICK);
+    head = threads;
+    gr_lock_unlock(&reg);
+    drainall(head);
+    gr_lock_lock(&reg);
+  }
+  gr_lock_unlock(&reg);
+}
+
+
+/* --- start and stop --------------------------------------------------------- */
+
+static void stopatexit (void) {
+  gr_trace_stop();
+}
+
+const char *gr_trace_start (const char *path, char *err, size_t errsz) {
+  static int atexitset;
+  FILE *f;
+  tthread *t;
+  uv_once(&once, init);
+  gr_lock_lock(&life);
+  if (active) {
+    gr_lock_unlock(&life);
+    return "tracing is already enabled";
+  }
+  if ((f = fopen(path, "w")) == NULL) {
+    snprintf(err, errsz, "%s: %s", path, strerror(errno));
+    gr_lock_unlock(&life);
+    return err;
+  }
+  out = f;
+  pid = (long)getpid();
+  olen = 0;
+  wfirst = 1;
+  ostr("{\"displayTimeUnit\":\"ns\",\"traceEvents\":[");
+  ostr("\n{\"ph\":\"M\",\"pid\":");
+  oint(pid);
+  ostr(",\"name\":\"process_name\",\"args\":{\"name\":\"goroutines\"}}");
+  wfirst = 0;
+  oflush();
+  gr_lock_lock(&reg);
+  for (t = threads; t != NULL; t = t->next) {
+    t->wchunk = NULL;
+    t->wdone = 0;
+    t->wopen = 0;
+    t->wlast = 0;
+  }
+  wstop = 0;
+  gr_lock_unlock(&reg);
+  atomic_fetch_add(&gen, 1);
+  t0 = uv_hrtime();
+  if (uv_thread_create(&writer, writermain, NULL) != 0) {
+    fclose(f);
+    out = NULL;
+    gr_lock_unlock(&life);
+    return "cannot start the trace writer";
+  }
+  if (!atexitset) {
+    /* In a shared object, glibc runs it at dlclose too, before the code
+    ** goes away (lua_close unloads the module). */
+    atexitset = atexit(stopatexit) == 0;
+  }
+  active = 1;
+  atomic_store(&gr_trace_on, 1);
+  gr_lock_unlock(&life);
+  return NULL;
+}
+
+int gr_trace_stop (void) {
+  tthread *t;
+  uint64_t end, lost;
+  int r = 1;
+  uv_once(&once, init);
+  gr_lock_lock(&life);
+  if (!active) {
+    gr_lock_unlock(&life);
+    return 0;
+  }
+  atomic_store(&gr_trace_on, 0);
+  gr_lock_lock(&reg);
+  wstop = 1;
+  uv_cond_signal(&wcond);
+  gr_lock_unlock(&reg);
+  uv_thread_join(&writer);
+  gr_lock_lock(&reg);
+  /* No emit touches a chunk once its thread is out of the one it is in. */
+  for (t = threads; t != NULL; t = t->next)
+    while (atomic_load(&t->busy)) sched_yield();
+  end = uv_hrtime() - t0;
+  for (t = threads; t != NULL; t = t->next) {
+    chunk *k;
+    drain(t);
+    for (; t->wopen > 0; t->wopen--) {   /* still running: ends here */
+      ohead(t, "E", end > t->wlast ? end : t->wlast);
+      ostr(",\"args\":{\"state\":\"running\"}}");
+    }
+    k = t->wchunk ? t->wchunk : atomic_load(&t->first);
+    while (k) {
+      chunk *next = atomic_load(&k->next);
+      free(k);
+      k = next;
+    }
+    t->wchunk = t->cur = NULL;
+    atomic_store(&t->first, NULL);
+  }
+  gr_lock_unlock(&reg);
+  if ((lost = atomic_exchange(&dropped, 0)) > 0) {   /* no memory for them */
+    ostr(",\n{\"ph\":\"M\",\"pid\":");
+    oint(pid);
+    ostr(",\"name\":\"process_labels\",\"args\":{\"labels\":\"");
+    ouint(lost);
+    ostr(" events lost\"}}");
+  }
+  ostr("\n]}\n");
+  oflush();
+  if (ferror(out)) r = -1;
+  if (fclose(out) != 0) r = -1;
+  out = NULL;
+  active = 0;
+  gr_lock_unlock(&life);
+  return r;
+}
