@@ -33,6 +33,11 @@ static int sentinel_gc (lua_State *L) {
   return 0;
 }
 
+/* The state whose close stops a trace started in S: its host's. */
+static const void *traceowner (gr_state *S) {
+  return S->poolops ? S->poolops->host(S) : S;
+}
+
 /* The code that started the trace runs: its slice opens. */
 static void opencurrent (gr_state *S) {
   gr_g *g = S->current;
@@ -46,7 +51,7 @@ static int lstart (lua_State *L) {
   gr_state *S = gr_getstate(L);
   const char *path = luaL_checkstring(L, 1);
   char err[256];
-  const char *msg = gr_trace_start(path, err, sizeof(err));
+  const char *msg = gr_trace_start(path, traceowner(S), err, sizeof(err));
   if (msg != NULL) {
     luaL_pushfail(L);
     lua_pushstring(L, msg);
@@ -78,14 +83,15 @@ static const luaL_Reg funcs[] = {
 };
 
 /* GOROUTINES_TRACE=file starts a trace with the first host state of the
-** process; it stops when the process exits (trace.c). */
+** process; it stops when that state closes (lua_close, at the end of the
+** standalone interpreter: not with os.exit(code) without close). */
 static void startfromenv (gr_state *S) {
   static atomic_int tried;
   const char *path = getenv("GOROUTINES_TRACE");
   char err[256];
   const char *msg;
   if (path == NULL || path[0] == '\0' || atomic_exchange(&tried, 1)) return;
-  if ((msg = gr_trace_start(path, err, sizeof(err))) != NULL)
+  if ((msg = gr_trace_start(path, S, err, sizeof(err))) != NULL)
     fprintf(stderr, "goroutines: GOROUTINES_TRACE: %s\n", msg);
   else
     opencurrent(S);

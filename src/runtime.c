@@ -25,6 +25,7 @@
 #include "state.h"
 #include "stream.h"
 #include "timer.h"
+#include "trace.h"
 
 /* Prints the errors a host state never raised and, if there were any,
 ** exits with status 1: the standalone interpreter's policy, where an
@@ -94,6 +95,7 @@ static void closestate (gr_state *S) {
   gr_select_closestate(S);
   gr_stream_closestate(S);
   gr_pack_free(S->sparepack);
+  gr_trace_addstate(S, -1);   /* after its goroutines and workers */
   /* A worker hands its errors to its host: it has none of its own, but
   ** any it had are printed, never dropped. */
   if (!host) gr_errors_report(S);
@@ -139,6 +141,7 @@ static gr_state *newstate (lua_State *L) {
       gr_timer_init(S) != 0)
     luaL_error(L, "goroutines: cannot create the scheduler");
   gr_sched_adopt(S);
+  gr_trace_addstate(S, 1);
   return S;
 }
 

@@ -99,6 +99,8 @@ static atomic_ullong dropped;  /* events lost for want of memory */
 
 /* Protected by life: */
 static int active;      /* a trace is being recorded */
+static const void *owner;  /* the state whose close stops it */
+static int nstates;     /* states made and not closed */
 static uv_thread_t writer;
 static int wstop;       /* protected by reg: the writer must end */
 static FILE *out;
@@ -197,7 +199,11 @@ const char *gr_trace_fname (lua_State *co, int idx) {
 
 /* --- recording ------------------------------------------------------------ */
 
+/* The calling thread's record, valid while myepoch is epoch (bumped when
+** the records are freed). */
+static atomic_uint epoch;
 static _Thread_local tthread *me;
+static _Thread_local unsigned myepoch;
 static _Thread_local const char *myname;
 static _Thread_local int mynumber;
 
@@ -226,6 +232,7 @@ static tthread *registerme (void) {
   threads = t;
   gr_lock_unlock(&reg);
   me = t;
+  myepoch = atomic_load_explicit(&epoch, memory_order_relaxed);
   return t;
 }
 
@@ -234,7 +241,10 @@ static tthread *registerme (void) {
 static tthread *enter (void) {
   tthread *t = me;
   unsigned g;
-  if (t == NULL && (t = registerme()) == NULL) return NULL;
+  if ((t == NULL ||
+       myepoch != atomic_load_explicit(&epoch, memory_order_relaxed)) &&
+      (t = registerme()) == NULL)
+    return NULL;
   atomic_store(&t->busy, 1);
   if (!atomic_load(&gr_trace_on)) {   /* after busy: see gr_trace_stop */
     atomic_store_explicit(&t->busy, 0, memory_order_release);
@@ -680,12 +690,8 @@ static void writermain (void *arg) {
 
 /* --- start and stop --------------------------------------------------------- */
 
-static void stopatexit (void) {
-  gr_trace_stop();
-}
-
-const char *gr_trace_start (const char *path, char *err, size_t errsz) {
-  static int atexitset;
+const char *gr_trace_start (const char *path, const void *S, char *err,
+                            size_t errsz) {
   FILE *f;
   tthread *t;
   uv_once(&once, init);
@@ -726,27 +732,19 @@ const char *gr_trace_start (const char *path, char *err, size_t errsz) {
     gr_lock_unlock(&life);
     return "cannot start the trace writer";
   }
-  if (!atexitset) {
-    /* In a shared object, glibc runs it at dlclose too, before the code
-    ** goes away (lua_close unloads the module). */
-    atexitset = atexit(stopatexit) == 0;
-  }
+  owner = S;
   active = 1;
   atomic_store(&gr_trace_on, 1);
   gr_lock_unlock(&life);
   return NULL;
 }
 
-int gr_trace_stop (void) {
+/* Stops the trace; requires life and an active trace. */
+static int stop (void) {
   tthread *t;
   uint64_t end, lost;
   int r = 1;
-  uv_once(&once, init);
-  gr_lock_lock(&life);
-  if (!active) {
-    gr_lock_unlock(&life);
-    return 0;
-  }
+  GR_ASSERT(gr_lock_held(&life) && active);
   atomic_store(&gr_trace_on, 0);
   gr_lock_lock(&reg);
   wstop = 1;
@@ -788,6 +786,44 @@ int gr_trace_stop (void) {
   if (fclose(out) != 0) r = -1;
   out = NULL;
   active = 0;
+  owner = NULL;
+  return r;
+}
+
+int gr_trace_stop (void) {
+  int r = 0;
+  uv_once(&once, init);
+  gr_lock_lock(&life);
+  if (active) r = stop();
   gr_lock_unlock(&life);
   return r;
+}
+
+/* Frees the names and the thread records, once no state is left: no
+** goroutine refers to a name, and no thread records an event. A thread
+** that would record one later makes a new record (epoch). Requires life
+** and no active trace. */
+static void freeall (void) {
+  size_t i;
+  tthread *t;
+  gr_lock_lock(&reg);
+  for (i = 0; i < namecap; i++) free(names[i]);
+  free(names);
+  names = NULL;
+  nnames = namecap = 0;
+  atomic_fetch_add(&epoch, 1);
+  while ((t = threads) != NULL) {
+    threads = t->next;
+    free(t);
+  }
+  gr_lock_unlock(&reg);
+}
+
+void gr_trace_addstate (const void *S, int delta) {
+  uv_once(&once, init);
+  gr_lock_lock(&life);
+  if (delta < 0 && active && owner == S) stop();
+  nstates += delta;
+  if (nstates == 0 && !active) freeall();
+  gr_lock_unlock(&life);
 }

@@ -26,13 +26,20 @@ static inline int gr_trace_enabled (void) {
 
 #define GR_TRACE(call)  do { if (gr_trace_enabled()) { call; } } while (0)
 
-/* Starts recording into the file at path: 0, or a message (static or in
-** err, of size errsz) when a trace is already being recorded or the file
-** cannot be opened. Any thread. */
-const char *gr_trace_start (const char *path, char *err, size_t errsz);
+/* Starts recording into the file at path, for owner (a state: its close
+** stops the trace): NULL, or a message (static or in err, of size errsz)
+** when a trace is already being recorded or the file cannot be opened.
+** Any thread. */
+const char *gr_trace_start (const char *path, const void *owner, char *err,
+                            size_t errsz);
 /* Stops recording and finishes the file: 1, or 0 when no trace was being
 ** recorded. Any thread. */
 int gr_trace_stop (void);
+
+/* Counts a state made (delta 1) or closed (-1): the close of a trace's
+** owner stops it; once no state is left, the names and the records of
+** the threads are freed. */
+void gr_trace_addstate (const void *S, int delta);
 
 /* Names the calling thread's track ("main", "worker"...); numbered adds
 ** a number per name ("worker 2"). Takes effect for a thread that has not
