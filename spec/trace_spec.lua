@@ -67,6 +67,7 @@ local function validate (doc)
         local s = table.remove(st)
         assert.is_not_nil(s, ("event %d: an E without its B"):format(i))
         s.t1 = ts
+        s.state = e.args.state
         slices[#slices + 1] = s
       elseif e.ph == "X" then
         assert.is_true(e.dur >= 0)
@@ -167,13 +168,16 @@ describe("GOROUTINES_TRACE", function()
     -- gen's, sq's, merge's forward and closer goroutines (line defined).
     assert.are.same({ [13] = true, [28] = true, [45] = true, [58] = true },
                     lines)
-    -- Blocks name Go's wait reasons; wakes join the waker's run to the
-    -- woken goroutine's next run.
+    -- A run that blocks ends with Go's wait reason as its state; wakes
+    -- join the waker's run to the woken goroutine's next run.
     local reasons = {}
-    for _, e in ipairs(instants(t, "block")) do reasons[e.args.reason] = true end
+    for _, s in ipairs(t.slices) do
+      if s.state then reasons[s.state] = true end
+    end
     assert.is_true(reasons["select"])
     assert.is_true(reasons["chan receive"])
     assert.is_true(reasons["sync.WaitGroup.Wait"])
+    assert.is_true(reasons["dead"])
     local wakes = 0
     for _, fl in ipairs(t.flows) do
       if fl.name == "wake" then

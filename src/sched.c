@@ -457,7 +457,7 @@ static int waitloop (lua_State *L, gr_state *S, gr_g *me, int runonly) {
 int gr_sched_wait (lua_State *L, gr_state *S, gr_g *me, int runonly) {
   int err;
   if (runonly) return waitloop(L, S, me, 1);
-  GR_TRACE(gr_trace_block(me->id, gr_waitreasons[me->reason], 1));
+  GR_TRACE(gr_trace_block(me->id, gr_waitreasons[me->reason]));
   err = waitloop(L, S, me, 0);
   GR_TRACE(gr_trace_unblock(me->id, me->tracefn, &me->traceflow));
   return err;
@@ -708,7 +708,6 @@ int gr_sched_park (lua_State *L, gr_state *S, gr_g *g, lua_KContext ctx,
                    lua_KFunction k) {
   int err;
   if (!g->inplace) {
-    GR_TRACE(gr_trace_block(g->id, gr_waitreasons[g->reason], 0));
     g->parkk = k;
     g->parkctx = ctx;
     g->parktop = lua_gettop(L);

@@ -37,7 +37,7 @@
 atomic_int gr_trace_on = 0;
 
 /* Kinds of events. */
-enum { EBEGIN, EEND, EBLOCK, EWAKE, EGO, EPAR, EPREEMPT, EPREEMPTREQ, EGC };
+enum { EBEGIN, EEND, EWAKE, EGO, EPAR, EPREEMPT, EPREEMPTREQ, EGC };
 
 typedef struct trec {
   uint64_t ts;          /* uv_hrtime() when it happened */
@@ -85,6 +85,8 @@ typedef struct tthread {
   unsigned wgen;        /* the trace whose thread name it wrote */
   int wopen;            /* slices written open ("B" without its "E") */
   uint64_t wlast;       /* the last timestamp written */
+  char wpre[64];        /* ","pid":P,"tid":T,"ts":, made once a trace */
+  size_t wprelen;       /* its length, 0 before it is made */
 } tthread;
 
 static uv_once_t once = UV_ONCE_INIT;
@@ -352,16 +354,13 @@ void gr_trace_end (lua_Integer id, const char *state) {
   leave(t);
 }
 
-void gr_trace_block (lua_Integer id, const char *reason, int inplace) {
+void gr_trace_block (lua_Integer id, const char *reason) {
   tthread *t = enter();
-  uint64_t ts;
   if (t == NULL) return;
-  ts = uv_hrtime();
-  put(t, EBLOCK, ts, id, reason, 0, 0, 0);
-  if (inplace && t->over == 0) {
+  if (t->over == 0) {
     slice *s = top(t);
     if (s != NULL && s->id == id)
-      closetop(t, ts, reason);
+      closetop(t, uv_hrtime(), reason);
     else if (t->depth < STACKMAX) {   /* it had no slice in this trace */
       s = &t->stk[t->depth++];
       s->id = id;
@@ -458,7 +457,8 @@ void gr_trace_gc (void) {
 #define OUTBUF       (1 << 16)
 
 /* The writer's output buffer (the writer only, or the thread that starts
-** or stops while it does not run). */
+** or stops while it does not run). Every write makes room for itself; the
+** literals go through OLIT, which knows their length. */
 static char obuf[OUTBUF];
 static size_t olen;
 
@@ -467,29 +467,55 @@ static void oflush (void) {
   olen = 0;
 }
 
-static void ostr (const char *s) {
-  size_t n = strlen(s);
-  if (olen + n > OUTBUF) oflush();
-  if (n > OUTBUF) {
-    fwrite(s, 1, n, out);
-    return;
+static void oputlong (const char *s, size_t n) {
+  oflush();
+  if (n > OUTBUF) fwrite(s, 1, n, out);
+  else {
+    memcpy(obuf, s, n);
+    olen = n;
   }
-  memcpy(obuf + olen, s, n);
-  olen += n;
 }
 
+static inline void oput (const char *s, size_t n) {
+  if (__builtin_expect(olen + n > OUTBUF, 0)) oputlong(s, n);
+  else {
+    memcpy(obuf + olen, s, n);
+    olen += n;
+  }
+}
+
+#define OLIT(s)  oput(s, sizeof(s) - 1)
+
+static void ostr (const char *s) {
+  oput(s, strlen(s));
+}
+
+static const char digits[] =
+  "00010203040506070809101112131415161718192021222324252627282930313233"
+  "34353637383940414243444546474849505152535455565758596061626364656667"
+  "6869707172737475767778798081828384858687888990919293949596979899";
+
+/* Two digits at a time: a division by a constant is a multiplication. */
 static void ouint (uint64_t v) {
-  char b[24];
-  int i = 24;
-  do b[--i] = (char)('0' + v % 10); while ((v /= 10) != 0);
-  if (olen + 24 > OUTBUF) oflush();
-  memcpy(obuf + olen, b + i, (size_t)(24 - i));
-  olen += (size_t)(24 - i);
+  char b[20];
+  int i = 20;
+  while (v >= 100) {
+    unsigned d = (unsigned)(v % 100);
+    v /= 100;
+    i -= 2;
+    memcpy(b + i, digits + 2 * d, 2);
+  }
+  if (v >= 10) {
+    i -= 2;
+    memcpy(b + i, digits + 2 * v, 2);
+  }
+  else b[--i] = (char)('0' + v);
+  oput(b + i, (size_t)(20 - i));
 }
 
 static void oint (lua_Integer v) {
   if (v < 0) {
-    ostr("-");
+    OLIT("-");
     ouint((uint64_t)0 - (uint64_t)v);
   }
   else ouint((uint64_t)v);
@@ -498,35 +524,36 @@ static void oint (lua_Integer v) {
 /* A time in µs since the start, with its ns as decimals. */
 static void otime (uint64_t ns) {
   char b[4];
+  unsigned r = (unsigned)(ns % 1000);
   ouint(ns / 1000);
   b[0] = '.';
-  b[1] = (char)('0' + ns / 100 % 10);
-  b[2] = (char)('0' + ns / 10 % 10);
-  b[3] = (char)('0' + ns % 10);
-  if (olen + 4 > OUTBUF) oflush();
-  memcpy(obuf + olen, b, 4);
-  olen += 4;
+  b[1] = (char)('0' + r / 100);
+  memcpy(b + 2, digits + 2 * (r % 100), 2);
+  oput(b, 4);
 }
 
-/* Opens an event of phase ph on t's track at ts. */
+/* Opens an event of phase ph on t's track at ts: the part of it that is
+** the same for every event of t is made once per trace. */
 static void ohead (tthread *t, const char *ph, uint64_t ts) {
-  ostr(wfirst ? "\n{\"ph\":\"" : ",\n{\"ph\":\"");
+  if (t->wprelen == 0) {
+    int n = snprintf(t->wpre, sizeof(t->wpre), "\",\"pid\":%ld,\"tid\":%d,"
+                     "\"ts\":", pid, t->tid);
+    t->wprelen = n > 0 && (size_t)n < sizeof(t->wpre) ? (size_t)n : 0;
+  }
+  if (wfirst) OLIT("\n{\"ph\":\"");
+  else OLIT(",\n{\"ph\":\"");
   wfirst = 0;
-  ostr(ph);
-  ostr("\",\"pid\":");
-  oint(pid);
-  ostr(",\"tid\":");
-  oint(t->tid);
-  ostr(",\"ts\":");
+  oput(ph, 1);
+  oput(t->wpre, t->wprelen);
   otime(ts);
 }
 
 static void oinstant (tthread *t, uint64_t ts, const char *name,
                       lua_Integer id) {
   ohead(t, "i", ts);
-  ostr(",\"s\":\"t\",\"name\":\"");
+  OLIT(",\"s\":\"t\",\"name\":\"");
   ostr(name);
-  ostr("\",\"args\":{\"id\":");
+  OLIT("\",\"args\":{\"id\":");
   oint(id);
 }
 
@@ -538,23 +565,23 @@ static void oflowstart (tthread *t, uint64_t ts, uint64_t flow,
                         lua_Integer id, const char *reason) {
   if (t->wopen == 0) {   /* the scheduler itself, a timer, a callback */
     ohead(t, "X", ts);
-    ostr(",\"dur\":0.001,\"name\":\"");
+    OLIT(",\"dur\":0.001,\"name\":\"");
     ostr(flownames[flow % 3]);
-    ostr("\",\"args\":{\"id\":");
+    OLIT("\",\"args\":{\"id\":");
     oint(id);
     if (reason) {
-      ostr(",\"reason\":\"");
+      OLIT(",\"reason\":\"");
       ostr(reason);
-      ostr("\"");
+      OLIT("\"");
     }
-    ostr("}}");
+    OLIT("}}");
   }
   ohead(t, "s", ts);
-  ostr(",\"cat\":\"flow\",\"name\":\"");
+  OLIT(",\"cat\":\"flow\",\"name\":\"");
   ostr(flownames[flow % 3]);
-  ostr("\",\"id\":");
+  OLIT("\",\"id\":");
   ouint(flow);
-  ostr("}");
+  OLIT("}");
 }
 
 /* Writes one event of t. */
@@ -567,39 +594,33 @@ static void oevent (tthread *t, const trec *r) {
   switch (r->kind) {
     case EBEGIN:
       ohead(t, "B", ts);
-      ostr(",\"name\":\"goroutine ");
+      OLIT(",\"name\":\"goroutine ");
       oint(r->id);
       if (r->s) {
-        ostr(" ");
+        OLIT(" ");
         ostr(r->s);
       }
-      else if (r->id == 1) ostr(" main");
-      ostr("\",\"args\":{\"id\":");
+      else if (r->id == 1) OLIT(" main");
+      OLIT("\",\"args\":{\"id\":");
       oint(r->id);
-      ostr("}}");
+      OLIT("}}");
       t->wopen++;
       if (r->a) {
         ohead(t, "f", ts);
-        ostr(",\"bp\":\"e\",\"cat\":\"flow\",\"name\":\"");
+        OLIT(",\"bp\":\"e\",\"cat\":\"flow\",\"name\":\"");
         ostr(flownames[r->a % 3]);
-        ostr("\",\"id\":");
+        OLIT("\",\"id\":");
         ouint(r->a);
-        ostr("}");
+        OLIT("}");
       }
       break;
     case EEND:
       if (t->wopen == 0) break;
       ohead(t, "E", ts);
-      ostr(",\"args\":{\"state\":\"");
+      OLIT(",\"args\":{\"state\":\"");
       ostr(r->s);
-      ostr("\"}}");
+      OLIT("\"}}");
       t->wopen--;
-      break;
-    case EBLOCK:
-      oinstant(t, ts, "block", r->id);
-      ostr(",\"reason\":\"");
-      ostr(r->s);
-      ostr("\"}}");
       break;
     case EWAKE:
       oflowstart(t, ts, r->a, r->id, r->s);
@@ -607,33 +628,33 @@ static void oevent (tthread *t, const trec *r) {
     case EGO:
       oinstant(t, ts, "go", r->id);
       if (r->s) {
-        ostr(",\"fn\":\"");
+        OLIT(",\"fn\":\"");
         ostr(r->s);
-        ostr("\"");
+        OLIT("\"");
       }
-      ostr("}}");
+      OLIT("}}");
       oflowstart(t, ts, r->a, r->id, NULL);
       break;
     case EPAR:
       oinstant(t, ts, "parallel", r->id);
-      ostr(",\"bytes\":");
+      OLIT(",\"bytes\":");
       ouint(r->b);
-      ostr(",\"copy_us\":");
+      OLIT(",\"copy_us\":");
       otime(r->c);
-      ostr("}}");
+      OLIT("}}");
       oflowstart(t, ts, r->a, r->id, NULL);
       break;
     case EPREEMPT:
       oinstant(t, ts, "preempt", r->id);
-      ostr("}}");
+      OLIT("}}");
       break;
     case EPREEMPTREQ:
       oinstant(t, ts, "preempt request", r->id);
-      ostr("}}");
+      OLIT("}}");
       break;
     case EGC:
       ohead(t, "i", ts);
-      ostr(",\"s\":\"t\",\"name\":\"GC\"}");
+      OLIT(",\"s\":\"t\",\"name\":\"GC\"}");
       break;
   }
 }
@@ -652,9 +673,9 @@ static void drain (tthread *t) {
     if (n > t->wdone && t->wgen != g) {   /* its first events: its name */
       t->wgen = g;
       ohead(t, "M", 0);
-      ostr(",\"name\":\"thread_name\",\"args\":{\"name\":\"");
+      OLIT(",\"name\":\"thread_name\",\"args\":{\"name\":\"");
       ostr(t->name);
-      ostr("\"}}");
+      OLIT("\"}}");
     }
     for (; t->wdone < n; t->wdone++) oevent(t, &k->r[t->wdone]);
     if (n < CHUNKCAP ||
@@ -709,10 +730,10 @@ const char *gr_trace_start (const char *path, const void *S, char *err,
   pid = (long)getpid();
   olen = 0;
   wfirst = 1;
-  ostr("{\"displayTimeUnit\":\"ns\",\"traceEvents\":[");
-  ostr("\n{\"ph\":\"M\",\"pid\":");
+  OLIT("{\"displayTimeUnit\":\"ns\",\"traceEvents\":[");
+  OLIT("\n{\"ph\":\"M\",\"pid\":");
   oint(pid);
-  ostr(",\"name\":\"process_name\",\"args\":{\"name\":\"goroutines\"}}");
+  OLIT(",\"name\":\"process_name\",\"args\":{\"name\":\"goroutines\"}}");
   wfirst = 0;
   oflush();
   gr_lock_lock(&reg);
@@ -721,6 +742,7 @@ const char *gr_trace_start (const char *path, const void *S, char *err,
     t->wdone = 0;
     t->wopen = 0;
     t->wlast = 0;
+    t->wprelen = 0;
   }
   wstop = 0;
   gr_lock_unlock(&reg);
@@ -761,7 +783,7 @@ static int stop (void) {
     drain(t);
     for (; t->wopen > 0; t->wopen--) {   /* still running: ends here */
       ohead(t, "E", end > t->wlast ? end : t->wlast);
-      ostr(",\"args\":{\"state\":\"running\"}}");
+      OLIT(",\"args\":{\"state\":\"running\"}}");
     }
     k = t->wchunk ? t->wchunk : atomic_load(&t->first);
     while (k) {
@@ -774,13 +796,13 @@ static int stop (void) {
   }
   gr_lock_unlock(&reg);
   if ((lost = atomic_exchange(&dropped, 0)) > 0) {   /* no memory for them */
-    ostr(",\n{\"ph\":\"M\",\"pid\":");
+    OLIT(",\n{\"ph\":\"M\",\"pid\":");
     oint(pid);
-    ostr(",\"name\":\"process_labels\",\"args\":{\"labels\":\"");
+    OLIT(",\"name\":\"process_labels\",\"args\":{\"labels\":\"");
     ouint(lost);
-    ostr(" events lost\"}}");
+    OLIT(" events lost\"}}");
   }
-  ostr("\n]}\n");
+  OLIT("\n]}\n");
   oflush();
   if (ferror(out)) r = -1;
   if (fclose(out) != 0) r = -1;

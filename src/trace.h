@@ -59,9 +59,10 @@ void gr_trace_begin (lua_Integer id, const char *fn, uint64_t *flow);
 /* Goroutine id stops running: state says why ("chan receive", "runnable",
 ** "dead"...). The slice it interrupted on this thread goes on. */
 void gr_trace_end (lua_Integer id, const char *state);
-/* Goroutine id blocks for reason; inplace: it blocks without giving back
-** its thread (goroutine 1), so its slice ends here. */
-void gr_trace_block (lua_Integer id, const char *reason, int inplace);
+/* Goroutine id blocks for reason in place, without giving back its
+** thread (goroutine 1): its slice ends here, with reason as its state. (A
+** goroutine that parks by a yield says why in gr_trace_end's state.) */
+void gr_trace_block (lua_Integer id, const char *reason);
 /* Goroutine id, which blocked in place, runs again (*flow as in begin). */
 void gr_trace_unblock (lua_Integer id, const char *fn, uint64_t *flow);
 /* Goroutine id, which waited for reason, is woken by this thread: the

@@ -2,11 +2,12 @@
 -- JSON) as an SVG timeline, without a browser: a row per OS thread, a bar
 -- per goroutine run colored by goroutine, arrows for the flows (a wake, a
 -- spawn) from the waker's run to the woken goroutine's next run, ticks for
--- blocks, preemptions and GC cycles.
+-- preemptions and GC cycles (a run's tooltip says how it ended: blocked on
+-- what, runnable, dead).
 --
 -- Usage: lua5.4 tools/trace2svg.lua trace.json out.svg [from_ms to_ms]
--- (from_ms, to_ms: the window to draw, in ms from the trace's start; the
--- whole trace by default).
+-- (from_ms, to_ms: the window to draw, in ms on the trace's clock, which
+-- starts with the trace; by default from its first event to its last).
 
 local here = (arg[0]:match("^(.*)/[^/]*$") or ".") .. "/"
 local json = dofile(here .. "json.lua")
@@ -53,6 +54,7 @@ for i = 1, events.n or #events do
       local r = st and table.remove(st)
       if r then
         r.t1 = ts
+        r.state = e.args and e.args.state
         runs[#runs + 1] = r
       end
     elseif e.ph == "X" then
@@ -78,8 +80,8 @@ end
 table.sort(tids)
 if #tids == 0 then tmin, tmax = 0, 1 end
 
-local from = tonumber(arg[3]) and tonumber(arg[3]) * 1000 + tmin or tmin
-local to = tonumber(arg[4]) and tonumber(arg[4]) * 1000 + tmin or tmax
+local from = tonumber(arg[3]) and tonumber(arg[3]) * 1000 or tmin
+local to = tonumber(arg[4]) and tonumber(arg[4]) * 1000 or tmax
 if to <= from then to = from + 1 end
 
 -- Geometry.
@@ -123,11 +125,14 @@ put('<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" ' ..
     W, H, W, H)
 put('<defs><marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" ' ..
     'markerWidth="6" markerHeight="6" orient="auto-start-reverse">' ..
-    '<path d="M0,0 L10,5 L0,10 z" fill="#333"/></marker></defs>\n')
+    '<path d="M0,0 L10,5 L0,10 z" fill="#333"/></marker>' ..
+    '<clipPath id="plot"><rect x="%d" y="%d" width="%d" height="%d"/>' ..
+    '</clipPath></defs>\n', LEFT, TOP - 20, W - LEFT - RIGHT,
+    #tids * ROW + 20)
 put('<rect width="%d" height="%d" fill="white"/>\n', W, H)
 put('<text x="%d" y="20" font-size="13" font-weight="bold">%s: %.3f ms' ..
     ' from %.3f ms</text>\n', LEFT, esc(input:match("[^/]*$")),
-    (to - from) / 1000, (from - tmin) / 1000)
+    (to - from) / 1000, from / 1000)
 
 -- Rows.
 for i, tid in ipairs(tids) do
@@ -145,13 +150,13 @@ if span / step > 50 then step = step * 5 elseif span / step > 20 then
   step = step * 2 end
 put('<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="#666"/>\n', LEFT, axis,
     W - RIGHT, axis)
-local t = math.ceil((from - tmin) / step) * step + tmin
+local t = math.ceil(from / step) * step
 while t <= to do
   local tx = x(t)
   put('<line x1="%.1f" y1="%d" x2="%.1f" y2="%d" stroke="#666"/>\n', tx,
       axis, tx, axis + 4)
   put('<text x="%.1f" y="%d" text-anchor="middle">%g ms</text>\n', tx,
-      axis + 16, (t - tmin) / 1000)
+      axis + 16, t / 1000)
   t = t + step
 end
 
@@ -163,10 +168,10 @@ for _, r in ipairs(runs) do
     local w = math.max(x1 - x0, 1)
     local y = row[r.tid] + (ROW - 4 - BAR) / 2
     put('<rect x="%.2f" y="%.1f" width="%.2f" height="%d" fill="%s" ' ..
-        'stroke="#00000040" stroke-width="0.5"><title>%s %.3f ms</title>' ..
+        'stroke="#00000040" stroke-width="0.5"><title>%s %.3f ms%s</title>' ..
         '</rect>\n', x0, y, w, r.runtime and BAR / 2 or BAR,
         r.runtime and "#999999" or color(r.id), esc(r.name),
-        (r.t1 - r.t0) / 1000)
+        (r.t1 - r.t0) / 1000, r.state and " (" .. esc(r.state) .. ")" or "")
     if w > 18 and r.id and not r.runtime then
       put('<text x="%.2f" y="%.1f" font-size="10" fill="#111">g%d</text>\n',
           x0 + 2, y + BAR / 2 + 4, r.id)
@@ -174,8 +179,8 @@ for _, r in ipairs(runs) do
   end
 end
 
--- Blocks, preemptions, GC: ticks on the row.
-local markcolor = { block = "#c0392b", preempt = "#8e44ad",
+-- Preemptions, GC: ticks on the row.
+local markcolor = { preempt = "#8e44ad",
                     ["preempt request"] = "#8e44ad", GC = "#27ae60" }
 for _, m in ipairs(marks) do
   if markcolor[m.name] and visible(m.ts, m.ts) then
@@ -186,7 +191,8 @@ for _, m in ipairs(marks) do
   end
 end
 
--- Flows.
+-- Flows (an arrow from outside the window is cut at its edge).
+put('<g clip-path="url(#plot)">\n')
 for _, fl in ipairs(flows) do
   local t1, ts1, t2, ts2, name = fl[1], fl[2], fl[3], fl[4], fl[5]
   if visible(math.min(ts1, ts2), math.max(ts1, ts2)) then
@@ -200,11 +206,12 @@ for _, fl in ipairs(flows) do
         name == "wake" and "#333" or "#2e86c1")
   end
 end
+put('</g>\n')
 
 -- Legend: the goroutines and the marks.
 local ly = axis + 46
 put('<text x="%d" y="%d">arrows: wake (black), go/parallel (blue); ' ..
-    'ticks: block (red), preempt (purple), GC (green); grey: the ' ..
+    'ticks: preempt (purple), GC (green); grey: the ' ..
     'runtime waking a goroutine</text>\n', LEFT, ly - 12)
 for i, id in ipairs(gids) do
   local col, r = (i - 1) % LEGENDCOLS, (i - 1) // LEGENDCOLS
