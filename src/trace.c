@@ -31,6 +31,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 
 #include "trace.h"
 
@@ -47,7 +49,8 @@ typedef struct trec {
   int kind;             /* E* */
 } trec;
 
-#define CHUNKCAP 4096   /* events per chunk */
+#define CHUNKCAP 1024   /* events per chunk: 56 KiB, below malloc's mmap
+                           threshold, so that chunks are reused */
 
 typedef struct chunk {
   _Atomic(struct chunk *) next;   /* set once, by the owner, when full */
@@ -694,8 +697,16 @@ static void drainall (tthread *head) {
   oflush();
 }
 
+/* The writer runs at a lower priority than the program: on a machine
+** with no core to spare, the program's threads go first (the chunks wait
+** in memory), and on one with a core to spare it takes that core. */
+#define WRITER_NICE  5
+
 static void writermain (void *arg) {
   (void)arg;
+#ifdef __linux__
+  (void)setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), WRITER_NICE);
+#endif
   gr_lock_lock(&reg);
   while (!wstop) {
     tthread *head;
