@@ -300,24 +300,29 @@ describe("g.trace", function()
     local path = os.tmpname()
     local out, err, code = h.run_script(([[
       local g = require "goroutines"
+      local early, ch = g.chan(), g.chan()
+      g.go(function() ch:send(early:recv()) end)   -- 2, parked before
+      g.gosched()
       print(g.trace.stop())
       print(g.trace.start(%q))
       print(g.trace.start(%q))
-      local ch = g.chan()
-      g.go(function() ch:send(g.id()) end)
+      g.go(function() early:send(g.id()) end)      -- 3
       print((ch:recv()))
       print(g.trace.stop())
       print(g.trace.stop())
       print(g.trace.start("/nonexistent/dir/trace.json"))
     ]]):format(path, path), 60)
     assert.are.equal(0, code, err)
-    assert.are.equal("false\ntrue\nnil\ttracing is already enabled\n2\n" ..
+    assert.are.equal("false\ntrue\nnil\ttracing is already enabled\n3\n" ..
                      "true\nfalse\nnil\t/nonexistent/dir/trace.json: No " ..
                      "such file or directory\n", out)
     local t = validate(json.decode(slurp(path)))
     os.remove(path)
     assert.are.equal("goroutine 1 main", runsof(t, 1)[1].name)
-    assert.is_true(#runsof(t, 2) >= 1)
+    -- A goroutine that was running before the trace began is named by its
+    -- function all the same (line 3 of the script).
+    assert.is_truthy(runsof(t, 2)[1].name:match("^goroutine 2 .+:3$"))
+    assert.is_truthy(runsof(t, 3)[1].name:match("^goroutine 3 .+:8$"))
   end)
 
   it("raises on a path that is not a string", function()

@@ -184,12 +184,15 @@ const char *gr_trace_fname (lua_State *co, int idx) {
     lua_getinfo(co, ">S", &ar);
   }
   else {
-    /* The bottom frame is the goroutine's body (a C function); the one
-    ** above it, the goroutine's function. */
+    /* The bottom frame is the goroutine's body, a C function, and the one
+    ** above it the goroutine's function; a coroutine that a host resumed
+    ** (gr_resume) has its own function at the bottom. */
     int level = 0;
     while (lua_getstack(co, level + 1, &ar)) level++;
-    if (level < 1 || !lua_getstack(co, level - 1, &ar) ||
-        !lua_getinfo(co, "S", &ar))
+    if (!lua_getstack(co, level, &ar) || !lua_getinfo(co, "S", &ar))
+      return NULL;
+    if (ar.what[0] == 'C' && level > 0 &&
+        (!lua_getstack(co, level - 1, &ar) || !lua_getinfo(co, "S", &ar)))
       return NULL;
   }
   if (ar.what[0] == 'C') snprintf(buf, sizeof(buf), "[C]");
