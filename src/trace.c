@@ -457,7 +457,7 @@ void gr_trace_gc (void) {
 }
 
 
-/* --- the writer ------------------------------------------------------------ */
+/* --- the writer -------------------------------------------------------- */
 
 #define WRITER_TICK  10000000ULL   /* ns between two drains */
 #define OUTBUF       (1 << 16)
@@ -723,7 +723,7 @@ static void writermain (void *arg) {
 }
 
 
-/* --- start and stop --------------------------------------------------------- */
+/* --- start and stop ---------------------------------------------------- */
 
 const char *gr_trace_start (const char *path, const void *S, char *err,
                             size_t errsz) {
