@@ -270,10 +270,12 @@ describe("GOROUTINES_TRACE", function()
         while g.time.now() - t0 < 0.2 do x = x + 1 end
         done:send(x)
       end)
-      g.go(function() g.time.sleep(0.01) end)
+      local slept = g.chan()
+      g.go(function() g.time.sleep(0.01) slept:send(true) end)
       collectgarbage()
       collectgarbage()
       done:recv()
+      slept:recv()   -- the sleeper runs again after its timer's wake
       print(id)
     ]]
     local t = validate(doc)
