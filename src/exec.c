@@ -126,20 +126,6 @@ signals[] = {
   {NULL, 0, NULL}
 };
 
-/* The process ignores SIGPIPE from the first pipe on, as Go's runtime
-** does: a write to the pipe of a child that exited fails with "broken
-** pipe" instead of killing the program. A handler the host installed is
-** kept. */
-static uv_once_t sigpipeonce = UV_ONCE_INIT;
-
-static void ignoresigpipe (void) {
-  struct sigaction sa;
-  if (sigaction(SIGPIPE, NULL, &sa) == 0 && sa.sa_handler == SIG_DFL &&
-      !(sa.sa_flags & SA_SIGINFO))
-    signal(SIGPIPE, SIG_IGN);
-}
-
-
 /* --- the state's children ----------------------------------------------- */
 
 static void onprocclosed (uv_handle_t *h) {
@@ -696,7 +682,7 @@ static int newpipe (lua_State *L, int fd, int dup2err) {
     return 2;
   }
   lua_pop(L, 1);
-  uv_once(&sigpipeonce, ignoresigpipe);
+  gr_stream_nosigpipe();   /* from the first pipe on */
   st = gr_stream_new(L, S, PIPEMT, fd == 0 ? "|1" : "|0");
   st->file = 1;
   uv_pipe_init(&S->loop, &st->u.pipe, 0);   /* cannot fail */
@@ -869,7 +855,7 @@ void gr_exec_open (lua_State *L) {
   lua_pop(L, 1);
   /* pipes: the methods of conns, close_write as a pipe's */
   lua_newtable(L);
-  gr_stream_setmethods(L, 1);
+  gr_stream_setmethods(L, GR_SMETABYTES);
   lua_pushcfunction(L, lpipe_closewrite);
   lua_setfield(L, -2, "close_write");
   gr_stream_newmeta(L, PIPEMT, GR_SMETABYTES);

@@ -34,7 +34,6 @@
 */
 #include <errno.h>
 #include <fcntl.h>
-#include <signal.h>
 #include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,18 +62,6 @@ static const char *const networks[] = {
 };
 static const int families[] = { AF_UNSPEC, AF_INET, AF_INET6, AF_UNIX };
 static const char *const pnetworks[] = { "udp", "udp4", "udp6", NULL };
-
-/* The process ignores SIGPIPE from the first socket on, as Go's runtime
-** does: a write to a closed peer fails with "broken pipe" instead of
-** killing the program. A handler the host installed is kept. */
-static uv_once_t sigpipeonce = UV_ONCE_INIT;
-
-static void ignoresigpipe (void) {
-  struct sigaction sa;
-  if (sigaction(SIGPIPE, NULL, &sa) == 0 && sa.sa_handler == SIG_DFL &&
-      !(sa.sa_flags & SA_SIGINFO))
-    signal(SIGPIPE, SIG_IGN);
-}
 
 
 /* What an operation on a closed handle says. */
@@ -748,7 +735,7 @@ static int ldial (lua_State *L) {
   struct sockaddr_storage sa;
   if (ni < 0) return 2;
   lua_settop(L, 3);   /* the conn goes to 4 */
-  uv_once(&sigpipeonce, ignoresigpipe);
+  gr_stream_nosigpipe();   /* from the first socket on */
   if (families[ni] == AF_UNIX) {
     st = gr_stream_new(L, S, CONNMT, networks[ni]);
     uv_pipe_init(&S->loop, &st->u.pipe, 0);
@@ -865,7 +852,7 @@ static int llisten (lua_State *L) {
   gr_stream *st;
   struct sockaddr_storage sa;
   if (ni < 0) return 2;
-  uv_once(&sigpipeonce, ignoresigpipe);
+  gr_stream_nosigpipe();   /* from the first socket on */
   if (families[ni] == AF_UNIX) {
     st = gr_stream_new(L, S, LISTENERMT, networks[ni]);
     uv_pipe_init(&S->loop, &st->u.pipe, 0);
@@ -1434,7 +1421,7 @@ static const luaL_Reg funcs[] = {
 /* Registers g.net in the module table at the top of L. */
 void gr_net_open (lua_State *L) {
   lua_newtable(L);
-  gr_stream_setmethods(L, 1);
+  gr_stream_setmethods(L, GR_SMETABYTES);
   gr_stream_newmeta(L, CONNMT, GR_SMETABYTES);
   luaL_getmetatable(L, CONNMT);
   gr_objtype_set(L, -1, &conntype);
@@ -1448,7 +1435,7 @@ void gr_net_open (lua_State *L) {
   lua_newtable(L);
   gr_stream_newmeta(L, RESOLVERMT, GR_SMETANONE);
   lua_newtable(L);
-  gr_stream_setmethods(L, 0);
+  gr_stream_setmethods(L, GR_SMETAPACKET);
   gr_state_setfuncs(L, pcmethods);
   gr_stream_newmeta(L, PACKETMT, GR_SMETAPACKET);
   luaL_getmetatable(L, PACKETMT);

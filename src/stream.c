@@ -28,6 +28,7 @@
 */
 #include <ctype.h>
 #include <errno.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -75,6 +76,19 @@ static const char *closedmsg (gr_stream *st) {
   if (st->moved) return "use of moved connection";
   return st->file ? "file already closed"
                   : "use of closed network connection";
+}
+
+static uv_once_t sigpipeonce = UV_ONCE_INIT;
+
+static void ignoresigpipe (void) {
+  struct sigaction sa;
+  if (sigaction(SIGPIPE, NULL, &sa) == 0 && sa.sa_handler == SIG_DFL &&
+      !(sa.sa_flags & SA_SIGINFO))
+    signal(SIGPIPE, SIG_IGN);
+}
+
+void gr_stream_nosigpipe (void) {
+  uv_once(&sigpipeonce, ignoresigpipe);
 }
 
 /* --- life cycle ------------------------------------------------------- */
@@ -641,14 +655,15 @@ void gr_stream_checkformats (lua_State *L, int first, int last) {
   }
 }
 
-/* The stream at index 1: a byte stream, or with any a packet conn too
-** (the kinds of gr_stream_newmeta). */
+/* The stream at index 1: a byte stream (a conn or a file stream), or
+** with any a packet conn too (the kinds of gr_stream_newmeta). */
 static gr_stream *checkkind (lua_State *L, int any) {
   streambox *box;
   luaL_checktype(L, 1, LUA_TUSERDATA);
   box = (streambox *)lua_touserdata(L, 1);
   if (lua_rawlen(L, 1) == sizeof(*box) && box->magic == &kindkey &&
-      (box->kind == GR_SMETABYTES || (any && box->kind == GR_SMETAPACKET))) {
+      (box->kind == GR_SMETABYTES || box->kind == GR_SMETAFILE ||
+       (any && box->kind == GR_SMETAPACKET))) {
     if (box->st == NULL) luaL_error(L, "attempt to use a finalized stream");
     gr_getstate(L);   /* raises once the runtime is closed */
     return box->st;
@@ -747,6 +762,7 @@ static int writeattempt (lua_State *L, gr_stream *st, lua_KContext ctx) {
   }
   if (gr_stream_expired(st, GR_SWRITE))
     return gr_stream_fail(L, st, "write", TIMEOUTMSG);
+  if (st->prewrite) st->prewrite(st);
   for (i = 0; i < n; i++) {
     size_t len;
     const char *s = lua_tolstring(L, 2 + i, &len);
@@ -886,27 +902,40 @@ static int laddr (lua_State *L, int remote) {
 static int llocaladdr (lua_State *L) { return laddr(L, 0); }
 static int lremoteaddr (lua_State *L) { return laddr(L, 1); }
 
-static const luaL_Reg methods[] = {
+/* Byte streams: conns and file streams. */
+static const luaL_Reg bytemethods[] = {
   {"read", lread},
   {"write", lwrite},
   {"lines", llines},
+  {NULL, NULL}
+};
+
+static const luaL_Reg connmethods[] = {
   {"close_write", lclosewrite},
   {"remote_addr", lremoteaddr},
   {NULL, NULL}
 };
 
-/* Those of packet conns too. */
+/* Conns and packet conns. */
+static const luaL_Reg addrmethods[] = {
+  {"local_addr", llocaladdr},
+  {NULL, NULL}
+};
+
+/* Every kind's. */
 static const luaL_Reg common[] = {
   {"close", lclose},
   {"set_deadline", lsetdeadline},
   {"set_read_deadline", lsetreaddeadline},
   {"set_write_deadline", lsetwritedeadline},
-  {"local_addr", llocaladdr},
   {NULL, NULL}
 };
 
-void gr_stream_setmethods (lua_State *L, int bytes) {
-  if (bytes) gr_state_setfuncs(L, methods);
+void gr_stream_setmethods (lua_State *L, int kind) {
+  if (kind == GR_SMETABYTES || kind == GR_SMETAFILE)
+    gr_state_setfuncs(L, bytemethods);
+  if (kind == GR_SMETABYTES) gr_state_setfuncs(L, connmethods);
+  if (kind != GR_SMETAFILE) gr_state_setfuncs(L, addrmethods);
   gr_state_setfuncs(L, common);
 }
 

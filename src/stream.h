@@ -1,8 +1,9 @@
 /*
 ** stream.h -- I/O handles that block only the goroutine: a libuv handle
 ** on its state's loop, queues of goroutines waiting on it, deadlines, and
-** for byte streams (TCP and unix conns, pipes) the read buffer, the
-** formats of Lua's file:read, and writes. net.c builds g.net on it.
+** for byte streams (TCP and unix conns, pipes, terminals) the read buffer,
+** the formats of Lua's file:read, and writes. net.c builds g.net on it,
+** exec.c the pipes of g.exec, gos.c g.os.stdin, stdout and stderr.
 */
 #ifndef GR_STREAM_H
 #define GR_STREAM_H
@@ -14,7 +15,7 @@
 enum { GR_SREAD, GR_SWRITE };
 
 /* Kinds of handle. */
-enum { GR_SNONE, GR_STCP, GR_SPIPE, GR_SUDP };
+enum { GR_SNONE, GR_STCP, GR_SPIPE, GR_SUDP, GR_STTY };
 
 /* Outcome of an attempt at an operation: it must wait (otherwise the
 ** attempt returns the number of results it pushed). */
@@ -47,6 +48,7 @@ struct gr_stream {
     uv_tcp_t tcp;
     uv_pipe_t pipe;
     uv_udp_t udp;
+    uv_tty_t tty;
   } u;                  /* the handle itself, when kind != GR_SNONE */
   uv_timer_t timer[2];  /* deadline timers (GR_SREAD, GR_SWRITE) */
   gr_state *S;          /* owning state (immutable) */
@@ -83,6 +85,9 @@ struct gr_stream {
   /* names for messages and addr(): */
   char *laddr, *raddr;  /* "host:port" or a path; malloc'd, or NULL */
   const char *net;      /* "tcp", "tcp4", "tcp6", "unix", "udp"... */
+  void (*prewrite) (gr_stream *st);  /* the upper layer's, or NULL:
+                           called as a write starts (gos.c: flushes C's
+                           buffer of the same fd, so output keeps order) */
   char *unlinkpath;     /* unix listener: the socket file it made */
   void (*onclose) (gr_stream *st);  /* the upper layer's, called once by
                            gr_stream_close (net.c: a dial's context) */
@@ -133,13 +138,18 @@ void gr_stream_closestate (gr_state *S);
 /* Starts reading into the buffer if it does not already. */
 void gr_stream_startread (gr_stream *st);
 /* Kinds of metatable: the methods of gr_stream_setmethods accept the
-** handles of a BYTES one (conns), those of a PACKET one in part. */
-enum { GR_SMETANONE, GR_SMETABYTES, GR_SMETAPACKET };
-/* Sets the methods of handles into the table at the top of L: close,
-** set_deadline, set_read_deadline, set_write_deadline, local_addr; with
-** bytes, those of a byte stream too (read, write, lines, close_write,
-** remote_addr). */
-void gr_stream_setmethods (lua_State *L, int bytes);
+** handles of a BYTES one (conns) and a FILE one (os.File-like streams),
+** those of a PACKET one in part. */
+enum { GR_SMETANONE, GR_SMETABYTES, GR_SMETAPACKET, GR_SMETAFILE };
+/* Sets the methods of handles of metatable kind into the table at the
+** top of L: close, set_deadline, set_read_deadline, set_write_deadline
+** for all; read, write, lines for BYTES and FILE; local_addr for BYTES and
+** PACKET; close_write, remote_addr for BYTES. */
+void gr_stream_setmethods (lua_State *L, int kind);
+/* Makes the process ignore SIGPIPE (once; unless a handler is set), as
+** Go's runtime does: a write to a closed peer or pipe fails with "broken
+** pipe" instead of killing the program. */
+void gr_stream_nosigpipe (void);
 /* Sets __gc, __close, __tostring, __index (the table at the top) on the
 ** metatable mt, which it creates, of kind GR_SMETA*. Pops the table. */
 void gr_stream_newmeta (lua_State *L, const char *mt, int kind);
