@@ -58,6 +58,40 @@ function M.run_script(src, limit, env)
   return stdout, stderr, code, script
 end
 
+-- Runs a Lua chunk as run_script does, with its standard streams set up by
+-- the shell: opts.stdin, a redirection ("</dev/null", "<path", "<&-"), or
+-- opts.feed, a shell command whose output is piped into the script;
+-- opts.stdout_to, a shell command that reads the script's stdout through a
+-- pipe and whose own output is captured (opts.stdout_pipe: cat), else
+-- stdout is a file;
+-- opts.limit as run_script's. Returns stdout, stderr, the script's exit
+-- code, and how long the script ran, in seconds (the feed not counted).
+function M.run_stdio(src, opts)
+  local script = os.tmpname()
+  local out, err, rc = os.tmpname(), os.tmpname(), os.tmpname()
+  local f = assert(io.open(script, "w"))
+  f:write(src)
+  f:close()
+  local run = string.format(
+    "t0=$(date +%%s%%N); LUA_PATH=%s LUA_CPATH=%s timeout -k 5 %d %s %s %s 2>%s; " ..
+    "echo $? $(date +%%s%%N) $t0 >%s",
+    shquote(package.path), shquote(package.cpath),
+    math.ceil((opts.limit or 60) * SCALE), LUA, shquote(script),
+    opts.stdin or "", shquote(err), shquote(rc))
+  local to = opts.stdout_to or (opts.stdout_pipe and "cat")
+  local cmd = "{ " .. run .. "; }" .. (to and " | " .. to or "") ..
+              " >" .. shquote(out)
+  if opts.feed then cmd = opts.feed .. " | " .. cmd end
+  os.execute(cmd)
+  local code, t1, t0 = slurp(rc):match("^(%d+) (%d+) (%d+)")
+  local stdout, stderr = slurp(out), slurp(err)
+  os.remove(script)
+  os.remove(out)
+  os.remove(err)
+  os.remove(rc)
+  return stdout, stderr, tonumber(code), (tonumber(t1) - tonumber(t0)) / 1e9
+end
+
 -- Runs a C host of the embedding API built by make (`kind` "ctest" for
 -- spec/ctest/, "examples" for examples/host/) with the given arguments,
 -- without LUA_PATH and LUA_CPATH (gr_open needs none), from /tmp. Returns

@@ -25,11 +25,29 @@
 **     request. Other goroutines that use the file meanwhile wait on f->q.
 **   A goroutine parked here counts once in S->iowait: the thread pool
 **     will wake it, so it is never part of a deadlock.
+**
+** g.os.stdin, stdout and stderr are made at first use, after what fd 0, 1
+** or 2 is: a terminal (uv_tty_t) or a pipe, fifo or socket (uv_pipe_t),
+** on stream.c's handles, which wait on the loop and never hold a thread
+** of the pool (a state with a stdin reader still closes at once); any
+** other file (a regular file, /dev/null, a closed fd) becomes a file of
+** this file on a dup of the fd. libuv makes the fd it polls non-blocking:
+** it gets a file description of its own (a terminal is reopened by
+** uv_tty_init, a pipe through /proc/self/fd), so that Lua's io library
+** keeps blocking writes on fds 0-2. Where that cannot be (a socket), the
+** shared description is non-blocking while the stream is open, and its
+** flags come back when it closes.
+**   Each of the three belongs to one state at a time, process-wide
+**     (stdfds[n].owner, claimed by a host state at first use, let go
+**     when the stream closes); the owner alone reads and writes the rest
+**     of its record. A worker state never claims them.
 ** Lock order: none; everything runs on the thread of the state.
 */
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -56,6 +74,15 @@ enum { OP_OPEN, OP_READ, OP_WRITE, OP_STAT, OP_SCANDIR, OP_UNLINK,
 
 typedef struct gr_file gr_file;
 
+/* The stream of fd 0, 1 or 2 (g.os.stdin, stdout, stderr). */
+typedef struct stdfd {
+  _Atomic(gr_state *) owner;  /* the state whose stream it is, or NULL */
+  FILE *cfile;          /* C's stream of the fd, flushed before a write */
+  int shared;           /* owner only: the stream polls the fd's own file
+                           description, whose flags go back at close */
+  int flags;            /* owner only: those flags (F_GETFL) */
+} stdfd;
+
 typedef struct fsreq {
   uv_fs_t req;          /* libuv's; req.data is this */
   gr_state *S;          /* owning state (immutable) */
@@ -75,6 +102,7 @@ struct gr_file {
   int refs;             /* the userdata, plus the busy request */
   int closed;           /* close() or __gc ran: no more I/O */
   int readable, writable;
+  stdfd *std;           /* g.os.stdin...'s record, or NULL */
   fsreq *busy;          /* the request in flight or unseen, or NULL */
   gr_waitq q;           /* goroutines waiting for busy to clear */
   char *buf;            /* read-ahead, malloc'd; bytes [head, tail) */
@@ -313,6 +341,7 @@ static void closefile (gr_file *f) {
   gr_waiter *w;
   if (f->closed) return;
   f->closed = 1;
+  if (f->std) atomic_store(&f->std->owner, NULL);
   wakeall(f);
   if (f->busy == NULL) closefd(f);
   else if ((w = f->busy->q.first) != NULL) {
@@ -640,6 +669,7 @@ static int writeattempt (lua_State *L, gr_state *S, lua_KContext ctx,
     return 1;
   }
   if (!mayblock(L, S, on)) return gr_sched_cannotblock(L, GR_WIO);
+  if (f->std && f->std->cfile) fflush(f->std->cfile);   /* print's first */
   if ((r = unread(f)) < 0) return failerr(L, "write", f->path, r);
   if ((q = newreq(S, OP_WRITE, f, total)) == NULL) return nomem(L);
   for (i = 0; i < n; i++) {
@@ -750,6 +780,25 @@ static int openk (lua_State *L, int status, lua_KContext ctx) {
   return run(L, gr_getstate(L), openattempt, openk, ctx);
 }
 
+/* A new file of S named path (len bytes), closed, in a userdata pushed
+** on L. Raises without memory. */
+static gr_file *newfile (lua_State *L, gr_state *S, const char *path,
+                         size_t len) {
+  filebox *box = (filebox *)lua_newuserdatauv(L, sizeof(*box), 0);
+  gr_file *f;
+  box->f = NULL;
+  luaL_setmetatable(L, FILEMT);
+  f = (gr_file *)calloc(1, sizeof(*f) + len + 1);
+  if (f == NULL) nomem(L);
+  f->S = S;
+  f->fd = -1;
+  f->refs = 1;
+  f->closed = 1;
+  memcpy(f->path, path, len + 1);
+  box->f = f;
+  return f;
+}
+
 /* g.os.open(path [, mode]) -> file, or nil and a message */
 static int los_open (lua_State *L) {
   gr_state *S = gr_getstate(L);
@@ -757,7 +806,6 @@ static int los_open (lua_State *L) {
   const char *path = luaL_checklstring(L, 1, &len);
   const char *mode = luaL_optstring(L, 2, "r"), *m = mode;
   int flags, plus;
-  filebox *box;
   gr_file *f;
   switch (*m++) {
     case 'r': flags = 0; break;
@@ -773,19 +821,9 @@ static int los_open (lua_State *L) {
     return luaL_argerror(L, 1, "path contains a zero byte");
   flags |= plus ? O_RDWR : *mode == 'r' ? O_RDONLY : O_WRONLY;
   lua_settop(L, 2);
-  box = (filebox *)lua_newuserdatauv(L, sizeof(*box), 0);
-  box->f = NULL;
-  luaL_setmetatable(L, FILEMT);
-  f = (gr_file *)calloc(1, sizeof(*f) + len + 1);
-  if (f == NULL) return nomem(L);
-  f->S = S;
-  f->fd = -1;
-  f->refs = 1;
-  f->closed = 1;   /* until the open completes */
+  f = newfile(L, S, path, len);   /* closed until the open completes */
   f->readable = plus || *mode == 'r';
   f->writable = plus || *mode != 'r';
-  memcpy(f->path, path, len + 1);
-  box->f = f;
   return run(L, S, openattempt, openk, flags);
 }
 
@@ -983,6 +1021,157 @@ static int los_getpid (lua_State *L) {
   return 1;
 }
 
+/* --- g.os.stdin, stdout, stderr ------------------------------------------ */
+
+#define STDIOMT "goroutines.stdio"
+
+static stdfd stdfds[3];
+static const char *const stdnames[] = { "stdin", "stdout", "stderr", NULL };
+static const char *const stdpaths[] = {
+  "/dev/stdin", "/dev/stdout", "/dev/stderr"
+};
+
+/* The stream's close: the fd's description gets its flags back, and the
+** fd is free for another state. */
+static void stdclose (gr_stream *st) {
+  stdfd *d = (stdfd *)st->closearg;
+  if (d->shared) fcntl((int)(d - stdfds), F_SETFL, d->flags);
+  atomic_store(&d->owner, NULL);
+}
+
+static void stdprewrite (gr_stream *st) {
+  fflush(((stdfd *)st->closearg)->cfile);   /* what print left first */
+}
+
+/* fd, moved above 2 if it took the number of a closed fd 0-2 (libuv
+** never closes those); -1 if that fails. */
+static int highfd (int fd) {
+  int high;
+  if (fd > 2) return fd;
+  high = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+  close(fd);
+  return high;
+}
+
+/* An fd for libuv to poll in place of fd n, a pipe or a socket: one of
+** its own file description if it can be had (a pipe or a fifo reopened
+** through /proc, non-blocking), else a dup; -1 if neither works. */
+static int pipefd (int n, int *shared) {
+  char path[32];
+  int fd;
+  snprintf(path, sizeof(path), "/proc/self/fd/%d", n);
+  fd = open(path, (n == 0 ? O_RDONLY : O_WRONLY) | O_NONBLOCK | O_CLOEXEC);
+  *shared = fd < 0;   /* a socket cannot be reopened (ENXIO) */
+  if (fd < 0) return fcntl(n, F_DUPFD_CLOEXEC, 3);
+  return highfd(fd);
+}
+
+/* Opens the handle of fd n, a terminal or a pipe, in st: 0, or libuv's
+** error (st keeps no handle, and no fd is left open). */
+static int openstdhandle (gr_stream *st, stdfd *d, int n, int tty) {
+  uv_os_fd_t hfd;
+  int fd, r;
+  d->flags = fcntl(n, F_GETFL);
+  if (d->flags < 0) return -errno;
+  if (tty) {
+    /* uv_tty_init reopens a terminal (a description of its own) and
+    ** dup2's it over the fd it gets: give it a dup of n to replace. */
+    if ((fd = fcntl(n, F_DUPFD_CLOEXEC, 3)) < 0) return -errno;
+    if ((r = uv_tty_init(&st->S->loop, &st->u.tty, fd, 0)) < 0) {
+      close(fd);
+      return r;
+    }
+    gr_stream_adopt(st, GR_STTY);
+    uv_fileno(&st->u.h, &hfd);
+    d->shared = hfd == fd;   /* not reopened: the shared description */
+    if (hfd != fd) close(fd);   /* a copy of the handle's own fd */
+    return 0;
+  }
+  if ((fd = pipefd(n, &d->shared)) < 0) return -errno;
+  uv_pipe_init(&st->S->loop, &st->u.pipe, 0);   /* cannot fail */
+  gr_stream_adopt(st, GR_SPIPE);
+  if ((r = uv_pipe_open(&st->u.pipe, fd)) < 0) {
+    close(fd);
+    if (d->shared) fcntl(n, F_SETFL, d->flags);
+    gr_stream_close(st);
+  }
+  return r;
+}
+
+/* Pushes the stream of fd n for S (a light userdata at 1, n at 2), whose
+** record S owns; raises only without memory. */
+static int openstd (lua_State *L) {
+  gr_state *S = (gr_state *)lua_touserdata(L, 1);
+  int n = (int)lua_tointeger(L, 2);
+  stdfd *d = &stdfds[n];
+  uv_handle_type type = uv_guess_handle(n);
+  gr_file *f;
+  d->cfile = n == 0 ? NULL : n == 1 ? stdout : stderr;
+  d->shared = 0;
+  if (type == UV_TTY || type == UV_NAMED_PIPE || type == UV_TCP) {
+    gr_stream *st = gr_stream_new(L, S, STDIOMT, stdpaths[n]);
+    st->file = 1;   /* "read /dev/stdin: file already closed" */
+    if (openstdhandle(st, d, n, type == UV_TTY) == 0) {
+      st->onclose = stdclose;
+      st->closearg = d;
+      if (n > 0) st->prewrite = stdprewrite;
+      gr_stream_nosigpipe();
+      return 1;
+    }
+    lua_pop(L, 1);   /* a closed stream: n goes to the thread pool */
+  }
+  /* A file on the thread pool: a regular file, a device, a closed fd (a
+  ** dup fails: every call says "bad file descriptor"). */
+  f = newfile(L, S, stdpaths[n], strlen(stdpaths[n]));
+  f->fd = fcntl(n, F_DUPFD_CLOEXEC, 3);
+  f->closed = 0;
+  f->readable = n == 0 && f->fd >= 0;
+  f->writable = n > 0 && f->fd >= 0;
+  f->std = d;
+  return 1;
+}
+
+/* __index of g.os: g.os.stdin, stdout and stderr, made at first use and
+** kept in g.os. */
+static int los_index (lua_State *L) {
+  gr_state *S;
+  gr_state *none = NULL;
+  int n;
+  if (lua_type(L, 2) != LUA_TSTRING) return 0;
+  for (n = 0; stdnames[n]; n++)
+    if (strcmp(lua_tostring(L, 2), stdnames[n]) == 0) break;
+  if (stdnames[n] == NULL) return 0;
+  S = gr_getstate(L);
+  if (S->worker != NULL)
+    return luaL_error(L, "g.os.%s belongs to the main state (a parallel "
+                      "goroutine can send to it over a channel)",
+                      stdnames[n]);
+  if (!atomic_compare_exchange_strong(&stdfds[n].owner, &none, S))
+    return luaL_error(L, "g.os.%s is in use by another Lua state",
+                      stdnames[n]);
+  lua_pushcfunction(L, openstd);
+  lua_pushlightuserdata(L, S);
+  lua_pushinteger(L, n);
+  if (lua_pcall(L, 2, 1, 0) != LUA_OK) {
+    atomic_store(&stdfds[n].owner, NULL);
+    return lua_error(L);
+  }
+  lua_pushvalue(L, 2);
+  lua_pushvalue(L, -2);
+  lua_rawset(L, 1);
+  return 1;
+}
+
+/* stdio:seek(): as a file's, on a stream that cannot seek. */
+static int lstd_seek (lua_State *L) {
+  static const char *const names[] = { "set", "cur", "end", NULL };
+  gr_stream *st = gr_stream_check(L, 1, STDIOMT);
+  luaL_checkoption(L, 2, "cur", names);
+  luaL_optinteger(L, 3, 0);
+  return gr_stream_fail(L, st, "seek", st->closed ? CLOSEDMSG
+                                                  : "illegal seek");
+}
+
 static const luaL_Reg filemethods[] = {
   {"read", lfile_read},
   {"write", lfile_write},
@@ -1003,6 +1192,11 @@ static const luaL_Reg funcs[] = {
   {NULL, NULL}
 };
 
+static const luaL_Reg osmeta[] = {
+  {"__index", los_index},
+  {NULL, NULL}
+};
+
 void gr_os_open (lua_State *L) {
   luaL_newmetatable(L, FILEMT);
   lua_pushcfunction(L, lfile_gc);
@@ -1016,6 +1210,14 @@ void gr_os_open (lua_State *L) {
   lua_setfield(L, -2, "__index");
   lua_pop(L, 1);
   lua_newtable(L);
+  gr_stream_setmethods(L, GR_SMETAFILE);
+  lua_pushcfunction(L, lstd_seek);
+  lua_setfield(L, -2, "seek");
+  gr_stream_newmeta(L, STDIOMT, GR_SMETAFILE);
+  lua_newtable(L);
   gr_state_setfuncs(L, funcs);
+  lua_newtable(L);   /* its metatable */
+  gr_state_setfuncs(L, osmeta);
+  lua_setmetatable(L, -2);
   lua_setfield(L, -2, "os");
 }
