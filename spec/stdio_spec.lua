@@ -311,3 +311,19 @@ describe("g.os standard streams and fds", function()
     assert.is_true(h.has(out, "goroutines.stdio\ttrue\ttrue\n"), out)
   end)
 end)
+
+describe("examples/cat_stdin.lua", function()
+  it("copies stdin to stdout and reports while stdin is idle", function()
+    local f = assert(io.open("examples/cat_stdin.lua"))
+    local src = f:read("a")
+    f:close()
+    local out, err, code = h.run_stdio(src, {
+      feed = "(printf 'a\\nb\\n'; sleep 2.5; printf 'c\\n')",
+      stdout_pipe = true,
+    })
+    assert.are.equal(0, code)
+    assert.are.equal("a\nb\nc\n", out)
+    assert.is_true(h.has(err, " s, 2 lines, 4 bytes\n"), err)
+    assert.is_true(h.has(err, "cat_stdin: done, 3 lines, 6 bytes\n"), err)
+  end)
+end)
