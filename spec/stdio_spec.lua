@@ -137,6 +137,20 @@ describe("g.os.stdin", function()
     assert.are.equal("nil\tread /dev/stdin: file already closed\n", out)
   end)
 
+  it("a read deadline on a pipe fails with i/o timeout, and reads go on", function()
+    local out, err, code = h.run_stdio([[
+      local g = require "goroutines"
+      local f = g.os.stdin
+      print(f:set_read_deadline(g.time.now() + 0.1))
+      print(f:read("l"))
+      print(f:set_read_deadline(nil))
+      print(f:read("l"))
+    ]], { feed = "(sleep 1; echo late)" })
+    assert.are.equal("", err)
+    assert.are.equal(0, code)
+    assert.are.equal("true\nnil\tread /dev/stdin: i/o timeout\ntrue\nlate\n", out)
+  end)
+
   it("does not keep the process alive when main ends during a read", function()
     -- The feed holds the pipe open for 5 s without writing: main returns
     -- after 0.1 s while a goroutine waits on stdin, and the process ends.
