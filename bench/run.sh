@@ -4,6 +4,7 @@
 # Usage: sh bench/run.sh [workload ...]     (default: all of them)
 #   workloads: pingpong spawn sieve timers select echo exec rwmutex semaphore
 #              errgroup trace (one Lua thread: g.go)
+#              read_file (g.os: a 100 MiB file made in /tmp, then removed)
 #              parallel_cpu xstate_ints xstate_tables parallel_spawn
 #              xstate_pingpong (g.parallel: worker states and threads)
 #              host_chan host_nowait (the embedding API: the Lua side is a C
@@ -33,7 +34,7 @@ LUA=${LUA:-lua5.4}
 REPEAT=${BENCH_REPEAT:-5}
 TIMEOUT=${BENCH_TIMEOUT:-120}
 OUT=${BENCH_OUT:-$here/out}
-ALL="pingpong spawn sieve timers select echo exec rwmutex semaphore errgroup trace parallel_cpu xstate_ints xstate_tables parallel_spawn xstate_pingpong host_chan host_nowait echo_tcp"
+ALL="pingpong spawn sieve timers select echo exec rwmutex semaphore errgroup trace read_file parallel_cpu xstate_ints xstate_tables parallel_spawn xstate_pingpong host_chan host_nowait echo_tcp"
 HOSTBIN=${BENCH_HOSTBIN:-$here/../build/bench}
 
 # Go builds offline in GOPATH mode; its cache and GOPATH live under $OUT so
