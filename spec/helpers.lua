@@ -82,6 +82,9 @@ function M.run_stdio(src, opts)
   local cmd = "{ " .. run .. "; }" .. (to and " | " .. to or "") ..
               " >" .. shquote(out)
   if opts.feed then cmd = opts.feed .. " | " .. cmd end
+  -- Under `make asan` the suite's LD_PRELOAD would load ASan into the
+  -- shell's tools too (their leaks abort them); $LUA sets it for Lua.
+  cmd = "unset LD_PRELOAD; " .. cmd
   os.execute(cmd)
   local code, t1, t0 = slurp(rc):match("^(%d+) (%d+) (%d+)")
   local stdout, stderr = slurp(out), slurp(err)

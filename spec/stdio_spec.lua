@@ -313,7 +313,7 @@ describe("g.os standard streams and fds", function()
       print(tostring(g.os.stdin):match("^[%w.]+"),
             flags(0) & NONBLOCK == 0, flags(1) & NONBLOCK == 0)
     ]])
-    local cmd = ("(sleep 0.5; printf 'typed\\n'; sleep 1) | " ..
+    local cmd = ("unset LD_PRELOAD; (sleep 0.5; printf 'typed\\n'; sleep 1) | " ..
                  "LUA_PATH=%q LUA_CPATH=%q timeout 20 script -qec %q /dev/null")
                 :format(package.path, package.cpath,
                         (os.getenv("LUA") or "lua5.4") .. " " .. p)
