@@ -296,6 +296,18 @@ describe("g.os standard streams and fds", function()
     assert.are.equal("out\ntrue\ttrue\ntrue\ttrue\ttrue\n", out)
   end)
 
+  it("fds 0-2 closed at start become /dev/null, as Go's runtime makes them", function()
+    -- Else the loop takes fd 0 for its epoll fd, and libuv aborts at exit.
+    local out, err, code = h.run_stdio([[
+      local g = require "goroutines"
+      g.time.sleep(0.01)
+      io.stderr:write(tostring(g.os.stdin:read("l")), " ", tostring(io.read("l")), "\n")
+    ]], { stdin = "<&-" })
+    assert.are.equal("nil nil\n", err)
+    assert.are.equal(0, code)
+    assert.are.equal("", out)
+  end)
+
   it("a terminal (under script(1)) reads lines and stays blocking", function()
     if not os.execute("command -v script >/dev/null 2>&1") then
       pending("script(1) is not installed")

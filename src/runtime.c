@@ -11,9 +11,12 @@
 **   them and exits with status 1), or, in an embedded state (gr_open, or
 **   an error handler set), the host's handler does (no print, no exit).
 */
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "copy.h"
 #include "errors.h"
@@ -110,10 +113,29 @@ static void closestate (gr_state *S) {
   else if (host) closepolicy(errs);   /* last: it may end the process */
 }
 
+/* fds 0-2 that are closed get /dev/null, as Go's runtime does at start
+** (checkfds): else the first loop would take one of those numbers for its
+** epoll fd, which libuv refuses to close (it aborts at the loop's close),
+** and g.os.stdin would read it. */
+static uv_once_t stdfdsonce = UV_ONCE_INIT;
+
+static void openstdfds (void) {
+  int fd;
+  for (fd = 0; fd <= 2; fd++) {
+    if (fcntl(fd, F_GETFD) < 0 && errno == EBADF) {
+      int r = open("/dev/null", O_RDWR);   /* the lowest: fd itself */
+      if (r >= 0 && r != fd) close(r);
+    }
+  }
+}
+
 static gr_state *newstate (lua_State *L) {
   const char *gc = getenv("GOROUTINES_GCSTRESS");
-  gr_state *S = (gr_state *)calloc(1, sizeof(*S));
-  gr_g *g1 = (gr_g *)calloc(1, sizeof(*g1));
+  gr_state *S;
+  gr_g *g1;
+  uv_once(&stdfdsonce, openstdfds);
+  S = (gr_state *)calloc(1, sizeof(*S));
+  g1 = (gr_g *)calloc(1, sizeof(*g1));
   if (S == NULL || g1 == NULL || uv_loop_init(&S->loop) != 0) {
     free(S);
     free(g1);
