@@ -308,6 +308,42 @@ describe("g.os standard streams and fds", function()
     assert.are.equal("", out)
   end)
 
+  it("a socket as stdin is read, non-blocking only while it is open", function()
+    if not os.execute("command -v python3 >/dev/null 2>&1") then
+      pending("python3 is not installed (it makes the socket pair)")
+      return
+    end
+    local p = tmp()
+    put(p, FLAGS .. [[
+      local g = require "goroutines"
+      local before = flags(0) & NONBLOCK
+      local line = g.os.stdin:read("l")
+      local during = flags(0) & NONBLOCK
+      g.os.stdin:close()
+      print(line, before, during, flags(0) & NONBLOCK)
+    ]])
+    local py = ([[
+import os, socket, subprocess
+a, b = socket.socketpair()
+p = subprocess.Popen(os.environ["GR_LUA"].split() + [%q], stdin=b)
+b.close()
+a.sendall(b"over a socket\n")
+p.wait()
+print("status", p.returncode)
+]]):format(p)
+    local pyfile = tmp()
+    put(pyfile, py)
+    local pipe = assert(io.popen(("unset LD_PRELOAD; GR_LUA=%q LUA_PATH=%q LUA_CPATH=%q " ..
+                                  "timeout 20 python3 %q")
+                                 :format(os.getenv("LUA") or "lua5.4", package.path,
+                                         package.cpath, pyfile)))
+    local out = pipe:read("a")
+    pipe:close()
+    os.remove(p)
+    os.remove(pyfile)
+    assert.are.equal("over a socket\t0\t2048\t0\nstatus 0\n", out)
+  end)
+
   it("a terminal (under script(1)) reads lines and stays blocking", function()
     if not os.execute("command -v script >/dev/null 2>&1") then
       pending("script(1) is not installed")
