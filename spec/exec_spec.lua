@@ -487,6 +487,10 @@ describe("g.exec leaks nothing", function()
       g.time.sleep(0.5)   -- the dropped children exit and are reaped
       print(before, nfds(), children())
     ]], 60)
+    -- Under `make valgrind`, the child of a start whose exec fails exits
+    -- in valgrind's copy of this process and reports its memory as lost;
+    -- the script's own errors still make its status 99.
+    err = err:gsub("==%d+==[^\n]*\n", "")
     assert.are.equal("", err)
     assert.are.equal(0, code)
     local before, after, kids = out:match("^(%d+)\t(%d+)\t(%d+)\n$")
