@@ -430,6 +430,31 @@ describe("g.exec bad input", function()
              cmd, "l")
   end)
 
+  it("a NUL byte in a name, argument, env or dir fails the start, as Go's", function()
+    -- C strings end at the NUL: the child must not run with a cut string.
+    assert.are.same({nil, "fork/exec /bin/echo\0x: invalid argument"},
+                    {exec.command("/bin/echo\0x", "a"):output()})
+    assert.are.same(
+      {nil, 'exec: "echo\0x": executable file not found in $PATH'},
+      {exec.command("echo\0x", "a"):output()})
+    assert.are.same(
+      {nil, 'exec: "sh\0x": executable file not found in $PATH'},
+      {exec.look_path("sh\0x")})
+    local cmd = exec.command("echo", "a\0b")
+    local out = cmd:stdout_pipe()
+    assert.are.same({nil, "fork/exec " .. cmd.path .. ": invalid argument"},
+                    {cmd:start()})
+    assert.are.same({nil, "read |0: file already closed"}, {out:read("a")})
+    cmd = exec.command("env")
+    cmd.env = {"A=1\0B=2"}
+    assert.are.same({nil, "fork/exec " .. cmd.path .. ": invalid argument"},
+                    {cmd:output()})
+    cmd = exec.command("pwd")
+    cmd.dir = "/tmp\0/etc"
+    assert.are.same({nil, "chdir /tmp\0/etc: invalid argument"},
+                    {cmd:output()})
+  end)
+
   it("a cmd and a pipe stay in their state", function()
     local cmd = exec.command("true")
     h.raises("exec: a cmd cannot move to another state",

@@ -282,12 +282,30 @@ static int executable (const char *path) {
   return 0;
 }
 
-/* Pushes the path of the executable name as Go's exec.LookPath finds it,
-** and returns 1; or pushes Go's message and returns 0. */
-static int lookpath (lua_State *L, const char *name) {
+/* Pushes prefix, the len bytes of s (a NUL byte included, as Go prints
+** it) and suffix. */
+static void pushquoted (lua_State *L, const char *prefix, const char *s,
+                        size_t len, const char *suffix) {
+  luaL_Buffer b;
+  luaL_buffinit(L, &b);
+  luaL_addstring(&b, prefix);
+  luaL_addlstring(&b, s, len);
+  luaL_addstring(&b, suffix);
+  luaL_pushresult(&b);
+}
+
+/* Pushes the path of the executable name (of len bytes) as Go's
+** exec.LookPath finds it, and returns 1; or pushes Go's message and
+** returns 0. A name with a NUL byte names no file (Go's stat fails). */
+static int lookpath (lua_State *L, const char *name, size_t namelen) {
   const char *path = getenv("PATH"), *p;
   luaL_Buffer b;
   int err;
+  if (strlen(name) != namelen) {
+    pushquoted(L, "exec: \"", name, namelen,
+               "\": executable file not found in $PATH");
+    return 0;
+  }
   if (strchr(name, '/')) {
     if ((err = executable(name)) == 0) {
       lua_pushstring(L, name);
@@ -325,8 +343,9 @@ static int lookpath (lua_State *L, const char *name) {
 
 /* g.exec.look_path(name) -> path, or nil and Go's message */
 static int llookpath (lua_State *L) {
-  const char *name = luaL_checkstring(L, 1);
-  if (lookpath(L, name)) return 1;
+  size_t len;
+  const char *name = luaL_checklstring(L, 1, &len);
+  if (lookpath(L, name, len)) return 1;
   lua_pushnil(L);
   lua_insert(L, -2);
   return 2;
@@ -382,7 +401,8 @@ static int fail (lua_State *L, const char *msg) {
 static int newcmd (lua_State *L, int first, int ctx) {
   gr_state *S = gr_getstate(L);
   int top = lua_gettop(L), i, fields;
-  const char *name = luaL_checkstring(L, first);
+  size_t len;
+  const char *name = luaL_checklstring(L, first, &len);
   gr_stream *st;
   gr_cmd *cmd;
   for (i = first + 1; i <= top; i++) luaL_checkstring(L, i);
@@ -397,16 +417,16 @@ static int newcmd (lua_State *L, int first, int ctx) {
   lua_setfield(L, fields, "args");
   /* Go's Command looks a bare name up in $PATH, and start fails with the
   ** lookup's error (unless path is set meanwhile). */
-  if (strchr(name, '/') == NULL) {
-    if (lookpath(L, name)) lua_setfield(L, fields, "path");
+  if (memchr(name, '/', len) == NULL) {
+    if (lookpath(L, name, len)) lua_setfield(L, fields, "path");
     else {
       lua_setfield(L, fields, "err");
-      lua_pushstring(L, name);
+      lua_pushvalue(L, first);
       lua_setfield(L, fields, "path");
     }
   }
   else {
-    lua_pushstring(L, name);
+    lua_pushvalue(L, first);
     lua_setfield(L, fields, "path");
   }
   if (ctx) {
@@ -441,9 +461,12 @@ static int lcommandcontext (lua_State *L) {
 
 /* The strings of the list field name of the settings at fields, in a
 ** NULL-terminated array of a userdata pushed on L (freed with it), or
-** NULL (nothing pushed) when the field is nil. Raises for a bad list. */
-static char **checklist (lua_State *L, int fields, const char *name) {
+** NULL (nothing pushed) when the field is nil. Raises for a bad list;
+** sets *nul when a string holds a NUL byte (C would cut it there). */
+static char **checklist (lua_State *L, int fields, const char *name,
+                         int *nul) {
   char **v;
+  size_t len;
   lua_Integer n, i;
   lua_getfield(L, fields, name);
   if (lua_isnil(L, -1)) {
@@ -459,7 +482,8 @@ static char **checklist (lua_State *L, int fields, const char *name) {
     if (lua_rawgeti(L, -2 - (int)(i - 1), i) != LUA_TSTRING)
       luaL_error(L, "bad cmd.%s[%d] (string expected, got %s)", name,
                  (int)i, luaL_typename(L, -1));
-    v[i - 1] = (char *)lua_tostring(L, -1);
+    v[i - 1] = (char *)lua_tolstring(L, -1, &len);
+    if (strlen(v[i - 1]) != len) *nul = 1;
   }
   v[n] = NULL;
   lua_pop(L, (int)n);   /* the list keeps its strings */
@@ -491,7 +515,8 @@ static int startfail (lua_State *L, gr_cmd *cmd, int fields) {
 static int lstart (lua_State *L) {
   gr_state *S;
   gr_cmd *cmd = checkcmd(L);
-  int fields, r, i;
+  int fields, r, i, nul;
+  size_t plen, dlen;
   const char *path, *dir = NULL;
   char **args, **env;
   uv_process_options_t o;
@@ -508,25 +533,36 @@ static int lstart (lua_State *L) {
     return startfail(L, cmd, fields);
   lua_pop(L, 1);
   lua_getfield(L, fields, "path");
-  path = lua_tostring(L, -1);   /* a string: __newindex checks it */
-  if (path[0] == '\0') {
+  path = lua_tolstring(L, -1, &plen);   /* a string: __newindex checks it */
+  if (plen == 0) {
     lua_pushliteral(L, "exec: no command");
     return startfail(L, cmd, fields);
   }
-  args = checklist(L, fields, "args");
+  /* A NUL byte in the path, an argument or the environment fails the
+  ** start, as Go's syscall.BytePtrFromString does. */
+  nul = strlen(path) != plen;
+  args = checklist(L, fields, "args", &nul);
   if (args[0] == NULL) {   /* Go's: no Args is {Path} */
     args = (char **)lua_newuserdatauv(L, 2 * sizeof(char *), 0);
     args[0] = (char *)path;
     args[1] = NULL;
   }
-  env = checklist(L, fields, "env");
+  env = checklist(L, fields, "env", &nul);
   if (lua_getfield(L, fields, "dir") == LUA_TSTRING) {
     struct stat sb;
-    dir = lua_tostring(L, -1);
+    dir = lua_tolstring(L, -1, &dlen);
+    if (strlen(dir) != dlen) {
+      pushquoted(L, "chdir ", dir, dlen, ": invalid argument");
+      return startfail(L, cmd, fields);
+    }
     if (stat(dir, &sb) != 0) {   /* Go's StartProcess says it first */
       lua_pushfstring(L, "chdir %s: %s", dir, gr_stream_strerror(-errno));
       return startfail(L, cmd, fields);
     }
+  }
+  if (nul) {
+    pushquoted(L, "fork/exec ", path, plen, ": invalid argument");
+    return startfail(L, cmd, fields);
   }
   if (lua_getfield(L, fields, "ctx") != LUA_TNIL) {
     int ctx = lua_gettop(L);
