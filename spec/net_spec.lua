@@ -770,6 +770,38 @@ describe("g.net conns that move to another state", function()
     s:close()
   end)
 
+  it("a select that may choose another case does not move a handle", function()
+    -- Packing the value moves it: a send case that lost would have taken
+    -- the conn or listener from its state all the same.
+    local c, s, ln = pair()
+    local ch, other = g.chan(), g.chan(1)
+    g.parallel(function(ch) end, ch)   -- shares ch; nobody receives
+    other:send("ready")
+    for _, v in ipairs {c, ln} do
+      local what = v == c and "connection" or "listener"
+      local msg = "cannot move a " .. what .. " in a select with other cases"
+      assert.error_matches(function()
+        g.select { ch:on_send(v), default = true }
+      end, msg)
+      assert.error_matches(function()
+        g.select { ch:on_send(v), other:on_recv() }
+      end, msg)
+    end
+    assert.are.equal("ready", other:recv())
+    assert.are.equal(c, c:write("still mine\n"))   -- nothing moved
+    assert.are.equal("still mine", s:read())
+    local c2 = assert(g.net.dial("tcp", ln:addr()))
+    local s2 = assert(ln:accept())
+    -- Alone, a select's send is a send: it moves.
+    local res = g.chan()
+    g.parallel(function(ch, res) res:send(ch:recv():read("l")) end, ch, res)
+    g.select { ch:on_send(s2) }
+    c2:write("moved\n")
+    assert.are.equal("moved", (res:recv()))
+    assert.matches("use of moved connection$", select(2, s2:read()))
+    c:close(); s:close(); c2:close(); ln:close()
+  end)
+
   it("a conn dropped in flight and a state closing mid-move leak nothing", function()
     local out, err, code = h.run_script([[
       local g = require "goroutines"

@@ -187,6 +187,7 @@ typedef struct packctx {
   int ctx;              /* stack index of the copy context */
   const char *root;     /* naming of the top-level values in errors */
   int rootbase, valueno;
+  int tentative;        /* the pack may be dropped unsent (see take) */
   int depth;            /* segments in p->seg */
   int boxidx;           /* stack index of p */
 } packctx;
@@ -740,6 +741,7 @@ static void packuserdata (packctx *cx, int idx) {
     lua_pop(L, 2);
   }
   if (t == NULL) packerror(cx, luaL_typename(L, idx));
+  aux = cx->tentative ? GR_TAKETENTATIVE : 0;
   if ((obj = t->take(L, idx, &aux)) == NULL)
     packerror(cx, lua_pushfstring(L, "a finalized %s", t->name));
   addhandle(cx, t, aux, obj);
@@ -1003,8 +1005,8 @@ static void putbox (lua_State *L, copyctx *cc, int ctx, box *b, int idx) {
 /* Packs n values from index first. Raises with the path of a value that
 ** cannot cross, having changed nothing: closing the box drops the refs it
 ** had taken. */
-gr_pack *gr_pack_values (lua_State *L, int first, int n, const char *root,
-                         int rootbase) {
+static gr_pack *packvalues (lua_State *L, int first, int n,
+                            const char *root, int rootbase, int tentative) {
   packctx cx;
   copyctx *cc;
   box *b;
@@ -1018,6 +1020,7 @@ gr_pack *gr_pack_values (lua_State *L, int first, int n, const char *root,
   bidx = lua_gettop(L);
   memset(cx.mkey, 0, sizeof(cx.mkey));   /* not mval: read only when set */
   cx.mused = cx.nobj = cx.valueno = cx.depth = 0;
+  cx.tentative = tentative;
   cx.L = L;
   cx.p = b;
   cx.boxidx = bidx;
@@ -1060,6 +1063,11 @@ gr_pack *gr_pack_values (lua_State *L, int first, int n, const char *root,
   putbox(L, cc, ctx, b, bidx);
   lua_settop(L, top);
   return p;
+}
+
+gr_pack *gr_pack_values (lua_State *L, int first, int n, const char *root,
+                         int rootbase) {
+  return packvalues(L, first, n, root, rootbase, 0);
 }
 
 
@@ -1381,7 +1389,8 @@ void gr_value_capture (lua_State *L, int idx, int packed, gr_value *v) {
       break;
     default:
       if (packed) {
-        v->u.p = gr_pack_values(L, idx, 1, "value", -1);
+        v->u.p = packvalues(L, idx, 1, "value", -1,
+                            packed == GR_PACKTENTATIVE);
         v->type = GR_VPACK;
       }
       else {
@@ -1427,16 +1436,25 @@ void gr_value_discard (lua_State *L, gr_value *v) {
 
 /* Turns a GR_VREF of L's state into a GR_VPACK, for a channel that starts
 ** to be shared. Raises (v unchanged) when the value cannot cross. */
-int gr_value_share (lua_State *L, gr_value *v, const char *where) {
+static int share (lua_State *L, gr_value *v, const char *where,
+                  int tentative) {
   gr_pack *p;
   if (v->type != GR_VREF) return 0;
   lua_rawgeti(L, LUA_REGISTRYINDEX, v->u.ref);
-  p = gr_pack_values(L, -1, 1, where, -1);
+  p = packvalues(L, -1, 1, where, -1, tentative);
   lua_pop(L, 1);
   luaL_unref(L, LUA_REGISTRYINDEX, v->u.ref);
   v->type = GR_VPACK;
   v->u.p = p;
   return 0;
+}
+
+int gr_value_share (lua_State *L, gr_value *v, const char *where) {
+  return share(L, v, where, 0);
+}
+
+int gr_value_share_tentative (lua_State *L, gr_value *v, const char *where) {
+  return share(L, v, where, 1);
 }
 
 void gr_value_number (gr_value *v, lua_Number n) {

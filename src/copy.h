@@ -24,7 +24,10 @@ typedef struct gr_objtype {
   const char *name;     /* the handles' metatable name, for errors */
   /* The object of the handle at idx with a new ref for a pack, and its
   ** aux (a direction, a kind) in *aux; NULL when the handle is finalized.
-  ** May raise, before it takes the ref. */
+  ** May raise, before it takes the ref. On entry *aux is GR_TAKETENTATIVE
+  ** when the pack may be dropped unsent (a select's case that another
+  ** case may beat), else 0: a take whose export changes the handle for
+  ** good (a move) must raise then. */
   void *(*take) (lua_State *L, int idx, int *aux);
   /* Pushes a handle of obj with aux in L, taking over the pack's ref;
   ** may raise (memory) before it takes it. */
@@ -34,6 +37,8 @@ typedef struct gr_objtype {
   /* Called once the pack that holds obj is complete; or NULL. */
   void (*export) (lua_State *L, void *obj);
 } gr_objtype;
+
+#define GR_TAKETENTATIVE 1
 
 /* Marks the metatable at index mt as that of the handles of type t. */
 void gr_objtype_set (lua_State *L, int mt, const gr_objtype *t);
@@ -56,7 +61,9 @@ typedef struct gr_value {
 } gr_value;
 
 /* Captures the value at idx into *v: scalars inline, others anchored in
-** L's registry, or packed when packed is set. May raise. */
+** L's registry, or packed when packed is set (GR_PACKTENTATIVE: a pack
+** that may be dropped unsent, see take). May raise. */
+#define GR_PACKTENTATIVE 2
 void gr_value_capture (lua_State *L, int idx, int packed, gr_value *v);
 /* Pushes *v on L and leaves *v nil (a GR_VREF only in its own state). */
 void gr_value_push (lua_State *L, gr_value *v);
@@ -65,6 +72,8 @@ void gr_value_discard (lua_State *L, gr_value *v);
 /* Turns a GR_VREF of L's state into a GR_VPACK; raises, *v unchanged,
 ** when the value cannot cross (where names it). Returns 0. */
 int gr_value_share (lua_State *L, gr_value *v, const char *where);
+/* As gr_value_share, with a tentative pack (GR_PACKTENTATIVE). */
+int gr_value_share_tentative (lua_State *L, gr_value *v, const char *where);
 /* Makes *v the number n. */
 void gr_value_number (gr_value *v, lua_Number n);
 

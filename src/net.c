@@ -1210,11 +1210,16 @@ static void freemove (gr_move *m) {
 /* Marks the handle of metatable mt at idx to move; raises if it cannot.
 ** A packet conn with datagrams queued on its loop (write_to found the
 ** socket buffer full) stays: closing the sender's handle would drop
-** them. */
+** them. Nor does a tentative take (a select's send with other cases)
+** move: the export would close the sender's handle even if the select
+** chose another case. */
 static void *movetake (lua_State *L, int idx, const char *mt,
-                       const char *what) {
+                       const char *what, int aux) {
   gr_stream *st = gr_stream_check(L, idx, mt);
   gr_move *m;
+  if (aux == GR_TAKETENTATIVE)
+    luaL_error(L, "cannot move a %s in a select with other cases (send "
+               "it alone)", what);
   if (st->move) luaL_error(L, "a %s can move only once at a time", what);
   if (st->closed) luaL_error(L, "cannot move a closed %s", what);
   if (st->q[GR_SREAD].first || st->q[GR_SWRITE].first || st->wreqs)
@@ -1231,18 +1236,21 @@ static void *movetake (lua_State *L, int idx, const char *mt,
 }
 
 static void *conntake (lua_State *L, int idx, int *aux) {
+  int in = *aux;
   *aux = 0;
-  return movetake(L, idx, CONNMT, "connection");
+  return movetake(L, idx, CONNMT, "connection", in);
 }
 
 static void *lntake (lua_State *L, int idx, int *aux) {
+  int in = *aux;
   *aux = 0;
-  return movetake(L, idx, LISTENERMT, "listener");
+  return movetake(L, idx, LISTENERMT, "listener", in);
 }
 
 static void *pctake (lua_State *L, int idx, int *aux) {
+  int in = *aux;
   *aux = 0;
-  return movetake(L, idx, PACKETMT, "packet connection");
+  return movetake(L, idx, PACKETMT, "packet connection", in);
 }
 
 static void freehandle (uv_handle_t *h) {

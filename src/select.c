@@ -550,20 +550,27 @@ static void readcases (lua_State *L, scase *cs, int n, int base) {
 ** value was already anchored: such values are packed in turn, until none
 ** is left (each round packs at least one). Allocating may run
 ** finalizers, and one may finalize a handle by hand: the channels are
-** read again at the end. */
-static void capture (lua_State *L, scase *cs, int n, int base) {
+** read again at the end. With tentative (another case or the default
+** may be chosen), the packs are tentative: a handle that would move (a
+** conn, a listener) raises, as it would be gone from its state even if
+** its case is not chosen. */
+static void capture (lua_State *L, scase *cs, int n, int base,
+                     int tentative) {
   int i, changed;
   for (i = 0; i < n; i++) {
     if (cs[i].c == NULL || cs[i].dir != GR_DIRSEND) continue;
     lua_getiuservalue(L, base + i, 3);
-    gr_value_capture(L, -1, isshared(chanat(L, base + i)), &cs[i].val);
+    gr_value_capture(L, -1, !isshared(chanat(L, base + i)) ? 0
+                            : tentative ? GR_PACKTENTATIVE : 1,
+                     &cs[i].val);
     lua_pop(L, 1);
   }
   do {
     changed = 0;
     for (i = 0; i < n; i++)
       if (cs[i].val.type == GR_VREF && isshared(chanat(L, base + i))) {
-        gr_value_share(L, &cs[i].val, "value");
+        if (tentative) gr_value_share_tentative(L, &cs[i].val, "value");
+        else gr_value_share(L, &cs[i].val, "value");
         changed = 1;
       }
   } while (changed);
@@ -603,7 +610,7 @@ static int lselect (lua_State *L) {
     poll = b->poll;
     readcases(L, cs, n, base);
   }
-  if (nsend > 0) capture(L, cs, n, base);
+  if (nsend > 0) capture(L, cs, n, base, nactive > 1 || hasdefault);
   if (nactive == 0) {
     mode = gr_sched_blockmode(L, S);
     if (hasdefault) return rundefault(L, box);
