@@ -740,6 +740,20 @@ describe("g.net conns that move to another state", function()
     c:close(); ln:close()
   end)
 
+  it("a conn moved right after close_write keeps its writes closed", function()
+    local c, s, ln = pair()
+    c:write("data")
+    assert.is_true(c:close_write())
+    local res = g.chan()
+    g.parallel(function(c, res) res:send(c:read("a")); c:close() end, c, res)
+    s:set_read_deadline(g.time.now() + 20)
+    assert.are.equal("data", s:read("a"))   -- and EOF
+    s:write("back")
+    s:close()
+    assert.are.equal("back", res:recv())
+    ln:close()
+  end)
+
   it("a conn in use, closed, or twice in one value does not move", function()
     local c, s, ln = pair()
     local f = function() end

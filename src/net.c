@@ -1296,6 +1296,11 @@ static void moveexport (lua_State *L, void *obj) {
   else if (st->listener) m->pendfd = takepending(st);
   if (uv_fileno(&st->u.h, &fd) == 0)
     m->fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  /* A close_write that libuv has not done yet (it shuts the socket down
+  ** once the writes queued are out; take saw none) would be cancelled
+  ** with the handle: the socket is shut down here instead. */
+  if (m->fd >= 0 && st->kind != GR_SUDP && st->u.s.shutdown_req != NULL)
+    shutdown(m->fd, SHUT_WR);
   m->laddr = st->laddr ? dupstr(st->laddr) : NULL;   /* NULL: "" */
   m->raddr = st->raddr ? dupstr(st->raddr) : NULL;
   m->unlinkpath = st->unlinkpath;   /* the receiver removes the file */
