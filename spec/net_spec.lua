@@ -816,6 +816,22 @@ describe("g.net conns that move to another state", function()
     c:close(); s:close(); c2:close(); ln:close()
   end)
 
+  it("a listener as a context value stays in its state, and works", function()
+    -- A context's value is copied to each state that reads it: a move
+    -- would close the listener here and open one per reader.
+    local ln = listen()
+    local ctx = g.context.with_value(g.context.background(), "ln", ln)
+    assert.are.equal(ln, ctx:value("ln"))
+    local c = assert(g.net.dial("tcp", ln:addr()))
+    local s = assert(ln:accept())
+    assert.error_matches(function() g.parallel(function() end, ctx) end,
+                         "a context whose value is a userdata cannot be "
+                         .. "copied to another state")
+    c:write("still here\n")
+    assert.are.equal("still here", s:read("l"))
+    c:close(); s:close(); ln:close()
+  end)
+
   it("a conn dropped in flight and a state closing mid-move leak nothing", function()
     local out, err, code = h.run_script([[
       local g = require "goroutines"

@@ -379,8 +379,10 @@ static void pushvals (lua_State *L) {
   lua_rawsetp(L, LUA_REGISTRYINDEX, &valskey);
 }
 
+/* Tentative: a value is copied to each state that reads it, so a conn
+** or a listener, which would move, stays the state's own. */
 static int packone (lua_State *L) {
-  lua_pushlightuserdata(L, gr_pack_values(L, 1, 1, "value", -1));
+  lua_pushlightuserdata(L, gr_pack_tentative(L, 1, 1, "value", -1));
   return 1;
 }
 

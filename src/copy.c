@@ -1070,6 +1070,11 @@ gr_pack *gr_pack_values (lua_State *L, int first, int n, const char *root,
   return packvalues(L, first, n, root, rootbase, 0);
 }
 
+gr_pack *gr_pack_tentative (lua_State *L, int first, int n,
+                            const char *root, int rootbase) {
+  return packvalues(L, first, n, root, rootbase, 1);
+}
+
 
 /* Pushes a scratch table kept in the registry under key for reuse. It is
 ** taken out while in use, so a nested or failed use never sees a dirty

@@ -25,9 +25,9 @@ typedef struct gr_objtype {
   /* The object of the handle at idx with a new ref for a pack, and its
   ** aux (a direction, a kind) in *aux; NULL when the handle is finalized.
   ** May raise, before it takes the ref. On entry *aux is GR_TAKETENTATIVE
-  ** when the pack may be dropped unsent (a select's case that another
-  ** case may beat), else 0: a take whose export changes the handle for
-  ** good (a move) must raise then. */
+  ** when the pack may be dropped unsent or copied (a select's case that
+  ** another case may beat, a context's value), else 0: a take whose
+  ** export changes the handle for good (a move) must raise then. */
   void *(*take) (lua_State *L, int idx, int *aux);
   /* Pushes a handle of obj with aux in L, taking over the pack's ref;
   ** may raise (memory) before it takes it. */
@@ -83,6 +83,10 @@ static inline void gr_value_setnil (gr_value *v) { v->type = GR_VNIL; }
 ** ("args" gives "args[1]", "args[2]"...; with n == 1 the root itself). */
 gr_pack *gr_pack_values (lua_State *L, int first, int n, const char *root,
                          int rootbase);
+/* As gr_pack_values, for a pack that may be dropped unsent or copied
+** (see take): a handle that moves raises. */
+gr_pack *gr_pack_tentative (lua_State *L, int first, int n,
+                            const char *root, int rootbase);
 /* Pushes the values of p (creating tables, functions and handles in L),
 ** binding _ENV of its functions to the table at envidx (0: the globals),
 ** and frees p. Returns how many values it pushed. If it raises (a module
