@@ -5,7 +5,8 @@
 ** a lock checks it against every one held: a lower rank than a held one,
 ** or the same rank where that rank allows one lock only, or a same-rank
 ** lock at a lower address than a held one, is a bug (a deadlock waiting
-** for the right interleaving), and the assertion says which.
+** for the right interleaving), and the assertion says which. A lock
+** taken by a try (gr_lock_trylock), which never waits, is only recorded.
 */
 #include "gr.h"
 
@@ -41,6 +42,21 @@ void gr_rank_acquire (const void *lock, int rank) {
       rankerror(rank != GR_LCHAN ? "two of one rank" :
                 "channels out of address order", lock, rank, h);
   }
+  if (nheld == MAXHELD) {
+    fprintf(stderr, "goroutines: lock order: more than %d locks held\n",
+            MAXHELD);
+    abort();
+  }
+  heldlocks[nheld].lock = lock;
+  heldlocks[nheld].rank = rank;
+  nheld++;
+}
+
+void gr_rank_tried (const void *lock, int rank) {
+  int i;
+  for (i = 0; i < nheld; i++)
+    if (heldlocks[i].lock == lock)
+      rankerror("taken twice", lock, rank, &heldlocks[i]);
   if (nheld == MAXHELD) {
     fprintf(stderr, "goroutines: lock order: more than %d locks held\n",
             MAXHELD);

@@ -9,9 +9,9 @@
 **   GR_LPOOLSTOP  P->stopmu of a worker pool    the pool's shutdown
 **                 (gr_lock, with a condition)   handshake; before P->lock
 **   GR_LPOOL      P->lock of a worker pool      before the monitor's or a
-**                 (gr_lock: it is held across   mailbox at most
-**                 thread creation and
-**                 uv_async_send)
+**                 (gr_lock: it is held across   mailbox at most; the
+**                 thread creation and           monitor only tries it
+**                 uv_async_send)                (gr_lock_trylock)
 **   GR_LMONITOR   monlock of the preemption     the monitor, the preemption
 **                 monitor (gr_lock)             hook, an interrupt at stop
 **   GR_LTIMERLIFE gt.life (timer.c): start and  before gt.lock
@@ -99,11 +99,15 @@ enum {
 /* Lock-rank bookkeeping of the calling thread (gr.c). */
 void gr_rank_acquire (const void *lock, int rank);
 void gr_rank_release (const void *lock);
+/* A lock taken by a try, which never waits: no order to check. */
+void gr_rank_tried (const void *lock, int rank);
 #define GR_RANK_ACQUIRE(lock, rank)  gr_rank_acquire(lock, rank)
 #define GR_RANK_RELEASE(lock)        gr_rank_release(lock)
+#define GR_RANK_TRIED(lock, rank)    gr_rank_tried(lock, rank)
 #else
 #define GR_RANK_ACQUIRE(lock, rank)  ((void)0)
 #define GR_RANK_RELEASE(lock)        ((void)0)
+#define GR_RANK_TRIED(lock, rank)    ((void)0)
 #endif
 
 #ifdef GR_DEBUG
@@ -209,6 +213,16 @@ static inline void gr_lock_lock (gr_lock *lk) {
   GR_RANK_ACQUIRE(lk, lk->own.rank);
   uv_mutex_lock(&lk->m);
   GR_OWNER_TAKE(&lk->own);
+}
+
+/* Takes lk only if it is free: returns 1 then, 0 without waiting. A try
+** may be made under locks of any rank: a thread that never waits for it
+** closes no cycle of waits. */
+static inline int gr_lock_trylock (gr_lock *lk) {
+  if (uv_mutex_trylock(&lk->m) != 0) return 0;
+  GR_RANK_TRIED(lk, lk->own.rank);
+  GR_OWNER_TAKE(&lk->own);
+  return 1;
 }
 
 static inline void gr_lock_unlock (gr_lock *lk) {

@@ -14,6 +14,31 @@
 ** spin (Go's bound), so spinning never takes a core from a thread with
 ** work.
 **
+** Blocking C calls (luasocket, lfs, os.execute): a worker's thread that
+** is inside a C call does not hold back the jobs queued behind it, as Go
+** hands off the P of a thread in a system call (runtime/proc.go, retake
+** and handoffp). The count hook that preempts fires at Lua instructions
+** only, so the monitor (sched.c) tells a C call from Lua code that
+** computes: a goroutine it hooked a slice ago whose hook has not fired,
+** its runseq unmoved and its thread awake, is inside a C call (or in a
+** coroutine that it resumed, which the hook does not reach either). The
+** monitor marks it (S->incall, while it holds the goroutine, as for a
+** hook) and tells the pool each slice the call lasts; the pool counts
+** the worker as blocked (W->blocked, P->nblocked) and, while jobs wait
+** and fewer than maxprocs takers are outside C calls, lends a thread: it
+** starts one more worker, with a state of its own. The spare thread can
+** only take queued jobs: the blocked worker's other goroutines are of
+** its state, which one thread runs at a time, and wait for the call. The
+** lending is bounded: 2 * maxprocs worker threads in all, retired ones
+** included. When the call returns (the resume that the monitor marked
+** ends, on the worker's thread), the worker counts again, and while more
+** than maxprocs takers are outside C calls one retires: first a worker
+** asleep in its loop, which ends at once when it has no goroutine left,
+** else the one that came back, which keeps its goroutines (they cannot
+** move to another state) and takes no new job. So new jobs go to
+** maxprocs threads again at once, and the threads that still compute
+** for goroutines already started end with them.
+**
 ** A worker whose set-up fails (no memory for its state, or its require
 ** raised) is replaced, up to MAXREPLACE times in a row; when none is left
 ** to take the queued jobs, the host fails them at its next wait: each is
@@ -29,7 +54,11 @@
 ** the program's end never waits for that call. Its state is never closed
 ** and the module's functions raise in it (gr_state_abandon); its thread
 ** is detached; P and W are never freed, as it may still read them when
-** the call returns, and on its way out it touches nothing else.
+** the call returns, and on its way out it touches nothing else: its
+** goroutine stops at its next Lua instructions (the stop hook), an error
+** it raises meanwhile is printed, not handed to the host (deliver checks
+** W->detached under P->lock, which abandon holds), and the thread ends
+** leaving its state unfreed.
 **
 ** Invariants:
 **   W->S is set by the worker once its state runs and cleared, under
@@ -37,9 +66,11 @@
 **     under P->lock, or through objects (channels) that hold it alive.
 **   P outlives every worker: the host's close stops and joins them all.
 **   P->nworkers counts the workers that take jobs: neither retired nor
-**     failed; a job is queued only while it is > 0.
+**     failed; a job is queued only while it is > 0. P->nblocked counts
+**     those of them with W->blocked: inside a C call, as the monitor saw
+**     (S->incall), and not back yet.
 ** Lock order: P->stopmu < P->lock < a state's rlock (leaf), as gr.h
-**   ranks them. Both are mutexes that sleep: P->lock is held across
+**   ranks them; the monitor, under its own lock, only tries P->lock. Both are mutexes that sleep: P->lock is held across
 **   thread creation and uv_async_send; neither is held while waiting.
 */
 #include <sched.h>
@@ -80,6 +111,8 @@ struct gr_worker {
   atomic_int detached;  /* abandoned by the host at shutdown */
   atomic_int quiet;     /* stopping: it runs no goroutine any more (set
                            under P->stopmu, as exited is) */
+  int blocked;          /* protected by P->lock: a taker (not retired)
+                           counted in P->nblocked */
   gr_worker *next;      /* protected by P->lock */
 };
 
@@ -103,6 +136,7 @@ struct gr_pool {
   gr_job *jobhead, *jobtail;
   gr_worker *workers;
   int nworkers;         /* workers that take jobs (see invariants) */
+  int nblocked;         /* takers among them inside a C call */
   int maxprocs;         /* g.gomaxprocs() */
   int nfailed;          /* worker set-ups that failed in a row */
   char failmsg[160];    /* why the last one failed */
@@ -233,6 +267,70 @@ static int spin (gr_state *S, gr_g *me) {
 /* --- workers ------------------------------------------------------------------- */
 
 static int startworkers (gr_pool *P);
+static int startworker (gr_pool *P);
+
+/* Retires W: it takes no job from now on, and ends once its goroutines
+** have. Requires P->lock. */
+static void retire (gr_pool *P, gr_worker *W) {
+  atomic_store(&W->retire, 1);
+  P->nworkers--;
+  if (W->blocked) {
+    W->blocked = 0;
+    P->nblocked--;
+  }
+  if (W->S) uv_async_send(&W->S->async);
+}
+
+/* Lends threads while jobs wait and fewer than maxprocs takers are
+** outside C calls, up to 2 * maxprocs worker threads in all. Requires
+** P->lock. */
+static void lend (gr_pool *P) {
+  while (!atomic_load(&P->stopping) && atomic_load(&P->njobs) > 0 &&
+         P->nworkers - P->nblocked < P->maxprocs &&
+         atomic_load(&P->nthreads) - 1 < 2 * P->maxprocs &&
+         startworker(P)) {}
+}
+
+/* The monitor found S's thread inside a C call (S->incall; under the
+** monitor's lock, which ranks above P->lock: the lock is only tried, and
+** the next look tries again). */
+static void incall (gr_state *S) {
+  gr_pool *P = S->pool;
+  gr_worker *W = S->worker;
+  if (atomic_load(&P->njobs) == 0 || !gr_lock_trylock(&P->lock)) return;
+  /* incall read under P->lock: the thread clears it before it takes the
+  ** lock in returned, which undoes this count. */
+  if (atomic_load(&S->incall) && !W->blocked && !atomic_load(&W->retire)) {
+    W->blocked = 1;
+    P->nblocked++;
+  }
+  lend(P);
+  gr_lock_unlock(&P->lock);
+}
+
+/* S's thread is back from its C call: while more than maxprocs takers
+** run outside C calls, one retires, first one asleep in its loop, else
+** this one (it keeps its goroutines, takes no new one). */
+static void returned (gr_state *S) {
+  gr_pool *P = S->pool;
+  gr_worker *W = S->worker, *V;
+  gr_lock_lock(&P->lock);
+  if (W->blocked) {
+    W->blocked = 0;
+    P->nblocked--;
+    while (!atomic_load(&P->stopping) &&
+           P->nworkers - P->nblocked > P->maxprocs) {
+      for (V = P->workers; V != NULL; V = V->next)
+        if (!atomic_load(&V->retire) && !V->blocked && V->S != NULL &&
+            atomic_load(&V->S->idle))
+          break;
+      if (V == NULL && !atomic_load(&W->retire)) V = W;
+      if (V == NULL) break;
+      retire(P, V);
+    }
+  }
+  gr_lock_unlock(&P->lock);
+}
 
 static gr_job *takejob (gr_pool *P) {
   gr_job *job;
@@ -389,10 +487,7 @@ static void setupfailed (gr_worker *W, const char *msg) {
   gr_lock_lock(&P->lock);
   snprintf(P->failmsg, sizeof(P->failmsg), "%s",
            msg ? msg : "(error object is not a string)");
-  if (!atomic_load(&W->retire)) {
-    atomic_store(&W->retire, 1);
-    P->nworkers--;
-  }
+  if (!atomic_load(&W->retire)) retire(P, W);
   if (!atomic_load(&P->stopping) && P->nfailed++ < MAXREPLACE)
     startworkers(P);
   orphan = P->nworkers == 0 && P->jobhead != NULL;
@@ -464,24 +559,48 @@ static void workermain (void *arg) {
   gr_sched_kick(P->host);   /* the host may be waiting on a deadlock check */
 }
 
+/* Joins and frees the workers whose threads have ended (retired ones,
+** lent threads given back), so that lending again and again keeps no
+** thread nor record. A worker takes no lock once it is marked exited.
+** Requires P->lock. */
+static void reap (gr_pool *P) {
+  gr_worker *W, **pw = &P->workers;
+  while ((W = *pw) != NULL) {
+    if (!atomic_load(&W->exited)) {
+      pw = &W->next;
+      continue;
+    }
+    *pw = W->next;
+    uv_thread_join(&W->thread);
+    free(W);
+  }
+}
+
+/* Starts a worker that takes jobs; returns 0 if it cannot. Requires
+** P->lock. */
+static int startworker (gr_pool *P) {
+  gr_worker *W;
+  reap(P);
+  W = (gr_worker *)calloc(1, sizeof(*W));
+  if (W == NULL) return 0;
+  W->P = P;
+  atomic_fetch_add(&P->nthreads, 1);
+  if (testfail(&testthreadfail) ||
+      uv_thread_create(&W->thread, workermain, W) != 0) {
+    atomic_fetch_sub(&P->nthreads, 1);
+    free(W);
+    return 0;
+  }
+  W->next = P->workers;
+  P->workers = W;
+  P->nworkers++;
+  return 1;
+}
+
 /* Starts workers until maxprocs run; returns how many run. Requires
 ** P->lock. */
 static int startworkers (gr_pool *P) {
-  while (P->nworkers < P->maxprocs) {
-    gr_worker *W = (gr_worker *)calloc(1, sizeof(*W));
-    if (W == NULL) break;
-    W->P = P;
-    atomic_fetch_add(&P->nthreads, 1);
-    if (testfail(&testthreadfail) ||
-        uv_thread_create(&W->thread, workermain, W) != 0) {
-      atomic_fetch_sub(&P->nthreads, 1);
-      free(W);
-      break;
-    }
-    W->next = P->workers;
-    P->workers = W;
-    P->nworkers++;
-  }
+  while (P->nworkers < P->maxprocs && startworker(P)) {}
   return P->nworkers;
 }
 
@@ -525,13 +644,27 @@ static void sleeping (gr_state *S, int asleep, int timers) {
   if (asleep && !timers) wentidle(S);
 }
 
-static gr_state *host (gr_state *S) {
-  return S->pool->host;
+/* Hands e, an uncaught error of worker state S, to the host, under
+** P->lock: the host abandons a worker under it too, and from then on
+** may be gone; that worker's errors are printed instead. */
+static void deliver (gr_state *S, gr_errmsg *e) {
+  gr_pool *P = S->pool;
+  int gone;
+  gr_lock_lock(&P->lock);
+  gone = atomic_load(&S->worker->detached);
+  if (!gone) gr_sched_mailerror(P->host, e);
+  gr_lock_unlock(&P->lock);
+  if (gone) {
+    fprintf(stderr, "%s\n", e->msg);
+    fflush(stderr);
+    free(e);
+  }
 }
 
 /* The pool's policy for the schedulers of its states (sched.h). */
 static const gr_poolops poolops = {
-  spin, canprogress, mustwake, sleeping, host, eachworker
+  spin, canprogress, mustwake, sleeping, deliver, incall, returned,
+  eachworker
 };
 
 /* Attaches the state of worker W to W's pool, as its scheduler is made. */
@@ -616,8 +749,8 @@ void gr_pool_stop (gr_pool *P) {
   }
   if (nstuck > 0) {
     fprintf(stderr, "goroutines: %d worker thread%s still inside a C call "
-            "at exit: left running, %s state not freed\n", nstuck,
-            nstuck > 1 ? "s" : "", nstuck > 1 ? "their" : "its");
+            "at exit: left running, %s not freed\n", nstuck,
+            nstuck > 1 ? "s" : "", nstuck > 1 ? "their states" : "its state");
     fflush(stderr);
     return;   /* P stays: the abandoned threads may still read it */
   }
@@ -736,12 +869,8 @@ static int lgomaxprocs (lua_State *L) {
       gr_worker *W;
       if (P->nworkers < P->maxprocs) startworkers(P);
       for (W = P->workers; W != NULL && P->nworkers > P->maxprocs;
-           W = W->next) {
-        if (atomic_load(&W->retire)) continue;
-        atomic_store(&W->retire, 1);
-        P->nworkers--;
-        if (W->S) uv_async_send(&W->S->async);
-      }
+           W = W->next)
+        if (!atomic_load(&W->retire)) retire(P, W);
     }
     gr_lock_unlock(&P->lock);
   }

@@ -182,19 +182,23 @@ void gr_sched_ready (gr_state *cur, gr_g *g) {
 
 /* --- uncaught errors ------------------------------------------------- */
 
-/* Queues e for goroutine 1 of the host state. An error of a worker goes
-** to its host's mailbox even while the pool stops: the host prints what
-** it never raised once every worker has stopped. */
+void gr_sched_mailerror (gr_state *H, gr_errmsg *e) {
+  gr_mutex_lock(&H->rlock);
+  if (H->errtail) H->errtail->next = e;
+  else H->errors = e;
+  H->errtail = e;
+  gr_mutex_unlock(&H->rlock);
+  atomic_store(&H->rpending, 1);
+  gr_sched_kick(H);
+}
+
+/* Queues e for goroutine 1 of the host state. A worker's error goes to
+** its host's mailbox through the pool, even while the pool stops (the
+** host prints what it never raised once every worker has stopped), and
+** never once the host left the worker behind (the pool prints it). */
 static void deliver (gr_state *S, gr_errmsg *e) {
-  gr_state *H = S->poolops ? S->poolops->host(S) : S;
-  if (H != S) {
-    gr_mutex_lock(&H->rlock);
-    if (H->errtail) H->errtail->next = e;
-    else H->errors = e;
-    H->errtail = e;
-    gr_mutex_unlock(&H->rlock);
-    atomic_store(&H->rpending, 1);
-    gr_sched_kick(H);
+  if (S->worker) {
+    S->poolops->deliver(S, e);
     return;
   }
   if (S->errlocaltail) S->errlocaltail->next = e;
@@ -341,6 +345,12 @@ static int resume (lua_State *L, gr_state *S, gr_g *g) {
   GR_TRACE(gr_trace_end(g->id, status != LUA_YIELD ? "dead" : g->parked ?
            gr_waitreasons[g->reason] : "runnable"));
   setrunning(S, g, prevrun);
+  /* The monitor marks incall only while it holds g (hookrunning), and
+  ** setrunning waited it out: a mark made during this resume is seen. */
+  if (atomic_load_explicit(&S->incall, memory_order_relaxed)) {
+    atomic_store_explicit(&S->incall, 0, memory_order_relaxed);
+    S->poolops->returned(S);
+  }
   S->current = prev;
   if (status == LUA_YIELD) {
     lua_pop(g->co, nres);
@@ -983,8 +993,10 @@ static int hookrunning (gr_state *S, gr_g *g, void (*hookf) (gr_g *g,
 ** goroutine's own: a goroutine hooked while inside a long C call that
 ** then parks keeps it while others are hooked. */
 static void preempthook (lua_State *L, lua_Debug *ar) {
-  gr_g *g = gr_state_get(L)->current;
+  gr_state *S = gr_state_get(L);
+  gr_g *g = S->current;
   gr_lock_lock(&monlock);
+  S->monhooked = NULL;   /* it came back to Lua code: not inside a C call */
   if (g->co == L)
     lua_sethook(L, g->savedhook, g->savedmask, g->savedcount);
   else
@@ -1008,8 +1020,16 @@ static void hookpreempt (gr_g *g, void *ud) {
   }
 }
 
+static void markincall (gr_g *g, void *ud) {
+  (void)ud;
+  atomic_store_explicit(&g->S->incall, 1, memory_order_relaxed);
+}
+
 /* Requires monlock. Hooks the goroutine S is running if it has run for
-** its time slice. */
+** its time slice. One of a worker hooked a slice ago whose hook has not
+** fired (the count hook fires at Lua instructions only) while its
+** thread is awake is inside a C call, or in a coroutine it resumed:
+** it is marked (S->incall), and the pool told, each slice it stays. */
 static void watch (gr_state *S, uint64_t now) {
   unsigned seq = atomic_load_explicit(&S->runseq, memory_order_relaxed);
   gr_g *g;
@@ -1017,13 +1037,23 @@ static void watch (gr_state *S, uint64_t now) {
   if (seq != S->monseq) {
     S->monseq = seq;
     S->monsince = now;
+    S->monhooked = NULL;
     return;
   }
   if (now - S->monsince < atomic_load_explicit(&S->slice,
                                                memory_order_relaxed))
     return;
   g = atomic_load_explicit(&S->running, memory_order_acquire);
-  if (hookrunning(S, g, hookpreempt, NULL)) S->monsince = now;
+  if (S->worker != NULL && g != NULL && g == S->monhooked &&
+      !atomic_load(&S->idle)) {
+    if (hookrunning(S, g, markincall, NULL)) S->poolops->incall(S);
+    S->monsince = now;
+    return;
+  }
+  if (hookrunning(S, g, hookpreempt, NULL)) {
+    S->monsince = now;
+    S->monhooked = g;
+  }
 }
 
 /* Requires monlock. The time between two looks: half the shortest slice

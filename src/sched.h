@@ -137,8 +137,17 @@ typedef struct gr_poolops {
   /* S's thread goes to sleep in its loop (asleep 1, with timers pending
   ** or not) or wakes from it (asleep 0). */
   void (*sleeping) (gr_state *S, int asleep, int timers);
-  /* The state whose goroutine 1 raises S's uncaught errors. */
-  gr_state *(*host) (gr_state *S);
+  /* Hands e, an uncaught error of a goroutine of the worker state S, to
+  ** the host whose goroutine 1 raises it (gr_sched_mailerror); S's
+  ** thread, holding no lock. */
+  void (*deliver) (gr_state *S, struct gr_errmsg *e);
+  /* The monitor found the worker state S inside a call that the
+  ** preemption hook cannot reach (S->incall): the pool may lend a thread.
+  ** Called under the monitor's lock: it waits for no lock. */
+  void (*incall) (gr_state *S);
+  /* The goroutine of S that was inside such a call returned from its
+  ** resume (S's thread, holding no lock). */
+  void (*returned) (gr_state *S);
   /* Calls f on every worker state of S's pool, under the pool's lock. */
   void (*eachworker) (gr_state *S, void (*f) (gr_state *W, void *ud),
                       void *ud);
@@ -207,6 +216,13 @@ struct gr_state {
   atomic_uint runseq;   /* bumped by every resume */
   atomic_ullong slice;  /* ns a goroutine may run before the monitor
                            preempts it (g.preempt_slice; any thread reads) */
+  atomic_int incall;    /* set by the monitor, while it holds the running
+                           goroutine (hookrunning), when that goroutine has
+                           not reached the preemption hook for a slice:
+                           it is inside a C call; cleared by S's thread
+                           when that resume returns */
+  gr_g *monhooked;      /* protected by monlock: the goroutine the monitor
+                           hooked whose hook has not fired since */
   unsigned monseq;      /* monitor only: runseq when last seen changing */
   uint64_t monsince;    /* monitor only: when runseq last changed */
   gr_state *monnext, *monprev;  /* protected by monlock: watched states */
@@ -285,6 +301,9 @@ int gr_sched_wait (lua_State *L, gr_state *S, gr_g *me, int runonly);
 /* Posts goroutine id's uncaught error to its host's mailbox. */
 void gr_sched_posterror (gr_state *S, lua_Integer id, const char *msg,
                         const char *traceback);
+/* Queues e, an uncaught error from another thread, in the mailbox of the
+** host state H and rings it (any thread; H must be alive). */
+void gr_sched_mailerror (gr_state *H, gr_errmsg *e);
 /* Hands goroutine 1's uncaught errors to S->errhandler, oldest first
 ** (S's thread, where goroutine 1 runs; requires a handler). */
 void gr_sched_passerrors (gr_state *S);
