@@ -148,6 +148,21 @@ describe("embedding", function()
     assert.are.equal("", err)
   end)
 
+  it("lua_close returns soon with a worker inside a C call, and leaves it", function()
+    local fifo = os.tmpname()
+    local _, err = expect("stuck", { "closed within 3 s: yes", "its thread ended: yes" },
+                          { fifo })
+    os.remove(fifo)
+    err = err:gsub("==%d+==[^\n]*\n", "")   -- valgrind's own lines
+    -- What the goroutine raised once its call returned is printed, not
+    -- handed to the host that is gone.
+    assert.are.equal("goroutines: 1 worker thread still inside a C call at exit: "
+                     .. "left running, its state not freed\n"
+                     .. "goroutine 2: " .. fifo .. ":2: unexpected symbol near <eof>\n"
+                     .. "stack traceback:\n\t[C]: in function 'dofile'\n",
+                     err:match("^.-dofile'\n"))
+  end)
+
   it("g.net works in a state a poll-loop host drives", function()
     expect("netpoll", { "echoed: HELLO" })
   end)

@@ -1046,7 +1046,10 @@ static void watch (gr_state *S, uint64_t now) {
   g = atomic_load_explicit(&S->running, memory_order_acquire);
   if (S->worker != NULL && g != NULL && g == S->monhooked &&
       !atomic_load(&S->idle)) {
-    if (hookrunning(S, g, markincall, NULL)) S->poolops->incall(S);
+    /* Marked already: the owner has not cleared it, no membarrier. */
+    if (atomic_load_explicit(&S->incall, memory_order_relaxed) ||
+        hookrunning(S, g, markincall, NULL))
+      S->poolops->incall(S);
     S->monsince = now;
     return;
   }
