@@ -70,8 +70,10 @@
 **     those of them with W->blocked: inside a C call, as the monitor saw
 **     (S->incall), and not back yet.
 ** Lock order: P->stopmu < P->lock < a state's rlock (leaf), as gr.h
-**   ranks them; the monitor, under its own lock, only tries P->lock. Both are mutexes that sleep: P->lock is held across
-**   thread creation and uv_async_send; neither is held while waiting.
+**   ranks them; the monitor, under its own lock, only tries P->lock.
+**   Both are mutexes that sleep: P->lock is held across thread creation,
+**   the join of an ended worker and uv_async_send; neither is held while
+**   waiting.
 */
 #include <sched.h>
 #include <stdio.h>
@@ -750,7 +752,8 @@ void gr_pool_stop (gr_pool *P) {
   if (nstuck > 0) {
     fprintf(stderr, "goroutines: %d worker thread%s still inside a C call "
             "at exit: left running, %s not freed\n", nstuck,
-            nstuck > 1 ? "s" : "", nstuck > 1 ? "their states" : "its state");
+            nstuck > 1 ? "s" : "",
+            nstuck > 1 ? "their states" : "its state");
     fflush(stderr);
     return;   /* P stays: the abandoned threads may still read it */
   }
