@@ -274,6 +274,7 @@ static int startworker (gr_pool *P);
 /* Retires W: it takes no job from now on, and ends once its goroutines
 ** have. Requires P->lock. */
 static void retire (gr_pool *P, gr_worker *W) {
+  GR_ASSERT(gr_lock_held(&P->lock));
   atomic_store(&W->retire, 1);
   P->nworkers--;
   if (W->blocked) {
@@ -287,6 +288,7 @@ static void retire (gr_pool *P, gr_worker *W) {
 ** outside C calls, up to 2 * maxprocs worker threads in all. Requires
 ** P->lock. */
 static void lend (gr_pool *P) {
+  GR_ASSERT(gr_lock_held(&P->lock));
   while (!atomic_load(&P->stopping) && atomic_load(&P->njobs) > 0 &&
          P->nworkers - P->nblocked < P->maxprocs &&
          atomic_load(&P->nthreads) - 1 < 2 * P->maxprocs &&
@@ -567,6 +569,7 @@ static void workermain (void *arg) {
 ** Requires P->lock. */
 static void reap (gr_pool *P) {
   gr_worker *W, **pw = &P->workers;
+  GR_ASSERT(gr_lock_held(&P->lock));
   while ((W = *pw) != NULL) {
     if (!atomic_load(&W->exited)) {
       pw = &W->next;
