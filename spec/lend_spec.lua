@@ -170,8 +170,11 @@ describe("a worker inside a blocking C call", function()
       local base = ntasks()
       local done = g.chan()
       g.parallel(function()
+        -- A long slice: a thread that the system does not run for a slice
+        -- (a loaded machine) cannot reach the hook either.
+        g.preempt_slice(0.2)
         local t0, x = g.time.now(), 0
-        while g.time.since(t0) < 0.5 do x = x + 1 end
+        while g.time.since(t0) < 1.5 do x = x + 1 end
         done:send("computed")
       end)
       g.parallel(function() done:send("second") end)
