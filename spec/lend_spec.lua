@@ -3,6 +3,8 @@
 -- the parallel goroutines queued behind it: the pool lends a spare thread,
 -- bounded, and gives it back when the call ends. Every case runs in a
 -- child process, with gomaxprocs(1), so that one worker is all there is.
+-- The calls last SCALE times longer where everything runs slower
+-- (valgrind), so that they outlast each bound as much as they do here.
 local h = require "helpers"
 
 local SCALE = h.TIME_SCALE
@@ -42,7 +44,7 @@ describe("a worker inside a blocking C call", function()
       g.parallel(function(c)
         c:send("in the call")
         local t0 = g.time.now()
-        os.execute("sleep 3")
+        os.execute("sleep " .. 3 * SCALE)
         c:send(g.time.since(t0))
       end, ch)
       print((ch:recv()))
@@ -52,7 +54,7 @@ describe("a worker inside a blocking C call", function()
       local second = g.time.since(t0)
       local call = ch:recv()
       print("second within 1.5 s:", second < 1.5 * SCALE)
-      print("the call lasted 3 s:", call > 2.9)
+      print("the call lasted 3 s:", call > 2.9 * SCALE)
     ]]
     assert.are.equal("", err)
     assert.are.equal(0, code)
@@ -65,7 +67,7 @@ describe("a worker inside a blocking C call", function()
       g.gomaxprocs(1)
       local ch, done = g.chan(), g.chan(10)
       g.parallel(function(c)
-        local p = io.popen("sleep 3; echo late")
+        local p = io.popen("sleep " .. 3 * SCALE .. "; echo late")
         c:send("reading")
         c:send(p:read("l"))
         p:close()
@@ -97,7 +99,7 @@ describe("a worker inside a blocking C call", function()
         wg:add(1)
         g.parallel(function()
           events:send(1)
-          os.execute("sleep 0.4")
+          os.execute("sleep " .. 0.4 * SCALE)
           events:send(-1)
           wg:done()
         end)
@@ -142,7 +144,10 @@ describe("a worker inside a blocking C call", function()
       local wg = g.sync.waitgroup()
       wg:add(12)
       for _ = 1, 12 do
-        g.parallel(function() os.execute("sleep 0.3") wg:done() end)
+        g.parallel(function()
+          os.execute("sleep " .. 0.3 * SCALE)
+          wg:done()
+        end)
       end
       local alldone = g.chan()
       g.go(function() wg:wait() alldone:close() end)
@@ -210,7 +215,7 @@ describe("a worker inside a blocking C call", function()
       for _ = 1, 2 do
         g.parallel(function(c)
           c:send("in the call")
-          os.execute("sleep 6")
+          os.execute("sleep " .. 6 * SCALE)
           print("never: the program ended")
         end, ch)
         print((ch:recv()))
