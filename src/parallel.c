@@ -558,8 +558,10 @@ static void workermain (void *arg) {
   W->S = NULL;      /* nobody may touch the state from here on */
   gr_lock_unlock(&P->lock);
   if (L != NULL) lua_close(L);
-  atomic_fetch_sub(&P->nthreads, 1);
+  /* exited first: a lend that the count allows joins this thread before
+  ** it starts another (reap), so 2 * maxprocs bounds live threads. */
   tellhost(W, &W->exited);
+  atomic_fetch_sub(&P->nthreads, 1);
   gr_sched_kick(P->host);   /* the host may be waiting on a deadlock check */
 }
 
