@@ -651,6 +651,10 @@ static void sleeping (gr_state *S, int asleep, int timers) {
   if (asleep && !timers) wentidle(S);
 }
 
+static gr_state *host (gr_state *S) {
+  return S->pool->host;
+}
+
 /* Hands e, an uncaught error of worker state S, to the host, under
 ** P->lock: the host abandons a worker under it too, and from then on
 ** may be gone; that worker's errors are printed instead. */
@@ -670,7 +674,7 @@ static void deliver (gr_state *S, gr_errmsg *e) {
 
 /* The pool's policy for the schedulers of its states (sched.h). */
 static const gr_poolops poolops = {
-  spin, canprogress, mustwake, sleeping, deliver, incall, returned,
+  spin, canprogress, mustwake, sleeping, host, deliver, incall, returned,
   eachworker
 };
 

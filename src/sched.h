@@ -137,6 +137,8 @@ typedef struct gr_poolops {
   /* S's thread goes to sleep in its loop (asleep 1, with timers pending
   ** or not) or wakes from it (asleep 0). */
   void (*sleeping) (gr_state *S, int asleep, int timers);
+  /* The state whose goroutine 1 raises S's uncaught errors. */
+  gr_state *(*host) (gr_state *S);
   /* Hands e, an uncaught error of a goroutine of the worker state S, to
   ** the host whose goroutine 1 raises it (gr_sched_mailerror); S's
   ** thread, holding no lock. */
