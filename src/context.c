@@ -368,15 +368,7 @@ static atomic_llong nextid = 1;
 
 /* Pushes the weak-valued table of values of L's state. */
 static void pushvals (lua_State *L) {
-  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &valskey) == LUA_TTABLE) return;
-  lua_pop(L, 1);
-  lua_newtable(L);
-  lua_createtable(L, 0, 1);
-  lua_pushliteral(L, "v");
-  lua_setfield(L, -2, "__mode");
-  lua_setmetatable(L, -2);
-  lua_pushvalue(L, -1);
-  lua_rawsetp(L, LUA_REGISTRYINDEX, &valskey);
+  gr_state_weakvalues(L, &valskey);
 }
 
 /* Tentative: a value is copied to each state that reads it, so a conn

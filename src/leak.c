@@ -107,16 +107,7 @@ static void pushco (lua_State *L, gr_g *g) {
 /* Pushes the table that maps the refs of weak goroutines to their
 ** coroutines, with weak values, made on first use. */
 static void pushweak (lua_State *L) {
-  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &gr_sched_weakkey) == LUA_TTABLE)
-    return;
-  lua_pop(L, 1);
-  lua_newtable(L);
-  lua_createtable(L, 0, 1);
-  lua_pushliteral(L, "v");
-  lua_setfield(L, -2, "__mode");
-  lua_setmetatable(L, -2);
-  lua_pushvalue(L, -1);
-  lua_rawsetp(L, LUA_REGISTRYINDEX, &gr_sched_weakkey);
+  gr_state_weakvalues(L, &gr_sched_weakkey);
 }
 
 /* Takes g's coroutine out of the sets of the roots of the objects it

@@ -108,18 +108,26 @@ void gr_state_pushbox (lua_State *L) {
   lua_remove(L, -2);
 }
 
-/* Pushes the table with weak keys kept in the registry under key,
-** creating it on first use. */
-void gr_state_weaktable (lua_State *L, const void *key) {
+/* Pushes the table of __mode mode ("k" or "v") kept in the registry
+** under key, creating it on first use. */
+static void weaktable (lua_State *L, const void *key, const char *mode) {
   if (lua_rawgetp(L, LUA_REGISTRYINDEX, key) == LUA_TTABLE) return;
   lua_pop(L, 1);
   lua_newtable(L);
   lua_createtable(L, 0, 1);
-  lua_pushliteral(L, "k");
+  lua_pushstring(L, mode);
   lua_setfield(L, -2, "__mode");
   lua_setmetatable(L, -2);
   lua_pushvalue(L, -1);
   lua_rawsetp(L, LUA_REGISTRYINDEX, key);
+}
+
+void gr_state_weaktable (lua_State *L, const void *key) {
+  weaktable(L, key, "k");
+}
+
+void gr_state_weakvalues (lua_State *L, const void *key) {
+  weaktable(L, key, "v");
 }
 
 /* Registers l into the table at the top of L; every function gets the

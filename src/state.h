@@ -28,5 +28,7 @@ void gr_state_setfuncs (lua_State *L, const luaL_Reg *l);
 void gr_state_setmethods (lua_State *L, const luaL_Reg *l, int mt);
 /* Pushes the weak-keyed table kept in the registry under key. */
 void gr_state_weaktable (lua_State *L, const void *key);
+/* The same with weak values. */
+void gr_state_weakvalues (lua_State *L, const void *key);
 
 #endif
