@@ -121,6 +121,20 @@ end
 -- Receives from ch, failing the test instead of hanging when nothing comes
 -- within secs seconds; stops its timer, so that no timer stays pending
 -- for later specs.
+-- A fresh path in the temporary directory, with nothing there.
+function M.tmpname()
+  local p = os.tmpname()
+  os.remove(p)
+  return p
+end
+
+-- Writes data to the file at path, replacing it.
+function M.put(path, data)
+  local f = assert(io.open(path, "wb"))
+  f:write(data)
+  f:close()
+end
+
 function M.recv_within(ch, secs)
   local g = require "goroutines"
   local t = g.time.timer(secs)

@@ -19,11 +19,7 @@ local function pair(ln)
   return c, s, ln
 end
 
-local function tmpsock()
-  local p = os.tmpname()
-  os.remove(p)
-  return p
-end
+local tmpsock = h.tmpname
 
 describe("g.net listen, accept and dial", function()
   it("listen picks a port and dial reaches it, with both addresses", function()

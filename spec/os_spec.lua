@@ -7,17 +7,7 @@
 local g = require "goroutines"
 local h = require "spec.helpers"
 
-local function tmp()
-  local p = os.tmpname()
-  os.remove(p)
-  return p
-end
-
-local function put(path, data)
-  local f = assert(io.open(path, "wb"))
-  f:write(data)
-  f:close()
-end
+local tmp, put = h.tmpname, h.put
 
 local function get(path)
   local f = assert(io.open(path, "rb"))

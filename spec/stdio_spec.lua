@@ -7,17 +7,7 @@
 
 local h = require "spec.helpers"
 
-local function tmp()
-  local p = os.tmpname()
-  os.remove(p)
-  return p
-end
-
-local function put(path, data)
-  local f = assert(io.open(path, "wb"))
-  f:write(data)
-  f:close()
-end
+local tmp, put = h.tmpname, h.put
 
 -- Defines flags(fd), the open flags of a fd of the script, and NONBLOCK.
 local FLAGS = [[
