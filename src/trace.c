@@ -8,16 +8,25 @@
 ** that fills its chunks: it publishes each event with a release store of
 ** the chunk's count, and a full chunk by linking the next one. The writer
 ** thread reads behind it (one producer, one consumer per thread), every
-** WRITER_TICK, and frees a chunk once it is drained and its successor is
-** linked. So an emit takes no lock and never waits for I/O; it mallocs a
-** chunk every CHUNKCAP events.
+** WRITER_TICK, and gives a chunk back to its thread (t->ret) once it is
+** drained and its successor is linked; the thread fills it again. So an
+** emit takes no lock and never waits for I/O, and in steady state it
+** mallocs no chunk: fresh memory costs a page fault per 4 KiB, a third of
+** a traced switch's time when every chunk was new.
 **
 ** Invariants:
-**   Only a thread's own emits touch its t->cur and its stack of slices,
-**     and they do only while t->busy is 1 and gr_trace_on was 1 after it
-**     was set (a Dekker handshake with gr_trace_stop, which clears
+**   Only a thread's own emits touch its t->cur, its spares and its stack
+**     of slices, and they do only while t->busy is 1 and gr_trace_on was 1
+**     after it was set (a Dekker handshake with gr_trace_stop, which clears
 **     gr_trace_on and then waits for t->busy to be 0: from then on no
 **     emit touches a chunk, and the stopper drains and frees them all).
+**     The fence between each side's store and load is the stopper's
+**     membarrier where the kernel has it (an emit then takes no locked
+**     instruction), else a sequentially consistent store in the emit.
+**   A chunk is in exactly one place: on its thread's list (first..cur,
+**     the writer reading behind), given back (t->ret, pushed by the writer
+**     only), or spare (owner only). Nothing is kept from one trace to the
+**     next.
 **   Per thread, events are in the order of their timestamps (one clock,
 **     CLOCK_MONOTONIC, read by the thread that records them).
 **   The writer closes, at the end of the trace, the slices still open, so
@@ -33,24 +42,34 @@
 #include <unistd.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
+#ifdef __linux__
+#include <linux/membarrier.h>
+#endif
 
 #include "trace.h"
 
 atomic_int gr_trace_on = 0;
 
-/* Kinds of events. */
-enum { EBEGIN, EEND, EWAKE, EGO, EPAR, EPREEMPT, EPREEMPTREQ, EGC };
+/* Kinds of events. EPARSIZE carries what EPAR's record has no room for,
+** and is recorded just before it. */
+enum { EBEGIN, EEND, EWAKE, EGO, EPAR, EPARSIZE, EPREEMPT, EPREEMPTREQ, EGC };
 
+/* An event: 32 bytes, two to a cache line. The writer reads every line
+** that an emit writes, from the other core, and the thread writes it again
+** when the chunk comes back: the fewer lines an event takes, the less the
+** program pays for the trace. */
 typedef struct trec {
   uint64_t ts;          /* uv_hrtime() when it happened */
-  lua_Integer id;       /* the goroutine it is about */
-  uint64_t a, b, c;     /* by kind: a flow id, bytes, ns */
-  const char *s;        /* by kind: a function's name, a reason, a state */
-  int kind;             /* E* */
+  uint64_t idkind;      /* the goroutine it is about << 8 | the kind */
+  union {
+    const char *s;      /* by kind: a function's name, a reason, a state */
+    uint64_t u;         /* EPARSIZE: the ns of the copy */
+  } x;
+  uint64_t a;           /* by kind: a flow id; EPARSIZE: the bytes */
 } trec;
 
-#define CHUNKCAP 1024   /* events per chunk: 56 KiB, below malloc's mmap
-                           threshold, so that chunks are reused */
+#define CHUNKCAP 2048   /* events per chunk: 64 KiB, below malloc's mmap
+                           threshold */
 
 typedef struct chunk {
   _Atomic(struct chunk *) next;   /* set once, by the owner, when full */
@@ -77,9 +96,13 @@ typedef struct tthread {
   atomic_int busy;      /* 1 while the owner is inside an emit */
   _Atomic(chunk *) first;  /* the first chunk of the trace, or NULL: set
                            by the owner, read by the writer to begin */
+  _Atomic(chunk *) ret; /* chunks drained, linked by next: pushed by the
+                           writer, taken all at once by the owner */
   /* owner only, inside an emit (the stopper while none can be): */
   chunk *cur;           /* the chunk it fills, or NULL */
+  chunk *spare, *sparetail;  /* chunks taken from ret, to fill next */
   unsigned gen;         /* the trace its stack belongs to */
+  uint64_t flowseq;     /* flows it started (newflow) */
   int depth, over;      /* slices on the stack; nested beyond STACKMAX */
   slice stk[STACKMAX];
   /* the writer only (the starter and the stopper while it does not run): */
@@ -89,6 +112,7 @@ typedef struct tthread {
   int wopen;            /* slices written open ("B" without its "E") */
   uint64_t wlast;       /* the last timestamp written */
   char wpre[64];        /* ","pid":P,"tid":T,"ts":, made once a trace */
+  uint64_t wbytes, wns; /* the last EPARSIZE's, for the EPAR after it */
   size_t wprelen;       /* its length, 0 before it is made */
 } tthread;
 
@@ -99,7 +123,6 @@ static uv_cond_t wcond; /* wakes the writer to stop */
 static tthread *threads;  /* protected by reg */
 static int ntids;       /* protected by reg */
 static atomic_uint gen; /* the current trace's number (bumped at start) */
-static atomic_ullong nextflow = 1;
 static atomic_ullong dropped;  /* events lost for want of memory */
 
 /* Protected by life: */
@@ -246,6 +269,36 @@ static tthread *registerme (void) {
 
 /* Enters an emit: the calling thread's record, or NULL when no trace is
 ** being recorded (or without memory). Pairs with leave. */
+/* 1 when stop fences every thread of the process with membarrier (set at
+** start, before gr_trace_on, once the kernel has said it can). */
+static atomic_int asymfence;
+
+/* Registers the process for membarrier's expedited fences: 1 if it can. */
+static int membarrier_ready (void) {
+#if defined(__linux__) && defined(SYS_membarrier)
+  static int ready = -1;   /* protected by life */
+  if (ready < 0) {
+    long cmds = syscall(SYS_membarrier, MEMBARRIER_CMD_QUERY, 0, 0);
+    ready = cmds >= 0 &&
+            (cmds & MEMBARRIER_CMD_PRIVATE_EXPEDITED) &&
+            syscall(SYS_membarrier,
+                    MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0;
+  }
+  return ready;
+#else
+  return 0;
+#endif
+}
+
+/* A full fence on every thread of the process that runs now. */
+static void fenceall (void) {
+#if defined(__linux__) && defined(SYS_membarrier)
+  if (syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) == 0)
+    return;
+#endif
+  abort();   /* registered at start: the kernel said it could */
+}
+
 static tthread *enter (void) {
   tthread *t = me;
   unsigned g;
@@ -253,8 +306,15 @@ static tthread *enter (void) {
        myepoch != atomic_load_explicit(&epoch, memory_order_relaxed)) &&
       (t = registerme()) == NULL)
     return NULL;
-  atomic_store(&t->busy, 1);
-  if (!atomic_load(&gr_trace_on)) {   /* after busy: see gr_trace_stop */
+  /* busy, then gr_trace_on: the stopper does the reverse, with a fence
+  ** between that either side pays. With membarrier the stopper pays it for
+  ** every thread, and the emit's own order needs only the compiler's. */
+  if (atomic_load_explicit(&asymfence, memory_order_relaxed)) {
+    atomic_store_explicit(&t->busy, 1, memory_order_relaxed);
+    atomic_signal_fence(memory_order_seq_cst);
+  }
+  else atomic_store(&t->busy, 1);
+  if (!atomic_load(&gr_trace_on)) {   /* after busy: see stop */
     atomic_store_explicit(&t->busy, 0, memory_order_release);
     return NULL;
   }
@@ -270,34 +330,71 @@ static void leave (tthread *t) {
   atomic_store_explicit(&t->busy, 0, memory_order_release);
 }
 
-/* Appends an event to t's chunk (a new one when it is full). */
-static void put (tthread *t, int kind, uint64_t ts, lua_Integer id,
-                 const char *s, uint64_t a, uint64_t b, uint64_t c) {
+/* Moves the chunks the writer gave back to the end of t's spares, oldest
+** first: the one it read last is still in its core's cache, and writing
+** that one at once would take each of its lines back from there. */
+static void takeback (tthread *t) {
+  chunk *k = atomic_exchange_explicit(&t->ret, NULL, memory_order_acquire);
+  chunk *rev = NULL;
+  while (k != NULL) {   /* ret is newest first */
+    chunk *next = atomic_load_explicit(&k->next, memory_order_relaxed);
+    atomic_store_explicit(&k->next, rev, memory_order_relaxed);
+    rev = k;
+    k = next;
+  }
+  if (rev == NULL) return;
+  if (t->sparetail)
+    atomic_store_explicit(&t->sparetail->next, rev, memory_order_relaxed);
+  else t->spare = rev;
+  for (k = rev; atomic_load_explicit(&k->next, memory_order_relaxed); )
+    k = atomic_load_explicit(&k->next, memory_order_relaxed);
+  t->sparetail = k;
+}
+
+/* The next record of t's chunk (in a new chunk when it is full), to fill
+** and then publish; NULL without memory. */
+static trec *slot (tthread *t) {
   chunk *k = t->cur;
-  unsigned n = k ? atomic_load_explicit(&k->n, memory_order_relaxed) : 0;
-  trec *r;
-  if (k == NULL || n == CHUNKCAP) {
-    chunk *nk = (chunk *)malloc(sizeof(*nk));
-    if (nk == NULL) {
-      atomic_fetch_add_explicit(&dropped, 1, memory_order_relaxed);
-      return;
+  if (k == NULL || atomic_load_explicit(&k->n, memory_order_relaxed) ==
+                   CHUNKCAP) {
+    chunk *nk;
+    takeback(t);
+    if ((nk = t->spare) != NULL) {
+      t->spare = atomic_load_explicit(&nk->next, memory_order_relaxed);
+      if (t->spare == NULL) t->sparetail = NULL;
     }
-    atomic_init(&nk->next, NULL);
-    atomic_init(&nk->n, 0);
+    else if ((nk = (chunk *)malloc(sizeof(*nk))) == NULL) {
+      atomic_fetch_add_explicit(&dropped, 1, memory_order_relaxed);
+      return NULL;
+    }
+    /* Relaxed: the release store that links nk publishes these too. */
+    atomic_store_explicit(&nk->next, NULL, memory_order_relaxed);
+    atomic_store_explicit(&nk->n, 0, memory_order_relaxed);
     if (k) atomic_store_explicit(&k->next, nk, memory_order_release);
     else atomic_store_explicit(&t->first, nk, memory_order_release);
     t->cur = k = nk;
-    n = 0;
   }
-  r = &k->r[n];
+  return &k->r[atomic_load_explicit(&k->n, memory_order_relaxed)];
+}
+
+/* Publishes the record slot returned: the writer may read it from now. */
+static void publish (tthread *t) {
+  chunk *k = t->cur;
+  atomic_store_explicit(&k->n,
+                        atomic_load_explicit(&k->n, memory_order_relaxed) + 1,
+                        memory_order_release);
+}
+
+/* Appends an event to t's chunk. */
+static void put (tthread *t, int kind, uint64_t ts, lua_Integer id,
+                 const char *s, uint64_t a) {
+  trec *r = slot(t);
+  if (r == NULL) return;
   r->ts = ts;
-  r->id = id;
-  r->s = s;
+  r->idkind = (uint64_t)id << 8 | (uint64_t)kind;
+  r->x.s = s;
   r->a = a;
-  r->b = b;
-  r->c = c;
-  r->kind = kind;
-  atomic_store_explicit(&k->n, n + 1, memory_order_release);
+  publish(t);
 }
 
 /* Ends the top slice if it is open. */
@@ -306,7 +403,7 @@ static void closetop (tthread *t, uint64_t ts, const char *state) {
   if (t->depth == 0) return;
   s = &t->stk[t->depth - 1];
   if (s->open) {
-    put(t, EEND, ts, s->id, state, 0, 0, 0);
+    put(t, EEND, ts, s->id, state, 0);
     s->open = 0;
   }
 }
@@ -330,7 +427,7 @@ static void push (tthread *t, uint64_t ts, lua_Integer id, const char *fn,
   s->fn = fn;
   s->open = 1;
   s->blocked = 0;
-  put(t, EBEGIN, ts, id, fn, *flow, 0, 0);
+  put(t, EBEGIN, ts, id, fn, *flow);
   *flow = 0;
 }
 
@@ -353,7 +450,7 @@ void gr_trace_end (lua_Integer id, const char *state) {
     t->depth--;
     if ((s = top(t)) != NULL && !s->blocked) {   /* the interrupted one
                                                     goes on */
-      put(t, EBEGIN, ts, s->id, s->fn, 0, 0, 0);
+      put(t, EBEGIN, ts, s->id, s->fn, 0);
       s->open = 1;
     }
   }
@@ -392,7 +489,7 @@ void gr_trace_unblock (lua_Integer id, const char *fn, uint64_t *flow) {
     s->blocked = 0;
     s->open = 1;
     if (fn) s->fn = fn;
-    put(t, EBEGIN, uv_hrtime(), id, s->fn, *flow, 0, 0);
+    put(t, EBEGIN, uv_hrtime(), id, s->fn, *flow);
     *flow = 0;
   }
   else if (t->over > 0)
@@ -405,19 +502,21 @@ void gr_trace_unblock (lua_Integer id, const char *fn, uint64_t *flow) {
 /* Kinds of flows, named in the trace by flownames. */
 enum { FWAKE, FGO, FPARALLEL };
 
-/* A new flow's id: its kind is the id modulo 3, so that its end, which
-** knows only the id, gets the same name as its start. */
-static uint64_t newflow (int fk) {
-  return atomic_fetch_add_explicit(&nextflow, 1, memory_order_relaxed) * 3 +
-         (uint64_t)fk;
+/* A new flow's id, unique in the trace without a shared counter: the
+** thread's number and its own count. Its kind is the id modulo 3, so that
+** its end, which knows only the id, gets the same name as its start. Below
+** 2^53 while tid < 2^19: a viewer reads ids as doubles. */
+static uint64_t newflow (tthread *t, int fk) {
+  uint64_t seq = ++t->flowseq & 0xffffffffu;
+  return ((uint64_t)t->tid << 32 | seq) * 3 + (uint64_t)fk;
 }
 
 uint64_t gr_trace_wake (lua_Integer id, const char *reason) {
   tthread *t = enter();
   uint64_t f;
   if (t == NULL) return 0;
-  f = newflow(FWAKE);
-  put(t, EWAKE, uv_hrtime(), id, reason, f, 0, 0);
+  f = newflow(t, FWAKE);
+  put(t, EWAKE, uv_hrtime(), id, reason, f);
   leave(t);
   return f;
 }
@@ -426,18 +525,27 @@ uint64_t gr_trace_go (lua_Integer id, const char *fn) {
   tthread *t = enter();
   uint64_t f;
   if (t == NULL) return 0;
-  f = newflow(FGO);
-  put(t, EGO, uv_hrtime(), id, fn, f, 0, 0);
+  f = newflow(t, FGO);
+  put(t, EGO, uv_hrtime(), id, fn, f);
   leave(t);
   return f;
 }
 
 uint64_t gr_trace_parallel (lua_Integer id, size_t bytes, uint64_t ns) {
   tthread *t = enter();
-  uint64_t f;
+  uint64_t f, ts;
+  trec *r;
   if (t == NULL) return 0;
-  f = newflow(FPARALLEL);
-  put(t, EPAR, uv_hrtime(), id, NULL, f, bytes, ns);
+  f = newflow(t, FPARALLEL);
+  ts = uv_hrtime();
+  if ((r = slot(t)) != NULL) {
+    r->ts = ts;
+    r->idkind = EPARSIZE;
+    r->x.u = ns;
+    r->a = (uint64_t)bytes;
+    publish(t);
+  }
+  put(t, EPAR, ts, id, NULL, f);
   leave(t);
   return f;
 }
@@ -445,14 +553,14 @@ uint64_t gr_trace_parallel (lua_Integer id, size_t bytes, uint64_t ns) {
 void gr_trace_preempt (lua_Integer id, int request) {
   tthread *t = enter();
   if (t == NULL) return;
-  put(t, request ? EPREEMPTREQ : EPREEMPT, uv_hrtime(), id, NULL, 0, 0, 0);
+  put(t, request ? EPREEMPTREQ : EPREEMPT, uv_hrtime(), id, NULL, 0);
   leave(t);
 }
 
 void gr_trace_gc (void) {
   tthread *t = enter();
   if (t == NULL) return;
-  put(t, EGC, uv_hrtime(), 0, NULL, 0, 0, 0);
+  put(t, EGC, uv_hrtime(), 0, NULL, 0);
   leave(t);
 }
 
@@ -592,23 +700,25 @@ static void oflowstart (tthread *t, uint64_t ts, uint64_t flow,
 
 /* Writes one event of t. */
 static void oevent (tthread *t, const trec *r) {
+  lua_Integer id = (lua_Integer)((int64_t)r->idkind >> 8);
+  const char *str = r->x.s;
   uint64_t ts;
   if (r->ts < t0) return;   /* recorded before this trace began */
   ts = r->ts - t0;
   if (ts < t->wlast) ts = t->wlast;
   t->wlast = ts;
-  switch (r->kind) {
+  switch ((int)(r->idkind & 0xff)) {
     case EBEGIN:
       ohead(t, "B", ts);
       OLIT(",\"name\":\"goroutine ");
-      oint(r->id);
-      if (r->s) {
+      oint(id);
+      if (str) {
         OLIT(" ");
-        ostr(r->s);
+        ostr(str);
       }
-      else if (r->id == 1) OLIT(" main");
+      else if (id == 1) OLIT(" main");
       OLIT("\",\"args\":{\"id\":");
-      oint(r->id);
+      oint(id);
       OLIT("}}");
       t->wopen++;
       if (r->a) {
@@ -624,38 +734,43 @@ static void oevent (tthread *t, const trec *r) {
       if (t->wopen == 0) break;
       ohead(t, "E", ts);
       OLIT(",\"args\":{\"state\":\"");
-      ostr(r->s);
+      ostr(str);
       OLIT("\"}}");
       t->wopen--;
       break;
     case EWAKE:
-      oflowstart(t, ts, r->a, r->id, r->s);
+      oflowstart(t, ts, r->a, id, str);
       break;
     case EGO:
-      oinstant(t, ts, "go", r->id);
-      if (r->s) {
+      oinstant(t, ts, "go", id);
+      if (str) {
         OLIT(",\"fn\":\"");
-        ostr(r->s);
+        ostr(str);
         OLIT("\"");
       }
       OLIT("}}");
-      oflowstart(t, ts, r->a, r->id, NULL);
+      oflowstart(t, ts, r->a, id, NULL);
       break;
     case EPAR:
-      oinstant(t, ts, "parallel", r->id);
+      oinstant(t, ts, "parallel", id);
       OLIT(",\"bytes\":");
-      ouint(r->b);
+      ouint(t->wbytes);
       OLIT(",\"copy_us\":");
-      otime(r->c);
+      otime(t->wns);
+      t->wbytes = t->wns = 0;
       OLIT("}}");
-      oflowstart(t, ts, r->a, r->id, NULL);
+      oflowstart(t, ts, r->a, id, NULL);
+      break;
+    case EPARSIZE:
+      t->wbytes = r->a;
+      t->wns = r->x.u;
       break;
     case EPREEMPT:
-      oinstant(t, ts, "preempt", r->id);
+      oinstant(t, ts, "preempt", id);
       OLIT("}}");
       break;
     case EPREEMPTREQ:
-      oinstant(t, ts, "preempt request", r->id);
+      oinstant(t, ts, "preempt request", id);
       OLIT("}}");
       break;
     case EGC:
@@ -665,7 +780,28 @@ static void oevent (tthread *t, const trec *r) {
   }
 }
 
-/* Writes what t recorded since the last drain, freeing the chunks done. */
+/* Gives the drained chunk k back to t. The writer is the only pusher (the
+** stopper while it does not run) and the owner takes the whole list, so
+** no node is taken while it is pushed and the exchange has no ABA. */
+static void giveback (tthread *t, chunk *k) {
+  chunk *head = atomic_load_explicit(&t->ret, memory_order_relaxed);
+  do atomic_store_explicit(&k->next, head, memory_order_relaxed);
+  while (!atomic_compare_exchange_weak_explicit(&t->ret, &head, k,
+                                                memory_order_release,
+                                                memory_order_relaxed));
+}
+
+/* Frees the chunks of the list k, linked by next. */
+static void freechunks (chunk *k) {
+  while (k) {
+    chunk *next = atomic_load_explicit(&k->next, memory_order_relaxed);
+    free(k);
+    k = next;
+  }
+}
+
+/* Writes what t recorded since the last drain, giving back the chunks
+** done. */
 static void drain (tthread *t) {
   unsigned g = atomic_load_explicit(&gen, memory_order_relaxed);
   for (;;) {
@@ -687,7 +823,7 @@ static void drain (tthread *t) {
     if (n < CHUNKCAP ||
         (next = atomic_load_explicit(&k->next, memory_order_acquire)) == NULL)
       return;
-    free(k);
+    giveback(t, k);
     t->wchunk = next;
     t->wdone = 0;
   }
@@ -770,6 +906,7 @@ const char *gr_trace_start (const char *path, const void *S, char *err,
   }
   owner = S;
   active = 1;
+  atomic_store(&asymfence, membarrier_ready());
   atomic_store(&gr_trace_on, 1);
   gr_lock_unlock(&life);
   return NULL;
@@ -782,6 +919,7 @@ static int stop (void) {
   int r = 1;
   GR_ASSERT(gr_lock_held(&life) && active);
   atomic_store(&gr_trace_on, 0);
+  if (atomic_load(&asymfence)) fenceall();   /* see enter */
   gr_lock_lock(&reg);
   wstop = 1;
   uv_cond_signal(&wcond);
@@ -793,19 +931,17 @@ static int stop (void) {
     while (atomic_load(&t->busy)) sched_yield();
   end = uv_hrtime() - t0;
   for (t = threads; t != NULL; t = t->next) {
-    chunk *k;
     drain(t);
     for (; t->wopen > 0; t->wopen--) {   /* still running: ends here */
       ohead(t, "E", end > t->wlast ? end : t->wlast);
       OLIT(",\"args\":{\"state\":\"running\"}}");
     }
-    k = t->wchunk ? t->wchunk : atomic_load(&t->first);
-    while (k) {
-      chunk *next = atomic_load(&k->next);
-      free(k);
-      k = next;
-    }
-    t->wchunk = t->cur = NULL;
+    /* The chunks still listed, and those given back: none of them is
+    ** kept from one trace to the next. */
+    freechunks(t->wchunk ? t->wchunk : atomic_load(&t->first));
+    freechunks(atomic_exchange(&t->ret, NULL));
+    freechunks(t->spare);
+    t->wchunk = t->cur = t->spare = t->sparetail = NULL;
     atomic_store(&t->first, NULL);
   }
   gr_lock_unlock(&reg);
