@@ -28,7 +28,8 @@
 **     only), or spare (owner only). Nothing is kept from one trace to the
 **     next.
 **   Per thread, events are in the order of their timestamps (one clock,
-**     CLOCK_MONOTONIC, read by the thread that records them).
+**     stamp(), read by the thread that records them; the writer turns
+**     them into ns and never writes one below the last of the thread).
 **   The writer closes, at the end of the trace, the slices still open, so
 **     that every "B" has its "E" on the same thread.
 ** Lock order: life (GR_LTRACELIFE: start and stop) before reg (GR_LTRACE:
@@ -45,6 +46,10 @@
 #ifdef __linux__
 #include <linux/membarrier.h>
 #endif
+#if defined(__x86_64__) && defined(__linux__)
+#include <x86intrin.h>
+#define HAVE_TSC 1
+#endif
 
 #include "trace.h"
 
@@ -59,7 +64,7 @@ enum { EBEGIN, EEND, EWAKE, EGO, EPAR, EPARSIZE, EPREEMPT, EPREEMPTREQ, EGC };
 ** when the chunk comes back: the fewer lines an event takes, the less the
 ** program pays for the trace. */
 typedef struct trec {
-  uint64_t ts;          /* uv_hrtime() when it happened */
+  uint64_t ts;          /* stamp() when it happened */
   uint64_t idkind;      /* the goroutine it is about << 8 | the kind */
   union {
     const char *s;      /* by kind: a function's name, a reason, a state */
@@ -132,7 +137,9 @@ static int nstates;     /* states made and not closed */
 static uv_thread_t writer;
 static int wstop;       /* protected by reg: the writer must end */
 static FILE *out;
-static uint64_t t0;     /* uv_hrtime() at start */
+static uint64_t t0;     /* stamp() at start */
+static uint64_t t0ns;   /* uv_hrtime() at start */
+static double nsper = 1;  /* ns per unit of stamp(): the writer's */
 static long pid;
 static int wfirst;      /* no event written yet (the writer's) */
 
@@ -225,6 +232,54 @@ const char *gr_trace_fname (lua_State *co, int idx) {
   r = intern(buf);
   gr_lock_unlock(&reg);
   return r;
+}
+
+
+/* --- the clock ------------------------------------------------------------ */
+
+/* Events are stamped with the CPU's time-stamp counter where the kernel
+** keeps its own time with it (it has then checked that the counter is
+** invariant and the same on every core): it reads in half the time of
+** clock_gettime, and a traced switch reads the clock three times. Else
+** with uv_hrtime. Decided at the first start, for the life of the process,
+** so that no event of one clock is read with the other. */
+static atomic_int clocktsc;
+
+static int tsc_is_kernel_clock (void) {
+#ifdef HAVE_TSC
+  char buf[16] = "";
+  FILE *f = fopen("/sys/devices/system/clocksource/clocksource0/"
+                  "current_clocksource", "r");
+  if (f == NULL) return 0;
+  if (fgets(buf, sizeof(buf), f) == NULL) buf[0] = '\0';
+  fclose(f);
+  return strcmp(buf, "tsc\n") == 0;
+#else
+  return 0;
+#endif
+}
+
+static inline uint64_t stamp (void) {
+#ifdef HAVE_TSC
+  if (atomic_load_explicit(&clocktsc, memory_order_relaxed))
+    return __rdtsc();
+#endif
+  return uv_hrtime();
+}
+
+/* Measures nsper over the trace so far (the writer, or the stopper once
+** it has joined the writer). */
+static void calibrate (void) {
+  uint64_t units, ns;
+  if (!atomic_load_explicit(&clocktsc, memory_order_relaxed)) return;
+  units = stamp() - t0;
+  ns = uv_hrtime() - t0ns;
+  if (units > 0 && ns > 0) nsper = (double)ns / (double)units;
+}
+
+/* ns since the start, of d units of stamp() since it. */
+static uint64_t tons (uint64_t d) {
+  return (uint64_t)((double)d * nsper);
 }
 
 
@@ -434,7 +489,7 @@ static void push (tthread *t, uint64_t ts, lua_Integer id, const char *fn,
 void gr_trace_begin (lua_Integer id, const char *fn, uint64_t *flow) {
   tthread *t = enter();
   if (t == NULL) return;
-  push(t, uv_hrtime(), id, fn, flow);
+  push(t, stamp(), id, fn, flow);
   leave(t);
 }
 
@@ -445,7 +500,7 @@ void gr_trace_end (lua_Integer id, const char *state) {
   if (t == NULL) return;
   if (t->over > 0) t->over--;
   else if ((s = top(t)) != NULL && s->id == id) {
-    ts = uv_hrtime();
+    ts = stamp();
     closetop(t, ts, state);
     t->depth--;
     if ((s = top(t)) != NULL && !s->blocked) {   /* the interrupted one
@@ -463,7 +518,7 @@ void gr_trace_block (lua_Integer id, const char *reason) {
   if (t->over == 0) {
     slice *s = top(t);
     if (s != NULL && s->id == id)
-      closetop(t, uv_hrtime(), reason);
+      closetop(t, stamp(), reason);
     else if (t->depth < STACKMAX) {   /* it had no slice in this trace */
       s = &t->stk[t->depth++];
       s->id = id;
@@ -489,13 +544,13 @@ void gr_trace_unblock (lua_Integer id, const char *fn, uint64_t *flow) {
     s->blocked = 0;
     s->open = 1;
     if (fn) s->fn = fn;
-    put(t, EBEGIN, uv_hrtime(), id, s->fn, *flow);
+    put(t, EBEGIN, stamp(), id, s->fn, *flow);
     *flow = 0;
   }
   else if (t->over > 0)
     t->over--;
   else if (s == NULL || s->id != id)
-    push(t, uv_hrtime(), id, fn, flow);
+    push(t, stamp(), id, fn, flow);
   leave(t);
 }
 
@@ -516,7 +571,7 @@ uint64_t gr_trace_wake (lua_Integer id, const char *reason) {
   uint64_t f;
   if (t == NULL) return 0;
   f = newflow(t, FWAKE);
-  put(t, EWAKE, uv_hrtime(), id, reason, f);
+  put(t, EWAKE, stamp(), id, reason, f);
   leave(t);
   return f;
 }
@@ -526,7 +581,7 @@ uint64_t gr_trace_go (lua_Integer id, const char *fn) {
   uint64_t f;
   if (t == NULL) return 0;
   f = newflow(t, FGO);
-  put(t, EGO, uv_hrtime(), id, fn, f);
+  put(t, EGO, stamp(), id, fn, f);
   leave(t);
   return f;
 }
@@ -537,7 +592,7 @@ uint64_t gr_trace_parallel (lua_Integer id, size_t bytes, uint64_t ns) {
   trec *r;
   if (t == NULL) return 0;
   f = newflow(t, FPARALLEL);
-  ts = uv_hrtime();
+  ts = stamp();
   if ((r = slot(t)) != NULL) {
     r->ts = ts;
     r->idkind = EPARSIZE;
@@ -553,14 +608,14 @@ uint64_t gr_trace_parallel (lua_Integer id, size_t bytes, uint64_t ns) {
 void gr_trace_preempt (lua_Integer id, int request) {
   tthread *t = enter();
   if (t == NULL) return;
-  put(t, request ? EPREEMPTREQ : EPREEMPT, uv_hrtime(), id, NULL, 0);
+  put(t, request ? EPREEMPTREQ : EPREEMPT, stamp(), id, NULL, 0);
   leave(t);
 }
 
 void gr_trace_gc (void) {
   tthread *t = enter();
   if (t == NULL) return;
-  put(t, EGC, uv_hrtime(), 0, NULL, 0);
+  put(t, EGC, stamp(), 0, NULL, 0);
   leave(t);
 }
 
@@ -704,7 +759,7 @@ static void oevent (tthread *t, const trec *r) {
   const char *str = r->x.s;
   uint64_t ts;
   if (r->ts < t0) return;   /* recorded before this trace began */
-  ts = r->ts - t0;
+  ts = tons(r->ts - t0);
   if (ts < t->wlast) ts = t->wlast;
   t->wlast = ts;
   switch ((int)(r->idkind & 0xff)) {
@@ -852,6 +907,7 @@ static void writermain (void *arg) {
     gr_lock_timedwait(&reg, &wcond, WRITER_TICK);
     head = threads;
     gr_lock_unlock(&reg);
+    calibrate();
     drainall(head);
     gr_lock_lock(&reg);
   }
@@ -897,7 +953,16 @@ const char *gr_trace_start (const char *path, const void *S, char *err,
   wstop = 0;
   gr_lock_unlock(&reg);
   atomic_fetch_add(&gen, 1);
-  t0 = uv_hrtime();
+  {
+    static int decided;   /* protected by life */
+    if (!decided) {
+      atomic_store(&clocktsc, tsc_is_kernel_clock());
+      decided = 1;
+    }
+  }
+  t0 = stamp();
+  t0ns = uv_hrtime();
+  nsper = 1;
   if (uv_thread_create(&writer, writermain, NULL) != 0) {
     fclose(f);
     out = NULL;
@@ -929,7 +994,8 @@ static int stop (void) {
   /* No emit touches a chunk once its thread is out of the one it is in. */
   for (t = threads; t != NULL; t = t->next)
     while (atomic_load(&t->busy)) sched_yield();
-  end = uv_hrtime() - t0;
+  calibrate();
+  end = tons(stamp() - t0);
   for (t = threads; t != NULL; t = t->next) {
     drain(t);
     for (; t->wopen > 0; t->wopen--) {   /* still running: ends here */
