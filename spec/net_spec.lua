@@ -524,6 +524,9 @@ describe("g.net bad input", function()
     local cases = {
       {"dial", "tcp", "127.0.0.1", "dial tcp: address 127.0.0.1: missing port in address"},
       {"dial", "tcp", "127.0.0.1:70000", "dial tcp: address 70000: invalid port"},
+      {"dial", "tcp", "localhost:-1", "dial tcp: address -1: invalid port"},
+      {"listen", "tcp", "127.0.0.1:-80", "listen tcp: address -80: invalid port"},
+      {"dial", "tcp", "127.0.0.1:+99999", "dial tcp: address +99999: invalid port"},
       {"dial", "tcp", "1:2:3", "dial tcp: address 1:2:3: too many colons in address"},
       {"dial", "tcp", "[::1:80", "dial tcp: address [::1:80: missing ']' in address"},
       {"dial", "tcp", "127.0.0.1:http2x", "dial tcp: lookup tcp/http2x: unknown port"},

@@ -100,6 +100,7 @@ static const char *splithostport (const char *addr, char *host,
   const char *colon = strrchr(addr, ':'), *p;
   const char *h = addr, *hend;
   long v = 0;
+  int neg = 0;
   *bad = addr;
   *svc = NULL;
   if (colon == NULL) return "missing port in address";
@@ -123,14 +124,17 @@ static const char *splithostport (const char *addr, char *host,
   p = colon + 1;
   *bad = p;
   if (*p == '\0') return "missing port in address";   /* Go: port "" */
+  /* A number may have a sign, as in Go's parsePort: "-1" is a number out
+  ** of range, not a service name to look up. */
+  if (*p == '+' || *p == '-') neg = *p++ == '-';
   if (strspn(p, "0123456789") != strlen(p)) {
-    *svc = p;
+    *svc = colon + 1;
     *port = 0;
     return NULL;
   }
   for (; *p; p++)
     if (v <= 65535) v = v * 10 + (*p - '0');
-  if (v > 65535) return "invalid port";
+  if (v > 65535 || (neg && v > 0)) return "invalid port";
   *port = (int)v;
   return NULL;
 }
