@@ -277,6 +277,22 @@ describe("g.exec pipes", function()
                     {stdin:close_write()})
     assert.is_true(cmd:run())
   end)
+
+  it("a pipe goes one way: the other way fails as a bad descriptor", function()
+    local cmd = exec.command("cat")
+    local stdin, stdout = cmd:stdin_pipe(), cmd:stdout_pipe()
+    assert(cmd:start())
+    assert.are.same({nil, "read |1: bad file descriptor"}, {stdin:read(1)})
+    assert.are.same({nil, "write |0: bad file descriptor"},
+                    {stdout:write("x")})
+    assert.has_error(function() for _ in stdin:lines() do end end,
+                     "read |1: bad file descriptor")
+    -- Nothing was lost or left half-done: the ways that go still work.
+    assert(stdin:write("still here\n"))
+    assert.is_true(stdin:close())
+    assert.are.equal("still here\n", stdout:read("a"))
+    assert.is_true(cmd:wait())
+  end)
 end)
 
 describe("g.exec blocks only the goroutine", function()

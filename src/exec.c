@@ -721,6 +721,8 @@ static int newpipe (lua_State *L, int fd, int dup2err) {
   gr_stream_nosigpipe();   /* from the first pipe on */
   st = gr_stream_new(L, S, PIPEMT, fd == 0 ? "|1" : "|0");
   st->file = 1;
+  st->noread = fd == 0;   /* ours writes the child's stdin */
+  st->nowrite = fd != 0;
   uv_pipe_init(&S->loop, &st->u.pipe, 0);   /* cannot fail */
   gr_stream_adopt(st, GR_SPIPE);
   if ((r = uv_pipe(fds, 0, 0)) < 0) {

@@ -613,6 +613,7 @@ static int readattempt (lua_State *L, gr_stream *st, lua_KContext ctx) {
   int nf = (int)(ctx & 0xffff);
   int nres = lua_gettop(L) - (nf + 1);
   if (st->closed) return readfail(L, st, ctx, nres, CLOSEDMSG);
+  if (st->noread) return readfail(L, st, ctx, nres, "bad file descriptor");
   if (gr_stream_expired(st, GR_SREAD))
     return readfail(L, st, ctx, nres, TIMEOUTMSG);
   for (; nres < nf; nres++) {
@@ -741,6 +742,7 @@ static int writeattempt (lua_State *L, gr_stream *st, lua_KContext ctx) {
   gr_wreq *wr;
   int r;
   if (st->closed) return gr_stream_fail(L, st, "write", CLOSEDMSG);
+  if (st->nowrite) return gr_stream_fail(L, st, "write", "bad file descriptor");
   if (lua_gettop(L) > n + 1) {   /* a request is in flight */
     wr = (gr_wreq *)lua_touserdata(L, -1);
     if (wr->done) {

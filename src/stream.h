@@ -96,6 +96,8 @@ struct gr_stream {
   int moved;            /* closed because it moved to another state */
   int file;             /* a file, not a socket (a pipe's end): closed,
                            it says "file already closed", as Go's os.File */
+  int noread, nowrite;  /* one end of a pipe: the way it does not go
+                           fails with "bad file descriptor", as EBADF */
   struct gr_move *move; /* a pack is taking it to another state */
 };
 
