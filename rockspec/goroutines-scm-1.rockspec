@@ -38,6 +38,7 @@ build = {
         "src/chan.c",
         "src/context.c",
         "src/copy.c",
+        "src/donewatch.c",
         "src/embed.c",
         "src/errors.c",
         "src/exec.c",

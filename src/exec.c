@@ -25,10 +25,11 @@
 **     (SIGKILL) and reaps every child still running, so that no child is
 **     left unreaped once the module may be unloaded (Go would leave it
 **     running: see the README).
-**   A context's watch (command_context) belongs to its proc: a waiter on
-**     the done channel whose wake (any thread) only rings the proc's
-**     async handle; the exit, or the record's __gc, takes it back.
-** Lock order: none but a done channel's lock, taken alone (owner thread).
+**   A context's watch (command_context, a gr_donewatch of the done
+**     channel) belongs to its proc; the exit, or the record's __gc, stops
+**     it.
+** Lock order: none (owner thread only; donewatch.c takes a done
+**   channel's lock alone).
 */
 #include <errno.h>
 #include <fcntl.h>
@@ -40,6 +41,7 @@
 #include <unistd.h>
 
 #include "chan.h"
+#include "donewatch.h"
 #include "copy.h"
 #include "exec.h"
 #include "state.h"
@@ -67,22 +69,13 @@ typedef struct gr_cmd {
   int64_t status;       /* its exit status */
 } gr_cmd;
 
-/* A context bounding a child (command_context). */
-typedef struct ctxwatch {
-  gr_waiter w;          /* queued on c->recvq (protected by c's lock) */
-  uv_async_t async;     /* rung by the wake, on the child's loop */
-  gr_chan *c;           /* the done channel; one ref held */
-  gr_proc *proc;        /* the child, NULL once it let go (owner thread) */
-  atomic_int rung;      /* the wake has rung async: it touches w no more */
-} ctxwatch;
-
 /* A child process. */
 struct gr_proc {
   uv_process_t h;       /* h.data: this */
   gr_cmd *cmd;          /* its cmd, or NULL once the cmd was collected */
   procs *reg;           /* the state's record */
   gr_proc *next, *prev; /* in reg->running, until it exits */
-  ctxwatch *cw;         /* its context's watch, or NULL */
+  gr_donewatch *cw;     /* its context's watch, or NULL */
 };
 
 /* The children of a state that run (a userdata in the registry). */
@@ -133,25 +126,11 @@ static void onprocclosed (uv_handle_t *h) {
   free(p);
 }
 
-static void onctxclosed (uv_handle_t *h) {
-  free(h->data);
-}
-
 /* Takes p's context watch back (its exit, or the state's close). */
 static void unwatch (gr_proc *p) {
-  ctxwatch *cw = p->cw;
-  int queued;
+  gr_donewatch *cw = p->cw;
   p->cw = NULL;
-  gr_chan_lock(cw->c);
-  queued = cw->w.inq;
-  if (queued) gr_waitq_remove(&cw->c->recvq, &cw->w);
-  gr_chan_unlock(cw->c);
-  if (!queued)   /* the closer holds it: its wake follows at once */
-    while (!atomic_load_explicit(&cw->rung, memory_order_acquire))
-      sched_yield();
-  gr__chan_release(NULL, cw->c);
-  cw->proc = NULL;
-  uv_close((uv_handle_t *)&cw->async, onctxclosed);
+  gr_donewatch_stop(cw);
 }
 
 /* Takes p from the list of running children. */
@@ -218,17 +197,10 @@ static procs *getprocs (lua_State *L) {
 
 /* --- a context's watch ------------------------------------------------- */
 
-static void ctxwake (gr_state *cur, gr_waiter *w) {
-  ctxwatch *cw = (ctxwatch *)((char *)w - offsetof(ctxwatch, w));
-  (void)cur;
-  uv_async_send(&cw->async);
-  atomic_store_explicit(&cw->rung, 1, memory_order_release);
-}
-
 /* The context is done: the child is killed, as Go's CommandContext. */
-static void onctxasync (uv_async_t *a) {
-  ctxwatch *cw = (ctxwatch *)a->data;
-  if (cw->proc) uv_process_kill(&cw->proc->h, SIGKILL);
+static void killchild (void *arg) {
+  gr_proc *p = (gr_proc *)arg;
+  uv_process_kill(&p->h, SIGKILL);
 }
 
 /* Pushes the result of ctx:method() for the context at idx. */
@@ -239,35 +211,12 @@ static void callctx (lua_State *L, int idx, const char *method) {
   lua_call(L, 1, 1);
 }
 
-/* Makes the done channel c (of p's context) watch p, which runs; kills
+/* Makes the done channel c (of p's context) bound p, which runs; kills
 ** p at once if c is closed already. Raises nothing. */
-static void watch (gr_state *S, gr_proc *p, gr_chan *c, ctxwatch *cw) {
-  int done;
-  if (uv_async_init(&S->loop, &cw->async, onctxasync) != 0) {
-    free(cw);
-    uv_process_kill(&p->h, SIGKILL);   /* it cannot be bounded */
-    return;
-  }
-  cw->async.data = cw;
-  cw->proc = p;
-  cw->c = c;
-  atomic_init(&cw->rung, 0);
-  gr_chan_retain(c);
-  cw->w.wake = ctxwake;
-  cw->w.g = NULL;
-  cw->w.obj = c;
-  cw->w.isselect = 0;
-  cw->w.dir = GR_DIRRECV;
-  gr_value_setnil(&cw->w.val);
-  p->cw = cw;
-  gr_chan_lock(c);
-  done = c->closed;
-  if (!done) gr_waitq_push(&c->recvq, &cw->w);
-  gr_chan_unlock(c);
-  if (done) {
-    atomic_store(&cw->rung, 1);
-    uv_process_kill(&p->h, SIGKILL);
-  }
+static void watch (gr_state *S, gr_proc *p, gr_chan *c, gr_donewatch *cw) {
+  int r = gr_donewatch_start(cw, S, c, killchild, p);
+  if (r >= 0) p->cw = cw;
+  if (r != 0) uv_process_kill(&p->h, SIGKILL);   /* done, or unbounded */
 }
 
 
@@ -522,7 +471,7 @@ static int lstart (lua_State *L) {
   uv_process_options_t o;
   uv_stdio_container_t io[3];
   gr_proc *p;
-  ctxwatch *cw = NULL;
+  gr_donewatch *cw = NULL;
   gr_chan *done = NULL;
   S = gr_getstate(L);
   lua_settop(L, 1);
@@ -570,8 +519,8 @@ static int lstart (lua_State *L) {
     if (!lua_isnil(L, -1)) return startfail(L, cmd, fields);
     callctx(L, ctx, "done");   /* the context keeps its channel */
     done = gr_chan_checkud(L, -1)->c;
-    cw = (ctxwatch *)calloc(1, sizeof(*cw));
-    if (cw == NULL) return luaL_error(L, "not enough memory");
+    if ((cw = gr_donewatch_new()) == NULL)
+      return luaL_error(L, "not enough memory");
   }
   p = (gr_proc *)calloc(1, sizeof(*p));
   if (p == NULL) {

@@ -10,12 +10,10 @@
 ** `nil, message` with Go's texts ("dial tcp 127.0.0.1:1: connect:
 ** connection refused"); arguments of the wrong type raise.
 **
-** A context bounds a dial through a waiter of its own on the context's
-** done channel (shared: any thread may close it). Its wake, on the
-** closer's thread, only rings an async handle of the dialing state, whose
-** callback wakes the dial there. The dial takes its waiter back when it
-** ends (or its stream closes); if the closer dequeued it first, the dial
-** waits for that wake to have rung before it closes the async handle.
+** A context bounds a dial through a watch of the context's done channel
+** (donewatch.c: any thread may close it, and the dial wakes on its own
+** state's thread); the dial stops the watch when it ends or its stream
+** closes.
 **
 ** A conn, listener or packet conn crosses to another state by move
 ** (gr_objtype): take marks it, export (once the pack is complete) hands
@@ -42,6 +40,7 @@
 #include <netdb.h>
 
 #include "chan.h"
+#include "donewatch.h"
 #include "copy.h"
 #include "net.h"
 #include "state.h"
@@ -362,14 +361,6 @@ static int resolved (lua_State *L, gr_stream *st, const char *op,
 
 /* The watch of a dial on its context's done channel; malloc'd, freed by
 ** its async handle's close callback. */
-typedef struct ctxwatch {
-  gr_waiter w;          /* queued on c->recvq (protected by c's lock) */
-  uv_async_t async;     /* rung by the wake, on the dialing state's loop */
-  gr_chan *c;           /* the done channel; one ref held */
-  gr_stream *st;        /* the dial, NULL once it let go (owner thread) */
-  atomic_int rung;      /* the wake has rung async: it touches w no more */
-} ctxwatch;
-
 /* One address tried by a dial through a name, on a socket of its own:
 ** a failed connect leaves a socket unusable for the next address (of
 ** another family, maybe). malloc'd, freed by its close callback. */
@@ -383,7 +374,7 @@ typedef struct attempt {
 /* What a dial holds besides its stream, while it runs (st->closearg; st's
 ** onclose, or the end of the dial, lets go of it). */
 typedef struct dialer {
-  ctxwatch *cw;         /* the context's watch, or NULL */
+  gr_donewatch *cw;     /* the context's watch, or NULL */
   struct addrinfo *next;  /* the addresses not tried yet (in st->res) */
   int left;             /* how many */
   uint64_t deadline;    /* the dial's (0: none); st->deadline[GR_SWRITE]
@@ -392,37 +383,11 @@ typedef struct dialer {
   char *firsterr;       /* the first address's failure, malloc'd */
 } dialer;
 
-static void ctxwake (gr_state *cur, gr_waiter *w) {
-  ctxwatch *cw = (ctxwatch *)((char *)w - offsetof(ctxwatch, w));
-  (void)cur;
-  uv_async_send(&cw->async);
-  atomic_store_explicit(&cw->rung, 1, memory_order_release);
-}
-
-static void onctxasync (uv_async_t *a) {
-  ctxwatch *cw = (ctxwatch *)a->data;
-  if (cw->st == NULL) return;
-  cw->st->ctxdone = 1;
-  gr_stream_wakeall(cw->st, GR_SWRITE);
-}
-
-static void onctxclosed (uv_handle_t *h) {
-  free(h->data);
-}
-
-/* Takes the watch back. */
-static void unwatch (ctxwatch *cw) {
-  int queued;
-  gr_chan_lock(cw->c);
-  queued = cw->w.inq;
-  if (queued) gr_waitq_remove(&cw->c->recvq, &cw->w);
-  gr_chan_unlock(cw->c);
-  if (!queued)   /* the closer holds it: its wake follows at once */
-    while (!atomic_load_explicit(&cw->rung, memory_order_acquire))
-      sched_yield();
-  gr__chan_release(NULL, cw->c);
-  cw->st = NULL;
-  uv_close((uv_handle_t *)&cw->async, onctxclosed);
+/* The dial's context is done: the dial fails as it wakes. */
+static void ctxdone (void *arg) {
+  gr_stream *st = (gr_stream *)arg;
+  st->ctxdone = 1;
+  gr_stream_wakeall(st, GR_SWRITE);
 }
 
 static void onattemptclosed (uv_handle_t *h) {
@@ -444,7 +409,7 @@ static void dialend (gr_stream *st) {
   if (d == NULL) return;
   st->closearg = NULL;
   st->onclose = NULL;
-  if (d->cw) unwatch(d->cw);
+  if (d->cw) gr_donewatch_stop(d->cw);
   dropattempt(d);
   free(d->firsterr);
   free(d);
@@ -464,7 +429,7 @@ static dialer *dialerof (lua_State *L, gr_stream *st) {
 /* Makes the context at index idx bound the dial of st: 0, or 1 if it is
 ** done already. Raises before it takes anything. */
 static int watch (lua_State *L, gr_stream *st, int idx) {
-  ctxwatch *cw;
+  gr_donewatch *cw;
   gr_chan *c;
   dialer *d;
   int done;
@@ -474,29 +439,10 @@ static int watch (lua_State *L, gr_stream *st, int idx) {
   c = gr_chan_checkud(L, -1)->c;
   lua_pop(L, 1);   /* the context keeps its channel */
   d = dialerof(L, st);
-  cw = (ctxwatch *)calloc(1, sizeof(*cw));
-  if (cw == NULL) luaL_error(L, "not enough memory");
-  if (uv_async_init(&st->S->loop, &cw->async, onctxasync) != 0) {
-    free(cw);
+  if ((cw = gr_donewatch_new()) == NULL) luaL_error(L, "not enough memory");
+  if ((done = gr_donewatch_start(cw, st->S, c, ctxdone, st)) < 0)
     luaL_error(L, "not enough memory");
-  }
-  cw->async.data = cw;
-  cw->st = st;
-  cw->c = c;
-  atomic_init(&cw->rung, 0);
-  gr_chan_retain(c);
-  cw->w.wake = ctxwake;
-  cw->w.g = NULL;
-  cw->w.obj = c;
-  cw->w.isselect = 0;
-  cw->w.dir = GR_DIRRECV;
-  gr_value_setnil(&cw->w.val);
   d->cw = cw;
-  gr_chan_lock(c);
-  done = c->closed;
-  if (!done) gr_waitq_push(&c->recvq, &cw->w);
-  gr_chan_unlock(c);
-  if (done) atomic_store(&cw->rung, 1);
   return done;
 }
 
