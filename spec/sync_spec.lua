@@ -1,4 +1,5 @@
--- SPEC "sync": waitgroup, mutex (mutual exclusion, FIFO hand-off), once.
+-- SPEC "sync": waitgroup, mutex (mutual exclusion, FIFO hand-off in one
+-- state, contention across states), once.
 
 local g = require "goroutines"
 local h = require "spec.helpers"
@@ -202,6 +203,68 @@ describe("sync.mutex", function()
     assert.are.equal(0, code, err)
     assert.are.equal("unlocked\ttrue\nhanded over\n"
                      .. "false\tsync: unlock of unlocked mutex\n", out)
+  end)
+
+  it("excludes the goroutines of two states that contend for it", function()
+    -- Inside the lock each side checks that a slot shared by the two
+    -- states is empty, fills it and empties it again.
+    local out, err, code = h.run_script([[
+      local g = require "goroutines"
+      local function hammer (m, slot, n)
+        for _ = 1, n do
+          m:lock()
+          assert(slot:len() == 0, "two holders at once")
+          slot:send(true)
+          slot:recv()
+          m:unlock()
+        end
+      end
+      local m, slot, done = g.sync.mutex(), g.chan(1), g.chan()
+      g.parallel(function (m, slot, done, hammer)
+        done:recv()
+        hammer(m, slot, 20000)
+        done:send(true)
+      end, m, slot, done, hammer)
+      done:send(true)
+      hammer(m, slot, 20000)
+      done:recv()
+      print("done", slot:len())
+    ]], 60)
+    assert.are.equal(0, code, err)
+    assert.are.equal("done\t0\n", out)
+  end)
+
+  it("lets two states contend without a wake across threads at every "
+     .. "lock: within 20 times the cost of a lock without contention",
+     function()
+    -- A lock handed to a goroutine of another state at every unlock made
+    -- each pair cost a wake of a parked thread (tens of microseconds).
+    local out, err, code = h.run_script([[
+      local g = require "goroutines"
+      local N = 100000
+      local function pairs_ (m, n)
+        for _ = 1, n do m:lock(); m:unlock() end
+      end
+      local m = g.sync.mutex()
+      local t0 = g.time.now()
+      pairs_(m, 2 * N)
+      local alone = g.time.now() - t0
+      local ready, done = g.chan(), g.chan()
+      g.parallel(function (m, ready, done, pairs_, n)
+        ready:send(true)
+        pairs_(m, n)
+        done:send(true)
+      end, m, ready, done, pairs_, N)
+      ready:recv()
+      t0 = g.time.now()
+      pairs_(m, N)
+      done:recv()
+      local both = g.time.now() - t0
+      print(both < 20 * alone or ("%.0f ns a pair, alone %.0f ns")
+            :format(both * 1e9 / (2 * N), alone * 1e9 / (2 * N)))
+    ]], 120)
+    assert.are.equal(0, code, err)
+    assert.are.equal("true\n", out)
   end)
 
   it("returns a guard from lock whose __close unlocks: Go's defer "

@@ -3,11 +3,18 @@
 ** cond and semaphore: reference-counted C objects with a lock and FIFOs
 ** of parked goroutines, so that goroutines of any state may share them.
 **
-** Invariants (o->lock held):
+** Invariants (o->lock held, or for an unshared object its one thread):
 **   waitgroup: o->n >= 0 is the counter; waiters are queued only while
 **     o->n > 0, and all of them are woken when it reaches 0;
-**   mutex: o->n is 1 while locked; waiters are queued only while locked;
-**     unlock hands the lock to the first waiter (o->n stays 1);
+**   mutex: o->n is 1 while locked. Unlock hands the lock to the first
+**     waiter (o->n stays 1) when waking it is cheap: a goroutine of the
+**     unlocker's state, or a cond's waiter. One of another state, whose
+**     wake crosses threads, is woken to retry instead, the lock left
+**     free (Go's normal mode: who comes meanwhile may take it); if it
+**     loses, it queues first and sets o->starving, so that the next
+**     unlock hands the lock to it. So waiters are queued only while
+**     locked, or while the one woken to retry has yet to run (a cancel
+**     of it passes its turn on: passon);
 **   once: o->n is 0 (not run), 1 (running: callers wait) or 2 (done);
 **   rwmutex: o->n readers hold it, or a writer (o->wlocked, then o->n is
 **     0); o->waiters are writers, o->readers readers. Writer preference
@@ -55,6 +62,11 @@ static const char *const mtnames[NKINDS] = {
   "goroutines.semaphore"
 };
 
+/* A mutex held by another thread is tried SPINS more times, SPINPAUSES
+** pauses apart, before its locker parks (spin). */
+#define SPINS       8
+#define SPINPAUSES  30
+
 /* How a lock is taken: a mutex, an rwmutex for writing or for reading. */
 enum { LMUTEX, LWRITE, LREAD };
 
@@ -77,6 +89,7 @@ typedef struct gr_sync {
   lua_Integer n;        /* counter, locked flag, once state, readers or
                            units held (above) */
   int wlocked;          /* rwmutex: a writer holds it */
+  int starving;         /* mutex: the next unlock hands over (above) */
   int wpending;         /* rwmutex: the first writer waits for readers */
   gr_waitq waiters;
   gr_waitq readers;     /* rwmutex: readers waiting */
@@ -101,15 +114,52 @@ static void release (gr_sync *o) {
   }
 }
 
-/* Returns the object of the live handle of kind at index 1; raises for
-** another value or a handle already finalized. Only for the methods of
-** kind (their GR_UV_OWNMT is its metatable). */
-static gr_sync *check (lua_State *L, int kind) {
-  gr_syncud *u = (gr_syncud *)gr_testud(L, 1, GR_UV_OWNMT);
-  if (u == NULL) luaL_typeerror(L, 1, mtnames[kind]);
+static int isshared (gr_sync *o) {
+  return atomic_load_explicit(&o->shared, memory_order_relaxed);
+}
+
+/* Takes the lock of o, whose lock guards queues (lockof): only once o is
+** shared, as chan.c's gr_chan_lock. Before, the thread of the one state
+** that holds o is the only one to touch it, and o->shared changes (in
+** share, on that thread) only between two C calls, never inside a
+** critical section; a handle reaches another state only through a pack,
+** after share, so that state's thread sees it set. */
+static void olock (gr_sync *o) {
+  if (isshared(o)) gr_mutex_lock(&o->lock);
+}
+
+static void ounlock (gr_sync *o) {
+  if (isshared(o)) gr_mutex_unlock(&o->lock);
+}
+
+#ifdef GR_DEBUG
+/* Whether the caller may touch what o->lock guards. */
+static int oheld (gr_sync *o) {
+  return !isshared(o) || gr_mutex_held(&o->lock);
+}
+#endif
+
+/* Returns the object of the live handle of kind at index 1, leaving the
+** handle's metatable pushed; raises for another value or a handle already
+** finalized. Only for the methods of kind (their GR_UV_OWNMT is its
+** metatable) that read no optional argument (the metatable would stand
+** for an absent one) and return nothing or values they push: the locks
+** and unlocks, which so make three calls of Lua's API, not four. */
+static gr_sync *checkmt (lua_State *L, int kind) {
+  gr_syncud *u = (gr_syncud *)lua_touserdata(L, 1);
+  if (u == NULL || !lua_getmetatable(L, 1) ||
+      !lua_rawequal(L, -1, GR_UV_OWNMT))
+    luaL_typeerror(L, 1, mtnames[kind]);
   if (u->o == NULL)
     luaL_error(L, "attempt to use a finalized %s", mtnames[kind]);
   return u->o;
+}
+
+/* As checkmt, for every method: the stack is left as it was. */
+static gr_sync *check (lua_State *L, int kind) {
+  gr_sync *o = checkmt(L, kind);
+  lua_pop(L, 1);
+  return o;
 }
 
 /* A list of waiters to wake, linked through w->next: collected under a
@@ -123,12 +173,17 @@ static void wakes_init (wakes *k) {
   k->tail = &k->first;
 }
 
-/* Adds w, which completed its wait (it holds what it waited for). */
-static void wakes_add (wakes *k, gr_waiter *w) {
-  w->success = 1;
+/* Adds w, which completed its wait (it holds what it waited for), or
+** with success 0 (a mutex's waiter woken to retry) did not. */
+static void wakes_put (wakes *k, gr_waiter *w, int success) {
+  w->success = (unsigned char)success;
   w->next = NULL;
   *k->tail = w;
   k->tail = &w->next;
+}
+
+static void wakes_add (wakes *k, gr_waiter *w) {
+  wakes_put(k, w, 1);
 }
 
 /* Wakes the list (S: the caller's state, or NULL). While the state
@@ -156,7 +211,7 @@ static void takeall (gr_waitq *q, wakes *k) {
 
 /* Takes o in lmode if it is free for that at once. Requires o->lock. */
 static int tryenter (gr_sync *o, int lmode) {
-  GR_ASSERT(gr_mutex_held(&o->lock));
+  GR_ASSERT(oheld(o));
   switch (lmode) {
     case LMUTEX:
       if (o->n != 0) return 0;
@@ -177,7 +232,7 @@ static int tryenter (gr_sync *o, int lmode) {
 ** only readers claims the lock: readers that come after it wait.
 ** Requires o->lock. */
 static void enqueue (gr_sync *o, gr_waiter *w, int lmode) {
-  GR_ASSERT(gr_mutex_held(&o->lock));
+  GR_ASSERT(oheld(o));
   if (lmode == LREAD) {
     w->dir = QREAD;
     gr_waitq_push(&o->readers, w);
@@ -208,17 +263,48 @@ static void admitreaders (gr_sync *o, wakes *k) {
   }
 }
 
-/* Unlocks o held in lmode: the waiters that get it go to k. Returns 0, or
-** -1 when o is not held in lmode (nothing changed). Requires o->lock. */
-static int leave (gr_sync *o, int lmode, wakes *k) {
+/* Whether the mutex o passes to its first waiter w, woken by a thread
+** that runs state cur (NULL: none, or unknown), rather than w retrying
+** (see the invariants). Requires o->lock. */
+static int handover (gr_sync *o, gr_waiter *w, gr_state *cur) {
+  return o->starving || w->obj != (void *)o ||
+         (w->g != NULL && w->g->S == cur);
+}
+
+/* The mutex o is free: its first waiter, if any, is woken to retry. For
+** the cancel of a waiter that was woken so, whose turn it passes on.
+** Requires o->lock. */
+static void passon (gr_sync *o, wakes *k) {
   gr_waiter *w;
-  GR_ASSERT(gr_mutex_held(&o->lock));
+  if (o->n == 0 && (w = gr_waitq_pop(&o->waiters)) != NULL) {
+    if (o->starving || w->obj != (void *)o) {
+      o->starving = 0;
+      o->n = 1;
+      wakes_add(k, w);
+    }
+    else wakes_put(k, w, 0);
+  }
+}
+
+/* Unlocks o held in lmode: the waiters that get it, or for a mutex retry
+** for it, go to k (cur: the unlocker's state, or NULL). Returns 0, or -1
+** when o is not held in lmode (nothing changed). Requires o->lock. */
+static int leave (gr_sync *o, int lmode, gr_state *cur, wakes *k) {
+  gr_waiter *w;
+  GR_ASSERT(oheld(o));
   switch (lmode) {
     case LMUTEX:
       if (o->n == 0) return -1;
       w = gr_waitq_pop(&o->waiters);
-      if (w == NULL) o->n = 0;    /* else the lock passes to w: n stays 1 */
-      else wakes_add(k, w);
+      if (w == NULL) o->n = 0;
+      else if (handover(o, w, cur)) {   /* the lock passes: n stays 1 */
+        o->starving = 0;
+        wakes_add(k, w);
+      }
+      else {
+        o->n = 0;
+        wakes_put(k, w, 0);
+      }
       return 0;
     case LWRITE:
       if (!o->wlocked) return -1;
@@ -286,16 +372,12 @@ static int unqueue (gr_waiter *w, gr_state *S, gr_state *closing) {
   wakes k;
   int was;
   wakes_init(&k);
-  gr_mutex_lock(&lk->lock);
+  olock(lk);
   was = w->inq;
   if (was) withdraw(w, &k);
-  gr_mutex_unlock(&lk->lock);
+  ounlock(lk);
   wakelist(S, &k, closing);
   return was;
-}
-
-static int isshared (gr_sync *o) {
-  return atomic_load_explicit(&o->shared, memory_order_relaxed);
 }
 
 /* Pushes the root handle of the sync handle at idx. */
@@ -326,13 +408,28 @@ static int leakroots (lua_State *L, gr_g *g) {
   return 2;
 }
 
+/* Takes back the wait of g for good (closing: as unqueue). A mutex's
+** waiter already woken to retry passes its turn on. */
+static void dropwait (gr_g *g, gr_state *S, gr_state *closing) {
+  gr_waiter *w = &g->w;
+  gr_sync *o = (gr_sync *)w->obj;
+  if (!unqueue(w, S, closing) && !w->success && o->kind == MUTEX) {
+    wakes k;
+    wakes_init(&k);
+    olock(o);
+    passon(o, &k);
+    ounlock(o);
+    wakelist(S, &k, closing);
+  }
+  release(o);
+  w->obj = NULL;
+}
+
 /* leakops->drop: g was found leaked. */
 static void leakdrop (lua_State *L, gr_g *g) {
   (void)L;
   if (g->w.obj == NULL) return;
-  unqueue(&g->w, g->S, NULL);   /* may let others go: they run */
-  release((gr_sync *)g->w.obj);
-  g->w.obj = NULL;
+  dropwait(g, g->S, NULL);   /* may let others go: they run */
   g->cancel = NULL;
 }
 
@@ -341,20 +438,28 @@ static const gr_leakops leakops = { leakroots, leakdrop };
 /* At the close of g's state. */
 static void cancel (gr_g *g) {
   if (g->w.obj == NULL) return;
-  unqueue(&g->w, NULL, g->S);
-  release((gr_sync *)g->w.obj);
-  g->w.obj = NULL;
+  dropwait(g, NULL, g->S);
 }
+
+static gr_waiter *begin (gr_state *S, gr_sync *o, int mode, int reason);
+static int parkon (lua_State *L, gr_state *S, gr_sync *lk, int ret,
+                   wakes *k);
 
 /* Continuation of every sync wait (as chan.c's endwait): after an
 ** in-place wait that must raise, the waiter is removed and the error
 ** raised, unless a waker took it first: then the wait completes (a lock
 ** is owned) and the error waits for the next blocking call. A wait that
-** completes returns the value at index ctx (a guard), or nothing (0). */
+** completes returns the value at index ctx (a guard), or nothing (0).
+** A mutex's waiter woken to retry (success 0) takes the lock if it is
+** free, else queues first, where the next unlock hands it the lock (so
+** an in-place wait nests at most once more); with an error to raise, it
+** raises instead of waiting again. */
 static int wait_k (lua_State *L, int status, lua_KContext ctx) {
   gr_state *S = gr_getstate(L);
   gr_g *g = S->current;
   gr_sync *o = (gr_sync *)g->w.obj;
+  int mode;
+  gr_waiter *w;
   if (status < 0 && gr_wait_settle(g, unqueue(&g->w, S, NULL))) {
     g->w.obj = NULL;
     g->cancel = NULL;
@@ -363,10 +468,32 @@ static int wait_k (lua_State *L, int status, lua_KContext ctx) {
   }
   g->w.obj = NULL;
   g->cancel = NULL;
-  release(o);
-  if (ctx == 0) return 0;
-  lua_pushvalue(L, (int)ctx);
-  return 1;
+  if (g->w.success || o->kind != MUTEX) {
+    release(o);
+    if (ctx == 0) return 0;
+    lua_pushvalue(L, (int)ctx);
+    return 1;
+  }
+  olock(o);
+  if (tryenter(o, LMUTEX)) {
+    ounlock(o);
+    release(o);
+    lua_pushvalue(L, (int)ctx);
+    return 1;
+  }
+  mode = status < 0 ? GR_BLOCK_NO : gr_sched_blockmode(L, S);
+  if (mode == GR_BLOCK_NO) {   /* o is held: no turn to pass on */
+    ounlock(o);
+    release(o);
+    if (status < 0) gr_errors_raisewait(L, S, status);
+    return gr_sched_cannotblock(L, GR_WMUTEX);
+  }
+  w = begin(S, o, mode, GR_WMUTEX);   /* a ref of its own */
+  release(o);                          /* the first wait's: not the last */
+  w->dir = QMAIN;
+  gr_waitq_pushfront(&o->waiters, w);
+  o->starving = 1;
+  return parkon(L, S, o, (int)ctx, NULL);
 }
 
 /* Makes the current goroutine a waiter on o, not yet queued, holding a
@@ -387,32 +514,68 @@ static gr_waiter *begin (gr_state *S, gr_sync *o, int mode, int reason) {
 ** returns the value at index ret (0: nothing). */
 static int parkon (lua_State *L, gr_state *S, gr_sync *lk, int ret,
                   wakes *k) {
-  GR_ASSERT(gr_mutex_held(&lk->lock));
-  gr_mutex_unlock(&lk->lock);
+  GR_ASSERT(oheld(lk));
+  ounlock(lk);
   if (k) wakelist(S, k, NULL);
   return gr_sched_park(L, S, S->current, ret, wait_k);
 }
 
 /* Raises for GR_BLOCK_NO, with o->lock held: it drops it first. */
 static int cannotblock (lua_State *L, gr_sync *o, int reason) {
-  gr_mutex_unlock(&o->lock);
+  ounlock(o);
   return gr_sched_cannotblock(L, reason);
 }
 
+/* The caller's state, or NULL once its runtime is closed (a late
+** finalizer); never raises. Wakes take NULL as a caller from elsewhere: an
+** unlock that handed its lock over must wake the new holder even then. */
+static gr_state *callerstate (lua_State *L) {
+  gr_statebox *box = (gr_statebox *)lua_touserdata(L, GR_UV_STATE);
+  return atomic_load_explicit(&box->S, memory_order_acquire);
+}
+
+/* Tries a little longer to lock the mutex o held by another thread: its
+** holder may be about to unlock (as Go's sync.Mutex spins), and parking
+** costs a wake across threads. Only while nobody queues (they come
+** first) and o is shared (else its holder is parked on this thread).
+** Returns whether it took o. Requires o->lock; holds it on return. */
+static int spin (gr_sync *o) {
+  int i, j;
+  for (i = 0; i < SPINS && isshared(o) && o->waiters.first == NULL; i++) {
+    ounlock(o);
+    for (j = 0; j < SPINPAUSES; j++) GR_PAUSE();
+    olock(o);
+    if (tryenter(o, LMUTEX)) return 1;
+  }
+  return 0;
+}
+
 /* Locks o in lmode for the caller, waiting as long as it takes, then
-** returns the guard at index ret (the handle whose __close unlocks). */
+** returns the guard: the value at index ret (the handle whose __close
+** unlocks), or with ret 0 the value at the top, pushed by the caller. A
+** lock taken at once needs no scheduler. */
 static int lockin (lua_State *L, gr_sync *o, int lmode, int reason,
                    int ret) {
-  gr_state *S = gr_getstate(L);
+  gr_state *S;
   int mode;
-  gr_mutex_lock(&o->lock);
+  olock(o);
   if (tryenter(o, lmode)) {
-    gr_mutex_unlock(&o->lock);
+    ounlock(o);
+    if (ret != 0) lua_pushvalue(L, ret);
+    return 1;
+  }
+  if ((S = callerstate(L)) == NULL) {   /* closed: as gr_getstate */
+    ounlock(o);
+    return gr_state_closederror(L);
+  }
+  if (ret == 0) ret = lua_gettop(L);
+  mode = gr_sched_blockmode(L, S);   /* takes no lock, raises nothing */
+  if (mode == GR_BLOCK_NO) return cannotblock(L, o, reason);
+  if (lmode == LMUTEX && spin(o)) {
+    ounlock(o);
     lua_pushvalue(L, ret);
     return 1;
   }
-  mode = gr_sched_blockmode(L, S);   /* takes no lock, raises nothing */
-  if (mode == GR_BLOCK_NO) return cannotblock(L, o, reason);
   enqueue(o, begin(S, o, mode, reason), lmode);
   return parkon(L, S, o, ret, NULL);
 }
@@ -422,11 +585,11 @@ static int unlockin (lua_State *L, gr_sync *o, int lmode) {
   wakes k;
   int r;
   wakes_init(&k);
-  gr_mutex_lock(&o->lock);
-  r = leave(o, lmode, &k);
-  gr_mutex_unlock(&o->lock);
+  olock(o);
+  r = leave(o, lmode, o->waiters.first ? callerstate(L) : NULL, &k);
+  ounlock(o);
   if (r < 0) return luaL_error(L, "%s", unlockerr[lmode]);
-  wakelist(gr_getstate(L), &k, NULL);
+  if (k.first) wakelist(callerstate(L), &k, NULL);
   return 0;
 }
 
@@ -439,19 +602,19 @@ static int unlockin (lua_State *L, gr_sync *o, int lmode) {
 static int add (lua_State *L, gr_sync *o, lua_Integer delta) {
   wakes k;
   wakes_init(&k);
-  gr_mutex_lock(&o->lock);
+  olock(o);
   if (delta > 0 && o->n > LUA_MAXINTEGER - delta) {
-    gr_mutex_unlock(&o->lock);
+    ounlock(o);
     return luaL_error(L, "sync: WaitGroup counter overflow");
   }
   if (delta < 0 && o->n + delta < 0) {
-    gr_mutex_unlock(&o->lock);
+    ounlock(o);
     return luaL_error(L, "sync: negative WaitGroup counter");
   }
   o->n += delta;
   if (o->n == 0) takeall(&o->waiters, &k);
-  gr_mutex_unlock(&o->lock);
-  wakelist(gr_getstate(L), &k, NULL);
+  ounlock(o);
+  if (k.first) wakelist(callerstate(L), &k, NULL);
   return 0;
 }
 
@@ -468,9 +631,9 @@ static int lwg_wait (lua_State *L) {
   gr_state *S = gr_getstate(L);
   gr_sync *o = check(L, WAITGROUP);
   int mode = gr_sched_blockmode(L, S);
-  gr_mutex_lock(&o->lock);
+  olock(o);
   if (o->n == 0) {
-    gr_mutex_unlock(&o->lock);
+    ounlock(o);
     return 0;
   }
   if (mode == GR_BLOCK_NO) return cannotblock(L, o, GR_WWAITGROUP);
@@ -483,11 +646,11 @@ static int lwg_wait (lua_State *L) {
 
 /* mu:lock() -> mu, the guard: its __close unlocks */
 static int lmu_lock (lua_State *L) {
-  return lockin(L, check(L, MUTEX), LMUTEX, GR_WMUTEX, 1);
+  return lockin(L, checkmt(L, MUTEX), LMUTEX, GR_WMUTEX, 1);
 }
 
 static int lmu_unlock (lua_State *L) {
-  return unlockin(L, check(L, MUTEX), LMUTEX);
+  return unlockin(L, checkmt(L, MUTEX), LMUTEX);
 }
 
 
@@ -509,23 +672,25 @@ static void pushrlocker (lua_State *L, gr_sync *o) {
 
 /* rw:lock() -> rw, the guard: its __close unlocks */
 static int lrw_lock (lua_State *L) {
-  return lockin(L, check(L, RWMUTEX), LWRITE, GR_WRWLOCK, 1);
+  return lockin(L, checkmt(L, RWMUTEX), LWRITE, GR_WRWLOCK, 1);
 }
 
 static int lrw_unlock (lua_State *L) {
-  return unlockin(L, check(L, RWMUTEX), LWRITE);
+  return unlockin(L, checkmt(L, RWMUTEX), LWRITE);
 }
 
 /* rw:rlock() -> rw:rlocker(), the guard: its __close runlocks */
 static int lrw_rlock (lua_State *L) {
-  gr_sync *o = check(L, RWMUTEX);
-  lua_settop(L, 1);
-  pushrlocker(L, o);   /* may raise: before the lock */
-  return lockin(L, o, LREAD, GR_WRWRLOCK, 2);
+  gr_sync *o = checkmt(L, RWMUTEX);
+  if (lua_getiuservalue(L, 1, 1) != LUA_TUSERDATA) {   /* the first */
+    lua_settop(L, 1);
+    pushrlocker(L, o);   /* may raise: before the lock */
+  }
+  return lockin(L, o, LREAD, GR_WRWRLOCK, 0);
 }
 
 static int lrw_runlock (lua_State *L) {
-  return unlockin(L, check(L, RWMUTEX), LREAD);
+  return unlockin(L, checkmt(L, RWMUTEX), LREAD);
 }
 
 /* rw:rlocker(): a lock whose lock and unlock are rw's rlock and runlock
@@ -539,11 +704,11 @@ static int lrw_rlocker (lua_State *L) {
 
 /* rl:lock() -> rl, the guard: its __close runlocks */
 static int lrl_lock (lua_State *L) {
-  return lockin(L, check(L, RLOCKER), LREAD, GR_WRWRLOCK, 1);
+  return lockin(L, checkmt(L, RLOCKER), LREAD, GR_WRWRLOCK, 1);
 }
 
 static int lrl_unlock (lua_State *L) {
-  return unlockin(L, check(L, RLOCKER), LREAD);
+  return unlockin(L, checkmt(L, RLOCKER), LREAD);
 }
 
 
@@ -560,9 +725,9 @@ static int lcond_wait (lua_State *L) {
   gr_waiter *w;
   if (mode == GR_BLOCK_NO) return gr_sched_cannotblock(L, GR_WCOND);
   wakes_init(&k);
-  gr_mutex_lock(&lk->lock);
-  if (leave(lk, c->lmode, &k) < 0) {
-    gr_mutex_unlock(&lk->lock);
+  olock(lk);
+  if (leave(lk, c->lmode, S, &k) < 0) {
+    ounlock(lk);
     return luaL_error(L, "%s", unlockerr[c->lmode]);
   }
   w = begin(S, c, mode, GR_WCOND);
@@ -578,7 +743,7 @@ static int notify (lua_State *L, int all) {
   gr_waiter *w;
   wakes k;
   wakes_init(&k);
-  gr_mutex_lock(&lk->lock);
+  olock(lk);
   while ((w = gr_waitq_pop(&c->waiters)) != NULL) {
     if (tryenter(lk, c->lmode)) wakes_add(&k, w);
     else {
@@ -587,7 +752,7 @@ static int notify (lua_State *L, int all) {
     }
     if (!all) break;
   }
-  gr_mutex_unlock(&lk->lock);
+  ounlock(lk);
   wakelist(gr_getstate(L), &k, NULL);
   return 0;
 }
@@ -600,7 +765,9 @@ static int lcond_broadcast (lua_State *L) { return notify(L, 1); }
 
 /* The weight at idx: an integer >= 0, 1 when absent. */
 static lua_Integer weight (lua_State *L, int idx) {
-  lua_Integer k = luaL_optinteger(L, idx, 1);
+  int isnum;
+  lua_Integer k = lua_tointegerx(L, idx, &isnum);
+  if (!isnum) k = luaL_optinteger(L, idx, 1);   /* absent, or raises */
   luaL_argcheck(L, k >= 0, idx, "weight must be a non-negative integer");
   return k;
 }
@@ -624,15 +791,19 @@ static int semtry (gr_sync *o, lua_Integer k) {
 }
 
 static int lsem_acquire (lua_State *L) {
-  gr_state *S = gr_getstate(L);
   gr_sync *o = check(L, SEMAPHORE);
   lua_Integer k = checkweight(L, o);
+  gr_state *S;
   int mode;
   gr_waiter *w;
-  gr_mutex_lock(&o->lock);
-  if (semtry(o, k)) {
-    gr_mutex_unlock(&o->lock);
+  olock(o);
+  if (semtry(o, k)) {   /* no scheduler needed */
+    ounlock(o);
     return 0;
+  }
+  if ((S = callerstate(L)) == NULL) {   /* closed: as gr_getstate */
+    ounlock(o);
+    return gr_state_closederror(L);
   }
   mode = gr_sched_blockmode(L, S);   /* takes no lock, raises nothing */
   if (mode == GR_BLOCK_NO) return cannotblock(L, o, GR_WSEMACQUIRE);
@@ -647,9 +818,9 @@ static int lsem_tryacquire (lua_State *L) {
   gr_sync *o = check(L, SEMAPHORE);
   lua_Integer k = checkweight(L, o);
   int r;
-  gr_mutex_lock(&o->lock);
+  olock(o);
   r = semtry(o, k);
-  gr_mutex_unlock(&o->lock);
+  ounlock(o);
   lua_pushboolean(L, r);
   return 1;
 }
@@ -659,15 +830,15 @@ static int lsem_release (lua_State *L) {
   lua_Integer k = weight(L, 2);
   wakes q;
   wakes_init(&q);
-  gr_mutex_lock(&o->lock);
+  olock(o);
   if (k > o->n) {
-    gr_mutex_unlock(&o->lock);
+    ounlock(o);
     return luaL_error(L, "semaphore: released more than held");
   }
   o->n -= k;
   semnotify(o, &q);
-  gr_mutex_unlock(&o->lock);
-  wakelist(gr_getstate(L), &q, NULL);
+  ounlock(o);
+  if (q.first) wakelist(callerstate(L), &q, NULL);
   return 0;
 }
 
@@ -680,10 +851,10 @@ static int once_k (lua_State *L, int status, lua_KContext ctx) {
   gr_sync *o = (gr_sync *)ctx;
   wakes k;
   wakes_init(&k);
-  gr_mutex_lock(&o->lock);
+  olock(o);
   o->n = 2;
   takeall(&o->waiters, &k);
-  gr_mutex_unlock(&o->lock);
+  ounlock(o);
   wakelist(gr_getstate(L), &k, NULL);
   if (status != LUA_OK && status != LUA_YIELD) return lua_error(L);
   return 0;
@@ -698,9 +869,9 @@ static int lonce_call (lua_State *L) {
   lua_settop(L, 2);
   mode = gr_sched_blockmode(L, S);
   for (;;) {
-    gr_mutex_lock(&o->lock);
+    olock(o);
     if (o->n == 2) {
-      gr_mutex_unlock(&o->lock);
+      ounlock(o);
       return 0;
     }
     if (o->n == 1) {
@@ -709,7 +880,7 @@ static int lonce_call (lua_State *L) {
       return parkon(L, S, o, 0, NULL);
     }
     if (lua_gettop(L) == 3) break;   /* pinned: run f */
-    gr_mutex_unlock(&o->lock);
+    ounlock(o);
     /* A second handle of o, out of the user's reach, so that o outlives
     ** f even if f finalizes the handle it was called through. May raise:
     ** without the lock, then look again. */
@@ -718,7 +889,7 @@ static int lonce_call (lua_State *L) {
     lua_setiuservalue(L, -2, 2);
   }
   o->n = 1;
-  gr_mutex_unlock(&o->lock);
+  ounlock(o);
   lua_pushvalue(L, 2);
   /* The pinned handle at index 3 keeps o alive until once_k runs. */
   return once_k(L, lua_pcallk(L, 0, 0, 0, (lua_KContext)o, once_k),

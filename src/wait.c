@@ -23,6 +23,15 @@ void gr_waitq_push (gr_waitq *q, gr_waiter *w) {
   w->inq = 1;
 }
 
+void gr_waitq_pushfront (gr_waitq *q, gr_waiter *w) {
+  w->prev = NULL;
+  w->next = q->first;
+  if (q->first) q->first->prev = w;
+  else q->last = w;
+  q->first = w;
+  w->inq = 1;
+}
+
 void gr_waitq_remove (gr_waitq *q, gr_waiter *w) {
   GR_ASSERT(w->inq);
   if (w->prev) w->prev->next = w->next;

@@ -44,6 +44,8 @@ typedef struct gr_waitq {
 
 /* Appends w. Requires the object's lock. */
 void gr_waitq_push (gr_waitq *q, gr_waiter *w);
+/* Puts w first. Requires the object's lock. */
+void gr_waitq_pushfront (gr_waitq *q, gr_waiter *w);
 /* Removes w, which must be queued. Requires the object's lock. */
 void gr_waitq_remove (gr_waitq *q, gr_waiter *w);
 /* Takes the first waiter that may be completed (skipping select waiters
