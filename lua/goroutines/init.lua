@@ -69,7 +69,10 @@ end
 -- its members run in that state (grp:go) or on workers (grp:parallel), and
 -- share with it only runtime objects: a wait group, the limit's channel of
 -- tokens, a channel of one slot that the first failure fills (the other
--- failures find it full), and the cancel of the group's context. A member
+-- failures find it full), and the cancel of the group's context. The
+-- members of the group's own state count in grp.running, a plain field
+-- that only that state's thread touches: the wait group counts them as
+-- one while it is above 0, so that a member costs no call into it. A member
 -- fails by raising: its error, a string with the member's traceback
 -- appended or any other value as it was raised, is the group's when it
 -- fails first. A member of the group's own state records the very value,
@@ -94,10 +97,11 @@ local function callable (f)
 end
 
 -- Takes a token of the limit (waiting for one with wait, else only if one
--- is free at once) and counts the member in; returns true and the token's
--- channel (false: no limit), or false when no token was free.
-local function enter (grp, f, name, wait)
-  if not callable(f) then
+-- is free at once) and counts the member in (on a worker with parallel);
+-- returns true and the token's channel (false: no limit), or false when no
+-- token was free.
+local function enter (grp, f, name, wait, parallel)
+  if type(f) ~= "function" and not callable(f) then
     error(("bad argument #1 to '%s' (function expected, got %s)")
           :format(name, type(f)), 3)
   end
@@ -108,7 +112,12 @@ local function enter (grp, f, name, wait)
       return false
     end
   end
-  grp.wg:add(1)
+  if parallel then grp.wg:add(1)
+  else
+    local n = grp.running
+    if n == 0 then grp.wg:add(1) end
+    grp.running = n + 1
+  end
   return true, sem
 end
 
@@ -121,14 +130,16 @@ end
 -- Runs a member in the group's state.
 local function runlocal (grp, sem, f, ...)
   local ok, e = xpcall(f, membertrace, ...)
-  e = failure(e)
   if not ok and core.select { grp.first:on_send(false), default = true } == 1
   then
+    e = failure(e)
     grp.err = e
     if grp.cancel then grp.cancel(e) end
   end
   if sem then sem:recv() end
-  grp.wg:done()
+  local n = grp.running - 1
+  grp.running = n
+  if n == 0 then grp.wg:done() end
 end
 
 -- Runs a member on a worker: only what it is passed is shared.
@@ -150,7 +161,7 @@ end
 
 local function newgroup (cancel)
   return setmetatable({ wg = core.sync.waitgroup(), first = core.chan(1),
-                        cancel = cancel, sem = false }, Group)
+                        cancel = cancel, sem = false, running = 0 }, Group)
 end
 
 -- errgroup.new(): Go's zero Group
@@ -178,7 +189,7 @@ end
 
 -- grp:parallel(f, ...): the same, with f(...) on a worker (g.parallel)
 function Group:parallel (f, ...)
-  local _, sem = enter(self, f, "parallel", true)
+  local _, sem = enter(self, f, "parallel", true, true)
   local ok, e = pcall(core.parallel, runparallel, self.wg, sem, self.first,
                       self.cancel, f, ...)
   if not ok then                  -- not started: undo the entry
