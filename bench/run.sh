@@ -6,7 +6,8 @@
 #              errgroup trace (one Lua thread: g.go)
 #              read_file (g.os: a 100 MiB file made in /tmp, then removed)
 #              parallel_cpu xstate_ints xstate_tables parallel_spawn
-#              xstate_pingpong (g.parallel: worker states and threads)
+#              xstate_pingpong mutex_xstate (g.parallel: worker states
+#              and threads)
 #              host_chan host_nowait (the embedding API: the Lua side is a C
 #              host, bench/<workload>.c, built by make into BENCH_HOSTBIN)
 #              echo_tcp (echo servers on 127.0.0.1 driven by the Go load
@@ -34,7 +35,7 @@ LUA=${LUA:-lua5.4}
 REPEAT=${BENCH_REPEAT:-5}
 TIMEOUT=${BENCH_TIMEOUT:-120}
 OUT=${BENCH_OUT:-$here/out}
-ALL="pingpong spawn sieve timers select echo exec rwmutex semaphore errgroup trace read_file parallel_cpu xstate_ints xstate_tables parallel_spawn xstate_pingpong host_chan host_nowait echo_tcp"
+ALL="pingpong spawn sieve timers select echo exec rwmutex semaphore errgroup trace read_file parallel_cpu xstate_ints xstate_tables parallel_spawn xstate_pingpong mutex_xstate host_chan host_nowait echo_tcp"
 HOSTBIN=${BENCH_HOSTBIN:-$here/../build/bench}
 
 # Go builds offline in GOPATH mode; its cache and GOPATH live under $OUT so
