@@ -2,16 +2,29 @@
 ** chan.c -- channels: send, recv, close, range, len, cap and views; the
 ** wait queues are shared with select.c, after Go's runtime/chan.go.
 **
+** The buffer is a ring of slots with a turn each (chan.h): an unshared
+** channel's thread and the holder of a shared channel's lock own it whole;
+** without the lock, the fast path of a shared buffered channel sends into
+** it and receives from it while no waiter is queued (fastsend, fastrecv).
+**
 ** Invariants (c->lock held, or for an unshared channel its one thread):
 **   at least one of c->recvq, c->sendq is empty;
-**   c->count > 0 implies c->recvq is empty;
-**   c->count < c->cap implies c->sendq is empty;
-**   c->closed implies both queues are empty (close wakes every waiter).
+**   count(c) > 0 implies c->recvq is empty;
+**   count(c) < c->cap implies c->sendq is empty;
+**   c->closed implies both queues are empty (close wakes every waiter);
+**   c->mode is GR_CHAN_SLOW (shared and buffered) when a queue is not
+**     empty, or c is closed or a host channel: the fast path then leaves
+**     the ring alone, so that a waiter is never left behind a value (or a
+**     free slot) that a fast operation made.
+** The fast path keeps the first three too: it sends only into a ring with
+**   no receiver queued, and frees a slot only with no sender queued.
 ** A queued waiter holds a ref on its channel, dropped by its goroutine in
 **   the continuation (or by the cancel at state close), so a channel
 **   outlives every waiter that points to it.
 ** Lock order: one chan lock here (select.c takes several in address
-**   order). Waiters are readied only after the lock is dropped.
+**   order). Waiters are readied only after the lock is dropped. The fast
+**   path takes no lock; a lock holder waits for the fast operations under
+**   way to end (gr__chan_exclude), which take nothing and never wait.
 ** Leak detection (leak.c): a goroutine parked on a channel that only its
 **   state holds (not shared, no timer behind it) may be anchored by the
 **   channel's root handle, the one g.chan made: every view holds it (its
@@ -33,16 +46,27 @@ static atomic_llong livechans = 0;   /* gr_chan objects not yet freed */
 
 /* Returns a channel with one ref (the caller's), or NULL without memory. */
 gr_chan *gr__chan_new (size_t cap) {
-  gr_chan *c = (gr_chan *)calloc(1, sizeof(*c));
-  if (c == NULL) return NULL;
+  void *mem = calloc(1, sizeof(gr_chan) + GR_CACHELINE);
+  gr_chan *c;
+  if (mem == NULL) return NULL;
+  /* The lines of gr_chan are lines of memory only from a line boundary. */
+  c = (gr_chan *)(((uintptr_t)mem + GR_CACHELINE - 1) &
+                  ~(uintptr_t)(GR_CACHELINE - 1));
+  c->mem = mem;
   if (cap > 0) {
-    c->buf = (gr_value *)calloc(cap, sizeof(gr_value));
+    c->buf = (gr_chanslot *)calloc(cap, sizeof(gr_chanslot));
     if (c->buf == NULL) {
-      free(c);
+      free(mem);
       return NULL;
     }
   }
   c->cap = cap;
+  for (c->onelap = 1; c->onelap <= cap; c->onelap <<= 1) {}
+  atomic_init(&c->tail, 0);
+  atomic_init(&c->head, 0);
+  atomic_init(&c->sactive, 0);
+  atomic_init(&c->ractive, 0);
+  atomic_init(&c->mode, GR_CHAN_FAST);
   gr_mutex_init(&c->lock, GR_LCHAN);
   atomic_init(&c->refs, 1);
   atomic_init(&c->packrefs, 0);
@@ -55,30 +79,176 @@ void gr_chan_retain (gr_chan *c) {
   atomic_fetch_add_explicit(&c->refs, 1, memory_order_relaxed);
 }
 
+/* --- the ring ---------------------------------------------------------- */
+
+/* The position after pos: the next index, or index 0 of the next lap. */
+static inline size_t nextpos (const gr_chan *c, size_t pos) {
+  size_t idx = pos & (c->onelap - 1);
+  return idx + 1 < c->cap ? pos + 1 : (pos - idx) + c->onelap;
+}
+
+static inline gr_chanslot *slotat (const gr_chan *c, size_t pos) {
+  return &c->buf[pos & (c->onelap - 1)];
+}
+
+static inline size_t lapof (const gr_chan *c, size_t pos) {
+  return pos & ~(c->onelap - 1);
+}
+
+/* Values between positions h (the head) and t (the tail). */
+static size_t ringcount (const gr_chan *c, size_t h, size_t t) {
+  size_t hi = h & (c->onelap - 1), ti = t & (c->onelap - 1);
+  if (hi < ti) return ti - hi;
+  if (hi > ti) return c->cap - hi + ti;
+  return t == h ? 0 : c->cap;
+}
+
+/* The ring's values, for its owner (the lock's holder, or the one state's
+** thread), who reads head and tail after the last fast operation. */
+static size_t count (const gr_chan *c) {
+  return ringcount(c,
+                   atomic_load_explicit(&c->head, memory_order_relaxed),
+                   atomic_load_explicit(&c->tail, memory_order_relaxed));
+}
+
+/* The value at position pos, for the owner. */
+static inline gr_value *valueat (gr_chan *c, size_t pos) {
+  return &slotat(c, pos)->v;
+}
+
+/* Appends *v, for the owner; the ring must have room. */
+static void ringput (gr_chan *c, const gr_value *v) {
+  size_t t = atomic_load_explicit(&c->tail, memory_order_relaxed);
+  gr_chanslot *s = slotat(c, t);
+  s->v = *v;
+  atomic_store_explicit(&s->turn, lapof(c, t) + 1, memory_order_release);
+  atomic_store_explicit(&c->tail, nextpos(c, t), memory_order_relaxed);
+}
+
+/* Takes the oldest value into *v, for the owner; the ring must have one. */
+static void ringtake (gr_chan *c, gr_value *v) {
+  size_t h = atomic_load_explicit(&c->head, memory_order_relaxed);
+  gr_chanslot *s = slotat(c, h);
+  *v = s->v;
+  atomic_store_explicit(&s->turn, lapof(c, h) + c->onelap,
+                        memory_order_release);
+  atomic_store_explicit(&c->head, nextpos(c, h), memory_order_relaxed);
+}
+
+/* Sends *v into the ring of the shared buffered channel c without the
+** lock: returns 1 when sent (the ring owns *v now), 0 when the fast path
+** is closed or the ring looks full (the locked path decides then). The
+** position is claimed by CAS; its slot is written, then its turn
+** published, for the receiver that acquires it. */
+static int fastsend (gr_chan *c, const gr_value *v) {
+  int sent = 0;
+  atomic_fetch_add(&c->sactive, 1);   /* before the mode: see chan.h */
+  if (atomic_load(&c->mode) == GR_CHAN_FAST) {
+    size_t t = atomic_load_explicit(&c->tail, memory_order_relaxed);
+    for (;;) {
+      gr_chanslot *s = slotat(c, t);
+      size_t lap = lapof(c, t);
+      size_t turn = atomic_load_explicit(&s->turn, memory_order_acquire);
+      if (turn == lap) {
+        if (atomic_compare_exchange_weak_explicit(&c->tail, &t,
+              nextpos(c, t), memory_order_relaxed, memory_order_relaxed)) {
+          s->v = *v;
+          atomic_store_explicit(&s->turn, lap + 1, memory_order_release);
+          sent = 1;
+          break;
+        }
+      }
+      else if (turn + c->onelap == lap + 1)
+        break;   /* the value of the lap before: full, or being received */
+      else   /* another sender took position t */
+        t = atomic_load_explicit(&c->tail, memory_order_relaxed);
+    }
+  }
+  atomic_fetch_sub_explicit(&c->sactive, 1, memory_order_release);
+  return sent;
+}
+
+/* Receives from the ring of the shared buffered channel c without the
+** lock, as fastsend sends: returns 1 with the value in *v, 0 when the fast
+** path is closed or the ring looks empty. */
+static int fastrecv (gr_chan *c, gr_value *v) {
+  int got = 0;
+  atomic_fetch_add(&c->ractive, 1);
+  if (atomic_load(&c->mode) == GR_CHAN_FAST) {
+    size_t h = atomic_load_explicit(&c->head, memory_order_relaxed);
+    for (;;) {
+      gr_chanslot *s = slotat(c, h);
+      size_t lap = lapof(c, h);
+      size_t turn = atomic_load_explicit(&s->turn, memory_order_acquire);
+      if (turn == lap + 1) {
+        if (atomic_compare_exchange_weak_explicit(&c->head, &h,
+              nextpos(c, h), memory_order_relaxed, memory_order_relaxed)) {
+          *v = s->v;
+          atomic_store_explicit(&s->turn, lap + c->onelap,
+                                memory_order_release);
+          got = 1;
+          break;
+        }
+      }
+      else if (turn == lap)
+        break;   /* empty, or its value being sent */
+      else   /* another receiver took position h */
+        h = atomic_load_explicit(&c->head, memory_order_relaxed);
+    }
+  }
+  atomic_fetch_sub_explicit(&c->ractive, 1, memory_order_release);
+  return got;
+}
+
+/* Whether c has a fast path: shared and buffered, not a host's. */
+static inline int hasfast (gr_chan *c) {
+  return c->cap > 0 && !c->host &&
+         atomic_load_explicit(&c->shared, memory_order_relaxed);
+}
+
+/* Closes the fast path of c, whose lock the caller has just taken, and
+** waits until the fast operations under way are done: each ends within
+** a few dozen instructions (unless its thread is descheduled, hence the
+** yield). While the mode is already slow, a fast operation that began
+** since a holder waited saw it so, and touches nothing. */
+void gr__chan_exclude (gr_chan *c) {
+  unsigned spins = 0;
+  if (atomic_load_explicit(&c->mode, memory_order_relaxed) == GR_CHAN_SLOW)
+    return;
+  atomic_store(&c->mode, GR_CHAN_SLOW);   /* before the counts: see chan.h */
+  while (atomic_load(&c->sactive) != 0 || atomic_load(&c->ractive) != 0) {
+    if (++spins < 100) GR_PAUSE();
+    else sched_yield();
+  }
+}
+
 /* Drops the caller's ref on the shared, buffered c when the packed values
 ** in c's own buffer may hold all the others (a channel sent on itself):
 ** under c's lock, so that its buffer cannot change, counts their refs and
 ** drops the ref; if theirs are all that is left, nothing else can reach c
 ** and they are taken over. Returns 1 if c must be freed. */
 static int releaseheld (gr_chan *c) {
-  size_t i;
+  size_t pos, tail;
   int held = 0, left;
-  gr_mutex_lock(&c->lock);
-  for (i = 0; i < c->count; i++) {
-    gr_value *v = &c->buf[(c->head + i) % c->cap];
+  gr_chan_lock(c);
+  tail = atomic_load_explicit(&c->tail, memory_order_relaxed);
+  pos = atomic_load_explicit(&c->head, memory_order_relaxed);
+  for (; pos != tail; pos = nextpos(c, pos)) {
+    gr_value *v = valueat(c, pos);
     if (v->type == GR_VPACK) held += gr_pack_objrefs(v->u.p, c, 0);
   }
   left = atomic_fetch_sub(&c->refs, 1) - 1;
   if (left > 0 && left == held) {
-    for (i = 0; i < c->count; i++) {
-      gr_value *v = &c->buf[(c->head + i) % c->cap];
+    pos = atomic_load_explicit(&c->head, memory_order_relaxed);
+    for (; pos != tail; pos = nextpos(c, pos)) {
+      gr_value *v = valueat(c, pos);
       if (v->type == GR_VPACK)   /* their refs are among those dropped */
         atomic_fetch_sub(&c->packrefs, gr_pack_objrefs(v->u.p, c, 1));
     }
     atomic_store(&c->refs, 0);
     left = 0;
   }
-  gr_mutex_unlock(&c->lock);
+  gr_chan_unlock(c);
   return left == 0;
 }
 
@@ -89,7 +259,7 @@ static int releaseheld (gr_chan *c) {
 ** The check costs a lock only while packs may hold every other ref
 ** (packrefs), which a channel that is not sent in a value never has. */
 void gr__chan_releaseslow (lua_State *L, gr_chan *c) {
-  size_t i;
+  size_t pos, tail;
   int r;
   if (!atomic_load_explicit(&c->shared, memory_order_relaxed))
     goto freeit;   /* the last ref: see gr__chan_release */
@@ -119,12 +289,14 @@ freeit:
   gr_chan_unlock(c);
   GR_ASSERT(c->recvq.first == NULL && c->sendq.first == NULL);
   if (c->hook) c->hook(L, c, GR_CHAN_FREED);   /* a timer goes with c */
-  for (i = 0; i < c->count; i++)
-    gr_value_discard(L, &c->buf[(c->head + i) % c->cap]);
+  tail = atomic_load_explicit(&c->tail, memory_order_relaxed);
+  pos = atomic_load_explicit(&c->head, memory_order_relaxed);
+  for (; pos != tail; pos = nextpos(c, pos))
+    gr_value_discard(L, valueat(c, pos));
   while (c->spare != NULL) gr_pack_free(gr_chan_takespare(c));
   gr_mutex_destroy(&c->lock);
   free(c->buf);
-  free(c);
+  free(c->mem);
   atomic_fetch_sub_explicit(&livechans, 1, memory_order_relaxed);
 }
 
@@ -143,20 +315,16 @@ int gr_chan_recvlocked (gr_chan *c, gr_value *v, gr_waiter **wake) {
     if (c->cap == 0)
       *v = w->val;
     else {  /* buffer full: take the oldest, the sender's value goes last */
-      *v = c->buf[c->head];
-      c->buf[c->head] = w->val;
-      if (++c->head == c->cap) c->head = 0;
+      ringtake(c, v);
+      ringput(c, &w->val);
     }
     gr_value_setnil(&w->val);
     w->success = 1;
     *wake = w;
     return GR_OK;
   }
-  if (c->count > 0) {
-    *v = c->buf[c->head];
-    gr_value_setnil(&c->buf[c->head]);
-    if (++c->head == c->cap) c->head = 0;
-    c->count--;
+  if (count(c) > 0) {
+    ringtake(c, v);
     return GR_OK;
   }
   gr_value_setnil(v);
@@ -177,11 +345,8 @@ int gr_chan_sendlocked (gr_chan *c, gr_value *v, gr_waiter **wake) {
     *wake = w;
     return GR_OK;
   }
-  if (c->count < c->cap) {
-    size_t i = c->head + c->count;
-    if (i >= c->cap) i -= c->cap;
-    c->buf[i] = *v;
-    c->count++;
+  if (count(c) < c->cap) {
+    ringput(c, v);
     return GR_OK;
   }
   return GR_WOULDBLOCK;
@@ -255,6 +420,14 @@ gr_chan *gr_chan_checkdir (lua_State *L, int idx, int dir) {
 }
 
 
+/* Marks the unshared c shared, on its one state's thread: the mode its
+** waiters and close require first (gr_chan_unlock keeps it after). */
+static void makeshared (gr_chan *c) {
+  if (c->closed || c->recvq.first != NULL || c->sendq.first != NULL)
+    atomic_store_explicit(&c->mode, GR_CHAN_SLOW, memory_order_relaxed);
+  atomic_store_explicit(&c->shared, 1, memory_order_release);
+}
+
 /* The state's set of channels (light userdata) whose values packheld is
 ** packing: a channel that holds a handle of itself, or channels that hold
 ** each other's, are not entered twice. */
@@ -267,13 +440,15 @@ static int lpackheld (lua_State *L) {
   gr_chan *c = (gr_chan *)lua_touserdata(L, 1);
   int share = lua_toboolean(L, 2), pass;
   gr_waiter *w;
-  size_t i;
+  size_t pos, tail = atomic_load_explicit(&c->tail, memory_order_relaxed);
   for (pass = 0; pass < 2; pass++) {
     const char *where = pass ? "value being sent" : "buffered value";
     w = c->sendq.first;
-    for (i = 0; pass ? w != NULL : i < c->count; i++) {
-      gr_value *v = pass ? &w->val : &c->buf[(c->head + i) % c->cap];
+    pos = atomic_load_explicit(&c->head, memory_order_relaxed);
+    while (pass ? w != NULL : pos != tail) {
+      gr_value *v = pass ? &w->val : valueat(c, pos);
       if (pass) w = w->next;
+      else pos = nextpos(c, pos);
       if (share)
         gr_value_share(L, v, where);
       else if (v->type == GR_VREF) {
@@ -283,7 +458,7 @@ static int lpackheld (lua_State *L) {
       }
     }
   }
-  if (share) atomic_store_explicit(&c->shared, 1, memory_order_release);
+  if (share) makeshared(c);
   return 0;
 }
 
@@ -293,8 +468,8 @@ static int lpackheld (lua_State *L) {
 static void packheld (lua_State *L, gr_chan *c, int share) {
   int set, status;
   if (atomic_load_explicit(&c->shared, memory_order_acquire)) return;
-  if (c->count == 0 && c->sendq.first == NULL) {
-    if (share) atomic_store_explicit(&c->shared, 1, memory_order_release);
+  if (count(c) == 0 && c->sendq.first == NULL) {
+    if (share) makeshared(c);
     return;
   }
   luaL_checkstack(L, 8, "too many values to copy");
@@ -496,6 +671,7 @@ static int lchan_send (lua_State *L) {
     gr_value_discard(L, &v);
     return gr_chan_finalized(L);
   }
+  if (hasfast(c) && fastsend(c, &v)) return 0;
   mode = gr_sched_quickmode(L, S);
   gr_chan_lock(c);
   r = gr_chan_sendlocked(c, &v, &wake);
@@ -562,7 +738,9 @@ static int dorecv (lua_State *L, gr_chan *c, int forrange) {
   gr_state *S = gr_getstate(L);
   gr_waiter *wake;
   gr_value v;
-  int r, mode = gr_sched_quickmode(L, S);
+  int r, mode;
+  if (hasfast(c) && fastrecv(c, &v)) return pushrecv(L, S, &v, 1, forrange);
+  mode = gr_sched_quickmode(L, S);
   gr_chan_lock(c);
   /* The string pack of the last receive goes back for a host to refill,
   ** under the lock taken anyway. */
@@ -640,13 +818,16 @@ static int lchan_close (lua_State *L) {
   return 0;
 }
 
+/* Without the lock, as Go's len: a tail that has not moved while head was
+** read bounds a count that was true at some instant of the read. */
 static int lchan_len (lua_State *L) {
   gr_chan *c = gr_chan_checkud(L, 1)->c;
-  size_t n;
-  gr_chan_lock(c);
-  n = c->count;
-  gr_chan_unlock(c);
-  lua_pushinteger(L, (lua_Integer)n);
+  size_t h, t;
+  do {
+    t = atomic_load_explicit(&c->tail, memory_order_acquire);
+    h = atomic_load_explicit(&c->head, memory_order_acquire);
+  } while (atomic_load_explicit(&c->tail, memory_order_acquire) != t);
+  lua_pushinteger(L, (lua_Integer)ringcount(c, h, t));
   return 1;
 }
 

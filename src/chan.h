@@ -15,19 +15,49 @@ enum { GR_DIRBOTH = 3, GR_DIRSEND = 1, GR_DIRRECV = 2 };
 ** fail), its last ref is gone (any thread; no lock held). */
 enum { GR_CHAN_WILLSHARE, GR_CHAN_SHARED, GR_CHAN_FREED };
 
+/* The bytes of a cache line: what one core writes is kept off the lines
+** that another core writes, so that they do not bounce between cores. */
+#define GR_CACHELINE 64
+
+/* One slot of a channel's ring. turn says whose turn it is, after
+** Vyukov's bounded queue, as the lap of a position (gr_chan): lap when the
+** slot is free for the send at that lap, lap + 1 when it holds the value
+** sent at that lap. Zeroed memory is an empty ring. */
+typedef struct gr_chanslot {
+  atomic_size_t turn;
+  gr_value v;
+} gr_chanslot;
+
+/* Modes of a shared buffered channel (c->mode). */
+enum { GR_CHAN_FAST = 0, GR_CHAN_SLOW = 1 };
+
+/* A shared buffered channel has two paths. The fast one, without the
+** lock, sends into the ring or receives from it (chan.c: fastsend,
+** fastrecv), as Vyukov's bounded MPMC queue: a sender claims the position
+** tail by CAS, writes the slot and publishes its stamp; a receiver claims
+** head likewise. It runs only while c->mode is GR_CHAN_FAST: no waiter is
+** queued and c is open, so that nothing else needs the lock. Everything
+** else (parking, waking, close, select, host channels) takes the lock,
+** which first excludes the fast path: it sets GR_CHAN_SLOW and waits until
+** no fast operation is under way (sactive, ractive), so that the holder
+** owns the ring as an unshared channel's thread does; the unlock sets
+** GR_CHAN_FAST again once no waiter is left (gr_chan_unlock). A fast
+** operation announces itself (sactive or ractive) before it reads the
+** mode, and the lock sets the mode before it reads them (all sequentially
+** consistent), so one of them always sees the other.
+** The fields are laid out by who writes them: the read-mostly ones, the
+** senders', the receivers', and the lock's, each on a line of its own. */
 struct gr_chan {
-  gr_mutex lock;
-  atomic_int refs;      /* handles (a timer handle holds one), queued or
-                           woken waiters, packs */
-  atomic_int packrefs;  /* of refs, those that packs hold (copy.c): when
-                           they may be all, release checks for a buffer
-                           that holds the last refs on its own channel */
+  /* read-mostly: */
   size_t cap;           /* capacity (immutable) */
-  gr_value *buf;        /* ring of cap slots; NULL when cap == 0 */
+  size_t onelap;        /* the power of 2 above cap (immutable): a
+                           position is lap + index, lap a multiple of it */
+  gr_chanslot *buf;     /* ring of cap slots; NULL when cap == 0 */
   void (*hook) (lua_State *L, gr_chan *c, int event);  /* NULL, or the
                            hook of the timer that sends on c (timer.c) */
   void *hookarg;        /* the hook's: its timer (hook and hookarg are set
                            before any handle of c exists) */
+  void *mem;            /* what calloc returned, c's line-aligned start */
   int host;             /* made by the embedding API's gr_chan_new: shared
                            from the start, carries only nil, booleans,
                            numbers and strings (immutable) */
@@ -35,9 +65,23 @@ struct gr_chan {
                            are plain Lua values of that state; 1 once a
                            handle has been packed: values are packed. Set
                            once, by the thread of the only state. */
+  atomic_int mode;      /* shared and buffered: GR_CHAN_FAST or _SLOW,
+                           written under lock */
+  /* the senders': */
+  _Alignas(GR_CACHELINE) atomic_size_t tail;  /* position of the next send */
+  atomic_int sactive;   /* fast sends under way */
+  /* the receivers': */
+  _Alignas(GR_CACHELINE) atomic_size_t head;  /* position of the oldest
+                           value */
+  atomic_int ractive;   /* fast receives under way */
+  /* the lock's: */
+  _Alignas(GR_CACHELINE) gr_mutex lock;
+  atomic_int refs;      /* handles (a timer handle holds one), queued or
+                           woken waiters, packs */
+  atomic_int packrefs;  /* of refs, those that packs hold (copy.c): when
+                           they may be all, release checks for a buffer
+                           that holds the last refs on its own channel */
   /* protected by lock: */
-  size_t count;         /* values in buf */
-  size_t head;          /* index of the oldest value in buf */
   int closed;
   gr_waitq recvq;       /* parked receivers */
   gr_waitq sendq;       /* parked senders, each with its value */
@@ -81,17 +125,32 @@ typedef struct gr_chanud {
   int dir;              /* GR_DIR* allowed through this handle */
 } gr_chanud;
 
+/* Excludes the fast path of the shared buffered channel c, whose lock the
+** caller has just taken (chan.c). */
+void gr__chan_exclude (gr_chan *c);
+
 /* A channel only one state holds is touched by that state's thread alone:
 ** its lock is needed only once it is shared (the flag changes on that
-** same thread, never between a lock and its unlock). */
+** same thread, never between a lock and its unlock). The lock of a shared
+** buffered channel also excludes its fast path until the unlock. */
 static inline void gr_chan_lock (gr_chan *c) {
-  if (atomic_load_explicit(&c->shared, memory_order_relaxed))
+  if (atomic_load_explicit(&c->shared, memory_order_relaxed)) {
     gr_mutex_lock(&c->lock);
+    if (c->cap > 0) gr__chan_exclude(c);
+  }
 }
 
+/* The fast path runs again once no waiter is queued: a queued waiter is
+** one that a fast operation would have to wake. A closed channel and a
+** host channel keep to the locked path. */
 static inline void gr_chan_unlock (gr_chan *c) {
-  if (atomic_load_explicit(&c->shared, memory_order_relaxed))
+  if (atomic_load_explicit(&c->shared, memory_order_relaxed)) {
+    if (c->cap > 0 && !c->closed && !c->host && c->recvq.first == NULL &&
+        c->sendq.first == NULL)
+      if (atomic_load_explicit(&c->mode, memory_order_relaxed) != GR_CHAN_FAST)
+        atomic_store_explicit(&c->mode, GR_CHAN_FAST, memory_order_release);
     gr_mutex_unlock(&c->lock);
+  }
 }
 
 /* A new channel with one ref (the caller's), or NULL without memory.
