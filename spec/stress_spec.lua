@@ -195,6 +195,123 @@ describe("many producers and consumers across states", function()
   end)
 end)
 
+describe("buffered channels shared by several states", function()
+  -- Producers in workers and in main send p * 2^20 + i for i = 1..NV on
+  -- one buffered channel; consumers in workers and in main receive with
+  -- recv, range or select until it is closed. Every value must arrive
+  -- once, and each consumer must see each producer's values in the order
+  -- they were sent (a FIFO channel keeps it for any subsequence). Small
+  -- capacities make the ring wrap, fill and drain all the time, so that
+  -- receivers and senders park and are woken between fast operations.
+  local SHIFT = 1 << 20
+
+  local function producer(ch, p, nv, wg)
+    for i = 1, nv do ch:send(p * SHIFT + i) end
+    wg:done()
+  end
+
+  -- Returns the values received, or an error message: a value out of its
+  -- producer's order, or a length outside 0..cap.
+  local function consumer(ch, how, res)
+    local g = require "goroutines"
+    local got, last, cap = {}, {}, ch:cap()
+    local function take(v)
+      local p, i = v // SHIFT, v % SHIFT
+      if i <= (last[p] or 0) then
+        return string.format("producer %d: %d after %d", p, i, last[p])
+      end
+      last[p] = i
+      got[#got + 1] = v
+      local n = #ch
+      if n < 0 or n > cap then return "len " .. n .. " outside 0.." .. cap end
+    end
+    local err
+    if how == "range" then
+      for v in ch:range() do err = err or take(v) end
+    elseif how == "select" then
+      local open = true
+      local case = ch:on_recv(function(v, ok)
+        if ok then err = err or take(v) else open = false end
+      end)
+      while open do g.select { case } end
+    else
+      while true do
+        local v, ok = ch:recv()
+        if not ok then break end
+        err = err or take(v)
+      end
+    end
+    res:send(err or got)
+  end
+
+  for _, cap in ipairs { 1, 3, 64 } do
+    it("deliver each value once and in each producer's order, cap " .. cap,
+       function()
+      local NP, NV = 5, 3000
+      local ch, res, wg = g.chan(cap), g.chan(5), g.sync.waitgroup()
+      wg:add(NP)
+      for p = 1, NP do
+        local run = p <= 3 and g.parallel or g.go
+        run(producer, ch, p, NV, wg)
+      end
+      g.go(function() wg:wait(); ch:close() end)
+      local hows = { "recv", "range", "select", "recv", "range" }
+      for k = 1, 5 do
+        local run = k <= 3 and g.parallel or g.go
+        run(consumer, ch, hows[k], res)
+      end
+      local counts = {}
+      for _ = 1, 5 do
+        local got = recv_within(res, LIMIT)
+        assert.are.equal("table", type(got), got)
+        for _, v in ipairs(got) do
+          local p, i = v // SHIFT, v % SHIFT
+          local k = (p - 1) * NV + i
+          counts[k] = (counts[k] or 0) + 1
+        end
+      end
+      exactly_once(counts, NP * NV)
+      assert.are.equal(0, #ch)
+    end)
+  end
+
+  it("keep values sent before close for receivers in every state", function()
+    -- Producers race the close: what a send put in before close is
+    -- received, a send after it raises, and nothing else comes out.
+    local NP, NV = 3, 200000
+    local ch, res, sent = g.chan(8), g.chan(4), g.chan(NP)
+    for p = 1, NP do
+      g.parallel(function(ch, p, nv, sent)
+        local n = 0
+        for i = 1, nv do
+          if not pcall(ch.send, ch, p * (1 << 20) + i) then break end
+          n = i
+        end
+        sent:send(n)
+      end, ch, p, NV, sent)
+    end
+    g.parallel(consumer, ch, "recv", res)
+    g.go(consumer, ch, "range", res)
+    g.go(function()   -- while they send (each stops at its first error)
+      g.time.sleep(0.005)
+      ch:close()
+    end)
+    local want, counts = 0, {}
+    for _ = 1, NP do want = want + recv_within(sent, LIMIT) end
+    for _ = 1, 2 do
+      local got = recv_within(res, LIMIT)
+      assert.are.equal("table", type(got), got)
+      for _, v in ipairs(got) do counts[v] = (counts[v] or 0) + 1 end
+    end
+    local total = 0
+    for _, c in pairs(counts) do
+      assert.are.equal(1, c)
+      total = total + c
+    end
+    assert.are.equal(want, total)
+  end)
+end)
+
 describe("close across states", function()
   it("wakes every receiver parked in select, in every state", function()
     for _ = 1, 10 do
