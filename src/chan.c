@@ -12,10 +12,10 @@
 **   count(c) > 0 implies c->recvq is empty;
 **   count(c) < c->cap implies c->sendq is empty;
 **   c->closed implies both queues are empty (close wakes every waiter);
-**   c->mode is GR_CHAN_SLOW (shared and buffered) when a queue is not
-**     empty, or c is closed or a host channel: the fast path then leaves
-**     the ring alone, so that a waiter is never left behind a value (or a
-**     free slot) that a fast operation made.
+**   c->slow (GR_CHAN_SLOW in tail and head) when c is shared and buffered
+**     and a queue is not empty, or c is closed or a host channel: the
+**     fast path then leaves the ring alone, so that a waiter is never left
+**     behind a value (or a free slot) that a fast operation made.
 ** The fast path keeps the first three too: it sends only into a ring with
 **   no receiver queued, and frees a slot only with no sender queued.
 ** A queued waiter holds a ref on its channel, dropped by its goroutine in
@@ -64,9 +64,6 @@ gr_chan *gr__chan_new (size_t cap) {
   for (c->onelap = 1; c->onelap <= cap; c->onelap <<= 1) {}
   atomic_init(&c->tail, 0);
   atomic_init(&c->head, 0);
-  atomic_init(&c->sactive, 0);
-  atomic_init(&c->ractive, 0);
-  atomic_init(&c->mode, GR_CHAN_FAST);
   gr_mutex_init(&c->lock, GR_LCHAN);
   atomic_init(&c->refs, 1);
   atomic_init(&c->packrefs, 0);
@@ -82,44 +79,66 @@ void gr_chan_retain (gr_chan *c) {
 /* --- the ring ---------------------------------------------------------- */
 
 /* The position after pos: the next index, or index 0 of the next lap. */
-static inline size_t nextpos (const gr_chan *c, size_t pos) {
-  size_t idx = pos & (c->onelap - 1);
+static inline uint64_t nextpos (const gr_chan *c, uint64_t pos) {
+  uint64_t idx = pos & (c->onelap - 1);
   return idx + 1 < c->cap ? pos + 1 : (pos - idx) + c->onelap;
 }
 
-static inline gr_chanslot *slotat (const gr_chan *c, size_t pos) {
+static inline gr_chanslot *slotat (const gr_chan *c, uint64_t pos) {
   return &c->buf[pos & (c->onelap - 1)];
 }
 
-static inline size_t lapof (const gr_chan *c, size_t pos) {
-  return pos & ~(c->onelap - 1);
+static inline uint64_t lapof (const gr_chan *c, uint64_t pos) {
+  return pos & ~(uint64_t)(c->onelap - 1) & ~GR_CHAN_SLOW;
 }
 
 /* Values between positions h (the head) and t (the tail). */
-static size_t ringcount (const gr_chan *c, size_t h, size_t t) {
-  size_t hi = h & (c->onelap - 1), ti = t & (c->onelap - 1);
-  if (hi < ti) return ti - hi;
-  if (hi > ti) return c->cap - hi + ti;
+static size_t ringcount (const gr_chan *c, uint64_t h, uint64_t t) {
+  uint64_t hi = h & (c->onelap - 1), ti = t & (c->onelap - 1);
+  h &= ~GR_CHAN_SLOW;
+  t &= ~GR_CHAN_SLOW;
+  if (hi < ti) return (size_t)(ti - hi);
+  if (hi > ti) return (size_t)(c->cap - hi + ti);
   return t == h ? 0 : c->cap;
 }
 
-/* The ring's values, for its owner (the lock's holder, or the one state's
-** thread), who reads head and tail after the last fast operation. */
-static size_t count (const gr_chan *c) {
-  return ringcount(c,
-                   atomic_load_explicit(&c->head, memory_order_relaxed),
-                   atomic_load_explicit(&c->tail, memory_order_relaxed));
+/* The owner of the ring (the holder of the lock, or the one state's
+** thread) reads and writes tail and head alone: the fast path cannot
+** claim a position meanwhile. */
+static inline uint64_t ownpos (_Atomic uint64_t *pos) {
+  return atomic_load_explicit(pos, memory_order_relaxed);
 }
 
-/* The value at position pos, for the owner. */
-static inline gr_value *valueat (gr_chan *c, size_t pos) {
-  return &slotat(c, pos)->v;
+/* The ring's values, for its owner; they include the values of sends
+** that claimed their slot without the lock and may not have filled it. */
+static size_t count (const gr_chan *c) {
+  return ringcount(c, ownpos((_Atomic uint64_t *)&c->head),
+                   ownpos((_Atomic uint64_t *)&c->tail));
+}
+
+/* Waits until the turn of s is want: a fast operation that claimed s
+** before the lock closed the fast path ends within a few instructions
+** (unless its thread is descheduled, hence the yield). */
+static void waitturn (gr_chanslot *s, uint64_t want) {
+  unsigned spins = 0;
+  while (atomic_load_explicit(&s->turn, memory_order_acquire) != want) {
+    if (++spins < 100) GR_PAUSE();
+    else sched_yield();
+  }
+}
+
+/* The value at position pos, for the owner, once its send has filled it. */
+static gr_value *valueat (gr_chan *c, uint64_t pos) {
+  gr_chanslot *s = slotat(c, pos);
+  waitturn(s, lapof(c, pos) + 1);
+  return &s->v;
 }
 
 /* Appends *v, for the owner; the ring must have room. */
 static void ringput (gr_chan *c, const gr_value *v) {
-  size_t t = atomic_load_explicit(&c->tail, memory_order_relaxed);
+  uint64_t t = ownpos(&c->tail);
   gr_chanslot *s = slotat(c, t);
+  waitturn(s, lapof(c, t));   /* a fast receive may still read it */
   s->v = *v;
   atomic_store_explicit(&s->turn, lapof(c, t) + 1, memory_order_release);
   atomic_store_explicit(&c->tail, nextpos(c, t), memory_order_relaxed);
@@ -127,10 +146,9 @@ static void ringput (gr_chan *c, const gr_value *v) {
 
 /* Takes the oldest value into *v, for the owner; the ring must have one. */
 static void ringtake (gr_chan *c, gr_value *v) {
-  size_t h = atomic_load_explicit(&c->head, memory_order_relaxed);
-  gr_chanslot *s = slotat(c, h);
-  *v = s->v;
-  atomic_store_explicit(&s->turn, lapof(c, h) + c->onelap,
+  uint64_t h = ownpos(&c->head);
+  *v = *valueat(c, h);
+  atomic_store_explicit(&slotat(c, h)->turn, lapof(c, h) + c->onelap,
                         memory_order_release);
   atomic_store_explicit(&c->head, nextpos(c, h), memory_order_relaxed);
 }
@@ -138,66 +156,59 @@ static void ringtake (gr_chan *c, gr_value *v) {
 /* Sends *v into the ring of the shared buffered channel c without the
 ** lock: returns 1 when sent (the ring owns *v now), 0 when the fast path
 ** is closed or the ring looks full (the locked path decides then). The
-** position is claimed by CAS; its slot is written, then its turn
-** published, for the receiver that acquires it. */
+** CAS that claims the position fails once the lock has set GR_CHAN_SLOW
+** in tail; the slot is written, then its turn published, for the
+** receiver that acquires it. */
 static int fastsend (gr_chan *c, const gr_value *v) {
-  int sent = 0;
-  atomic_fetch_add(&c->sactive, 1);   /* before the mode: see chan.h */
-  if (atomic_load(&c->mode) == GR_CHAN_FAST) {
-    size_t t = atomic_load_explicit(&c->tail, memory_order_relaxed);
-    for (;;) {
-      gr_chanslot *s = slotat(c, t);
-      size_t lap = lapof(c, t);
-      size_t turn = atomic_load_explicit(&s->turn, memory_order_acquire);
-      if (turn == lap) {
-        if (atomic_compare_exchange_weak_explicit(&c->tail, &t,
-              nextpos(c, t), memory_order_relaxed, memory_order_relaxed)) {
-          s->v = *v;
-          atomic_store_explicit(&s->turn, lap + 1, memory_order_release);
-          sent = 1;
-          break;
-        }
+  uint64_t t = atomic_load_explicit(&c->tail, memory_order_relaxed);
+  for (;;) {
+    gr_chanslot *s;
+    uint64_t lap, turn;
+    if (t & GR_CHAN_SLOW) return 0;
+    s = slotat(c, t);
+    lap = lapof(c, t);
+    turn = atomic_load_explicit(&s->turn, memory_order_acquire);
+    if (turn == lap) {
+      if (atomic_compare_exchange_weak_explicit(&c->tail, &t, nextpos(c, t),
+            memory_order_relaxed, memory_order_relaxed)) {
+        s->v = *v;
+        atomic_store_explicit(&s->turn, lap + 1, memory_order_release);
+        return 1;
       }
-      else if (turn + c->onelap == lap + 1)
-        break;   /* the value of the lap before: full, or being received */
-      else   /* another sender took position t */
-        t = atomic_load_explicit(&c->tail, memory_order_relaxed);
     }
+    else if (turn + c->onelap == lap + 1)
+      return 0;   /* the value of the lap before: full, or being received */
+    else   /* another sender took position t */
+      t = atomic_load_explicit(&c->tail, memory_order_relaxed);
   }
-  atomic_fetch_sub_explicit(&c->sactive, 1, memory_order_release);
-  return sent;
 }
 
 /* Receives from the ring of the shared buffered channel c without the
 ** lock, as fastsend sends: returns 1 with the value in *v, 0 when the fast
 ** path is closed or the ring looks empty. */
 static int fastrecv (gr_chan *c, gr_value *v) {
-  int got = 0;
-  atomic_fetch_add(&c->ractive, 1);
-  if (atomic_load(&c->mode) == GR_CHAN_FAST) {
-    size_t h = atomic_load_explicit(&c->head, memory_order_relaxed);
-    for (;;) {
-      gr_chanslot *s = slotat(c, h);
-      size_t lap = lapof(c, h);
-      size_t turn = atomic_load_explicit(&s->turn, memory_order_acquire);
-      if (turn == lap + 1) {
-        if (atomic_compare_exchange_weak_explicit(&c->head, &h,
-              nextpos(c, h), memory_order_relaxed, memory_order_relaxed)) {
-          *v = s->v;
-          atomic_store_explicit(&s->turn, lap + c->onelap,
-                                memory_order_release);
-          got = 1;
-          break;
-        }
+  uint64_t h = atomic_load_explicit(&c->head, memory_order_relaxed);
+  for (;;) {
+    gr_chanslot *s;
+    uint64_t lap, turn;
+    if (h & GR_CHAN_SLOW) return 0;
+    s = slotat(c, h);
+    lap = lapof(c, h);
+    turn = atomic_load_explicit(&s->turn, memory_order_acquire);
+    if (turn == lap + 1) {
+      if (atomic_compare_exchange_weak_explicit(&c->head, &h, nextpos(c, h),
+            memory_order_relaxed, memory_order_relaxed)) {
+        *v = s->v;
+        atomic_store_explicit(&s->turn, lap + c->onelap,
+                              memory_order_release);
+        return 1;
       }
-      else if (turn == lap)
-        break;   /* empty, or its value being sent */
-      else   /* another receiver took position h */
-        h = atomic_load_explicit(&c->head, memory_order_relaxed);
     }
+    else if (turn == lap)
+      return 0;   /* empty, or its value being sent */
+    else   /* another receiver took position h */
+      h = atomic_load_explicit(&c->head, memory_order_relaxed);
   }
-  atomic_fetch_sub_explicit(&c->ractive, 1, memory_order_release);
-  return got;
 }
 
 /* Whether c has a fast path: shared and buffered, not a host's. */
@@ -206,20 +217,25 @@ static inline int hasfast (gr_chan *c) {
          atomic_load_explicit(&c->shared, memory_order_relaxed);
 }
 
-/* Closes the fast path of c, whose lock the caller has just taken, and
-** waits until the fast operations under way are done: each ends within
-** a few dozen instructions (unless its thread is descheduled, hence the
-** yield). While the mode is already slow, a fast operation that began
-** since a holder waited saw it so, and touches nothing. */
+/* Sets GR_CHAN_SLOW in tail and head: a CAS of the fast path that
+** claims a position after this fails. */
+static void closefast (gr_chan *c) {
+  c->slow = 1;
+  atomic_fetch_or_explicit(&c->tail, GR_CHAN_SLOW, memory_order_relaxed);
+  atomic_fetch_or_explicit(&c->head, GR_CHAN_SLOW, memory_order_relaxed);
+}
+
 void gr__chan_exclude (gr_chan *c) {
-  unsigned spins = 0;
-  if (atomic_load_explicit(&c->mode, memory_order_relaxed) == GR_CHAN_SLOW)
-    return;
-  atomic_store(&c->mode, GR_CHAN_SLOW);   /* before the counts: see chan.h */
-  while (atomic_load(&c->sactive) != 0 || atomic_load(&c->ractive) != 0) {
-    if (++spins < 100) GR_PAUSE();
-    else sched_yield();
-  }
+  if (!c->slow) closefast(c);
+}
+
+/* While GR_CHAN_SLOW is set only the holder writes tail and head. */
+void gr__chan_reopen (gr_chan *c) {
+  c->slow = 0;
+  atomic_store_explicit(&c->tail, ownpos(&c->tail) & ~GR_CHAN_SLOW,
+                        memory_order_relaxed);
+  atomic_store_explicit(&c->head, ownpos(&c->head) & ~GR_CHAN_SLOW,
+                        memory_order_relaxed);
 }
 
 /* Drops the caller's ref on the shared, buffered c when the packed values
@@ -228,18 +244,18 @@ void gr__chan_exclude (gr_chan *c) {
 ** drops the ref; if theirs are all that is left, nothing else can reach c
 ** and they are taken over. Returns 1 if c must be freed. */
 static int releaseheld (gr_chan *c) {
-  size_t pos, tail;
+  uint64_t pos, tail;
   int held = 0, left;
   gr_chan_lock(c);
-  tail = atomic_load_explicit(&c->tail, memory_order_relaxed);
-  pos = atomic_load_explicit(&c->head, memory_order_relaxed);
+  tail = ownpos(&c->tail) & ~GR_CHAN_SLOW;
+  pos = ownpos(&c->head) & ~GR_CHAN_SLOW;
   for (; pos != tail; pos = nextpos(c, pos)) {
     gr_value *v = valueat(c, pos);
     if (v->type == GR_VPACK) held += gr_pack_objrefs(v->u.p, c, 0);
   }
   left = atomic_fetch_sub(&c->refs, 1) - 1;
   if (left > 0 && left == held) {
-    pos = atomic_load_explicit(&c->head, memory_order_relaxed);
+    pos = ownpos(&c->head) & ~GR_CHAN_SLOW;
     for (; pos != tail; pos = nextpos(c, pos)) {
       gr_value *v = valueat(c, pos);
       if (v->type == GR_VPACK)   /* their refs are among those dropped */
@@ -259,7 +275,7 @@ static int releaseheld (gr_chan *c) {
 ** The check costs a lock only while packs may hold every other ref
 ** (packrefs), which a channel that is not sent in a value never has. */
 void gr__chan_releaseslow (lua_State *L, gr_chan *c) {
-  size_t pos, tail;
+  uint64_t pos, tail;
   int r;
   if (!atomic_load_explicit(&c->shared, memory_order_relaxed))
     goto freeit;   /* the last ref: see gr__chan_release */
@@ -289,8 +305,8 @@ freeit:
   gr_chan_unlock(c);
   GR_ASSERT(c->recvq.first == NULL && c->sendq.first == NULL);
   if (c->hook) c->hook(L, c, GR_CHAN_FREED);   /* a timer goes with c */
-  tail = atomic_load_explicit(&c->tail, memory_order_relaxed);
-  pos = atomic_load_explicit(&c->head, memory_order_relaxed);
+  tail = ownpos(&c->tail) & ~GR_CHAN_SLOW;
+  pos = ownpos(&c->head) & ~GR_CHAN_SLOW;
   for (; pos != tail; pos = nextpos(c, pos))
     gr_value_discard(L, valueat(c, pos));
   while (c->spare != NULL) gr_pack_free(gr_chan_takespare(c));
@@ -423,8 +439,9 @@ gr_chan *gr_chan_checkdir (lua_State *L, int idx, int dir) {
 /* Marks the unshared c shared, on its one state's thread: the mode its
 ** waiters and close require first (gr_chan_unlock keeps it after). */
 static void makeshared (gr_chan *c) {
-  if (c->closed || c->recvq.first != NULL || c->sendq.first != NULL)
-    atomic_store_explicit(&c->mode, GR_CHAN_SLOW, memory_order_relaxed);
+  if (c->cap > 0 &&
+      (c->closed || c->recvq.first != NULL || c->sendq.first != NULL))
+    closefast(c);
   atomic_store_explicit(&c->shared, 1, memory_order_release);
 }
 
@@ -440,11 +457,11 @@ static int lpackheld (lua_State *L) {
   gr_chan *c = (gr_chan *)lua_touserdata(L, 1);
   int share = lua_toboolean(L, 2), pass;
   gr_waiter *w;
-  size_t pos, tail = atomic_load_explicit(&c->tail, memory_order_relaxed);
+  uint64_t pos, tail = ownpos(&c->tail) & ~GR_CHAN_SLOW;
   for (pass = 0; pass < 2; pass++) {
     const char *where = pass ? "value being sent" : "buffered value";
     w = c->sendq.first;
-    pos = atomic_load_explicit(&c->head, memory_order_relaxed);
+    pos = ownpos(&c->head) & ~GR_CHAN_SLOW;
     while (pass ? w != NULL : pos != tail) {
       gr_value *v = pass ? &w->val : valueat(c, pos);
       if (pass) w = w->next;
@@ -822,7 +839,7 @@ static int lchan_close (lua_State *L) {
 ** read bounds a count that was true at some instant of the read. */
 static int lchan_len (lua_State *L) {
   gr_chan *c = gr_chan_checkud(L, 1)->c;
-  size_t h, t;
+  uint64_t h, t;
   do {
     t = atomic_load_explicit(&c->tail, memory_order_acquire);
     h = atomic_load_explicit(&c->head, memory_order_acquire);

@@ -24,27 +24,25 @@ enum { GR_CHAN_WILLSHARE, GR_CHAN_SHARED, GR_CHAN_FREED };
 ** slot is free for the send at that lap, lap + 1 when it holds the value
 ** sent at that lap. Zeroed memory is an empty ring. */
 typedef struct gr_chanslot {
-  atomic_size_t turn;
+  _Atomic uint64_t turn;
   gr_value v;
 } gr_chanslot;
 
-/* Modes of a shared buffered channel (c->mode). */
-enum { GR_CHAN_FAST = 0, GR_CHAN_SLOW = 1 };
+/* The bit of c->tail and c->head that closes the fast path (chan.c). */
+#define GR_CHAN_SLOW ((uint64_t)1 << 63)
 
 /* A shared buffered channel has two paths. The fast one, without the
 ** lock, sends into the ring or receives from it (chan.c: fastsend,
 ** fastrecv), as Vyukov's bounded MPMC queue: a sender claims the position
-** tail by CAS, writes the slot and publishes its stamp; a receiver claims
-** head likewise. It runs only while c->mode is GR_CHAN_FAST: no waiter is
-** queued and c is open, so that nothing else needs the lock. Everything
-** else (parking, waking, close, select, host channels) takes the lock,
-** which first excludes the fast path: it sets GR_CHAN_SLOW and waits until
-** no fast operation is under way (sactive, ractive), so that the holder
-** owns the ring as an unshared channel's thread does; the unlock sets
-** GR_CHAN_FAST again once no waiter is left (gr_chan_unlock). A fast
-** operation announces itself (sactive or ractive) before it reads the
-** mode, and the lock sets the mode before it reads them (all sequentially
-** consistent), so one of them always sees the other.
+** tail by CAS, writes the slot and publishes its turn; a receiver claims
+** head likewise and frees the slot. Everything else (parking, waking,
+** close, select, host channels) takes the lock, which first closes the
+** fast path (gr__chan_exclude): it sets GR_CHAN_SLOW in tail and in head,
+** so that no CAS claims a position any more, and from then on the holder
+** owns the ring as an unshared channel's thread does, but for the slots
+** claimed before, whose turn it waits for. The unlock opens the fast path
+** again once no waiter is left (gr_chan_unlock). A fast operation costs
+** one locked instruction, the CAS.
 ** The fields are laid out by who writes them: the read-mostly ones, the
 ** senders', the receivers', and the lock's, each on a line of its own. */
 struct gr_chan {
@@ -65,15 +63,12 @@ struct gr_chan {
                            are plain Lua values of that state; 1 once a
                            handle has been packed: values are packed. Set
                            once, by the thread of the only state. */
-  atomic_int mode;      /* shared and buffered: GR_CHAN_FAST or _SLOW,
-                           written under lock */
   /* the senders': */
-  _Alignas(GR_CACHELINE) atomic_size_t tail;  /* position of the next send */
-  atomic_int sactive;   /* fast sends under way */
+  _Alignas(GR_CACHELINE) _Atomic uint64_t tail;  /* position of the next
+                           send, with GR_CHAN_SLOW */
   /* the receivers': */
-  _Alignas(GR_CACHELINE) atomic_size_t head;  /* position of the oldest
-                           value */
-  atomic_int ractive;   /* fast receives under way */
+  _Alignas(GR_CACHELINE) _Atomic uint64_t head;  /* position of the oldest
+                           value, with GR_CHAN_SLOW */
   /* the lock's: */
   _Alignas(GR_CACHELINE) gr_mutex lock;
   atomic_int refs;      /* handles (a timer handle holds one), queued or
@@ -82,6 +77,7 @@ struct gr_chan {
                            they may be all, release checks for a buffer
                            that holds the last refs on its own channel */
   /* protected by lock: */
+  int slow;             /* GR_CHAN_SLOW is set in tail and head */
   int closed;
   gr_waitq recvq;       /* parked receivers */
   gr_waitq sendq;       /* parked senders, each with its value */
@@ -125,9 +121,10 @@ typedef struct gr_chanud {
   int dir;              /* GR_DIR* allowed through this handle */
 } gr_chanud;
 
-/* Excludes the fast path of the shared buffered channel c, whose lock the
-** caller has just taken (chan.c). */
+/* Closes the fast path of the shared buffered channel c, whose lock the
+** caller has just taken; gr__chan_reopen opens it again (chan.c). */
 void gr__chan_exclude (gr_chan *c);
+void gr__chan_reopen (gr_chan *c);
 
 /* A channel only one state holds is touched by that state's thread alone:
 ** its lock is needed only once it is shared (the flag changes on that
@@ -145,10 +142,9 @@ static inline void gr_chan_lock (gr_chan *c) {
 ** host channel keep to the locked path. */
 static inline void gr_chan_unlock (gr_chan *c) {
   if (atomic_load_explicit(&c->shared, memory_order_relaxed)) {
-    if (c->cap > 0 && !c->closed && !c->host && c->recvq.first == NULL &&
+    if (c->slow && !c->closed && !c->host && c->recvq.first == NULL &&
         c->sendq.first == NULL)
-      if (atomic_load_explicit(&c->mode, memory_order_relaxed) != GR_CHAN_FAST)
-        atomic_store_explicit(&c->mode, GR_CHAN_FAST, memory_order_release);
+      gr__chan_reopen(c);
     gr_mutex_unlock(&c->lock);
   }
 }
