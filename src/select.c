@@ -111,7 +111,9 @@ static void newcase (lua_State *L, int dir, int handler, int value) {
   lua_setmetatable(L, -2);
 }
 
-/* ch:on_recv([handler]) */
+/* ch:on_recv([handler]). Without a handler, the case of the handle,
+** made at the first call and kept in its user value 1: a case object is
+** immutable (a select only reads it), so every select may share it. */
 static int lchan_onrecv (lua_State *L) {
   gr_chan_checkdir(L, 1, GR_DIRRECV);
   if (!lua_isnoneornil(L, 2)) {
@@ -120,7 +122,7 @@ static int lchan_onrecv (lua_State *L) {
     return 1;
   }
   if (lua_getiuservalue(L, 1, 1) == LUA_TUSERDATA)
-    return 1;
+    return 1;   /* the cached case (only on_recv sets user value 1) */
   lua_pop(L, 1);
   newcase(L, GR_DIRRECV, 0, 0);
   lua_pushvalue(L, -1);
@@ -242,14 +244,14 @@ static void closebox (lua_State *L, int box) {
 }
 
 /* Delivers the outcome of case i, whose case object is at stack index
-** slot: its handler's results, or i (and v, ok for a receive). v is
-** consumed. Closes the scratch box first. */
+** slot: its handler's results, or i (and v, ok for a receive), pushed
+** on top (a C function returns its top values). v is consumed. Closes
+** the scratch box first. */
 static int deliver (lua_State *L, int slot, int i, int dir, gr_value *v,
                     int ok, int box) {
   gr_case *k = (gr_case *)lua_touserdata(L, slot);
   closebox(L, box);
   if (!k->hashandler) {
-    lua_settop(L, 0);
     lua_pushinteger(L, i);
     if (dir == GR_DIRSEND) return 1;
     gr_value_push(L, v);
@@ -495,11 +497,15 @@ static gr_chan *chanat (lua_State *L, int idx) {
 ** cases into it, as readcases does. */
 static int pushcases (lua_State *L, int n, scase *cs, int *nsend,
                       int *needbox) {
+  /* A case is a userdata whose metatable is the case metatable: the same
+  ** table, so the same address (lua_topointer is cheaper than
+  ** lua_rawequal, and this runs for every case of every select). */
+  const void *casemt = lua_topointer(L, GR_UV_CASEMT);
   int i, nactive = 0;
   gr_case *k;
   luaL_checkstack(L, n + LUA_MINSTACK, "too many select cases");
   for (i = 0; i < n; i++) {
-    int t = lua_rawgeti(L, 1, i + 1);
+    int t = lua_rawgeti(L, 1, i + 1), iscase = 0;
     if (t == LUA_TBOOLEAN && !lua_toboolean(L, -1)) {
       if (cs) {
         cs[i].c = NULL;
@@ -507,11 +513,13 @@ static int pushcases (lua_State *L, int n, scase *cs, int *nsend,
       }
       continue;
     }
-    if (t != LUA_TUSERDATA || !lua_getmetatable(L, -1) ||
-        !lua_rawequal(L, -1, GR_UV_CASEMT))
+    if (t == LUA_TUSERDATA && lua_getmetatable(L, -1)) {
+      iscase = lua_topointer(L, -1) == casemt;
+      lua_pop(L, 1);
+    }
+    if (!iscase)
       luaL_argerror(L, 1, lua_pushfstring(L, "case %d is not a select case",
                                           i + 1));
-    lua_pop(L, 1);
     k = (gr_case *)lua_touserdata(L, -1);
     if (k->dir == GR_DIRSEND) {
       if (k->boxed) (*needbox)++;
@@ -598,9 +606,11 @@ static int lselect (lua_State *L) {
   if (hasdefault && !gr_sched_iscallable(L, 2) &&
       !(lua_type(L, 2) == LUA_TBOOLEAN && lua_toboolean(L, 2)))
     luaL_argerror(L, 1, "default must be a function or true");
-  luaL_argcheck(L, lua_rawlen(L, 1) <= MAXCASES, 1,
-                "more than 65536 cases");
-  n = (int)lua_rawlen(L, 1);
+  {
+    lua_Unsigned len = lua_rawlen(L, 1);
+    luaL_argcheck(L, len <= MAXCASES, 1, "more than 65536 cases");
+    n = (int)len;
+  }
   nactive = pushcases(L, n, n > STACKCASES ? NULL : cs, &nsend, &needbox);
   if (n > STACKCASES || needbox) {
     selbox *b = newbox(L, n);   /* may run finalizers: read again */
@@ -624,7 +634,7 @@ static int lselect (lua_State *L) {
   for (i = 0, r = 0; i < n; i++) {
     int j;
     if (cs[i].c == NULL) continue;
-    j = (int)gr_sched_rand(S, (uint32_t)r + 1);
+    j = r > 0 ? (int)gr_sched_rand(S, (uint32_t)r + 1) : 0;
     poll[r] = poll[j];
     poll[j] = i;
     r++;
@@ -655,7 +665,7 @@ static int lselect (lua_State *L) {
   unlockall(order, nlock);
   if (block != NULL) putblock(S, block);
   if (wake) gr_wait_wake(S, wake);
-  discardall(L, cs, n);
+  if (nsend > 0) discardall(L, cs, n);   /* receives hold no value */
   if (chosen < 0) {
     if (hasdefault) return rundefault(L, box);
     return gr_sched_cannotblock(L, GR_WSELECT);
