@@ -180,7 +180,7 @@ struct gr_state {
   uint64_t rng;         /* xorshift state for select */
   struct gr_timerheap *timers;  /* timer.c */
   const gr_timerops *timerops;  /* timer.c: set with timers */
-  void *selspare;       /* select.c: a block of waiters kept for reuse */
+  void *selspare;       /* select.c: blocks of waiters kept for reuse */
   void *iospare;        /* stream.c: read buffers kept for reuse */
   gr_pack *sparepack;   /* chan.c: the small pack of the last string a
                            goroutine received from a host channel, for

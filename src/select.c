@@ -42,12 +42,14 @@
 #include "wait.h"
 
 #define STACKCASES 16   /* cases handled without a heap allocation */
+#define SPAREBLOCKS 8   /* blocks of waiters a state keeps for reuse */
 #define MAXCASES 65536  /* cases in one select, as Go's reflect.Select */
 #define SELBOXMT "goroutines.selbox"
 #define CASE0 3         /* stack index of the first case (see lselect) */
 
 /* Waiters of a parked select: one per enabled case. */
 typedef struct gr_selblock {
+  struct gr_selblock *nextspare;  /* in S->selspare's list, while spare */
   int cap;              /* waiters it has room for (and lock slots) */
   int n;                /* waiters */
   int nlock;            /* distinct channels in lockorder */
@@ -284,15 +286,19 @@ static int rundefault (lua_State *L, int box) {
 /* --- parking -------------------------------------------------------------- */
 
 /* A block for n waiters, taken before any channel is locked (nothing
-** is allocated under a channel lock): the state's spare one when it is
-** large enough, so that a goroutine that selects in a loop allocates
-** nothing in steady state. NULL without memory. */
+** is allocated under a channel lock): the first spare one of the state
+** that is large enough, so that goroutines that select in a loop
+** allocate nothing in steady state, up to SPAREBLOCKS of them parked at
+** once (Go keeps a cache of sudogs per P for the same reason). NULL
+** without memory. */
 static gr_selblock *getblock (gr_state *S, int n) {
-  gr_selblock *b = (gr_selblock *)S->selspare;
-  if (b != NULL && b->cap >= n) {
-    S->selspare = NULL;
-    return b;
-  }
+  gr_selblock **p, *b;
+  for (p = (gr_selblock **)&S->selspare; (b = *p) != NULL;
+       p = &b->nextspare)
+    if (b->cap >= n) {
+      *p = b->nextspare;
+      return b;
+    }
   if (n < 4) n = 4;
   b = (gr_selblock *)malloc(sizeof(*b) + n * sizeof(gr_waiter) +
                             n * sizeof(gr_chan *));
@@ -300,20 +306,28 @@ static gr_selblock *getblock (gr_state *S, int n) {
   return b;
 }
 
-/* Gives a block back: the larger of it and the spare stays spare. */
+/* Gives a block back: it becomes the first spare; the last of more than
+** SPAREBLOCKS is freed. */
 static void putblock (gr_state *S, gr_selblock *b) {
-  gr_selblock *spare = (gr_selblock *)S->selspare;
-  if (spare != NULL && spare->cap >= b->cap) {
-    free(b);
-    return;
-  }
-  free(spare);
+  gr_selblock *last;
+  int k = 1;
+  b->nextspare = (gr_selblock *)S->selspare;
   S->selspare = b;
+  for (last = b; last->nextspare != NULL; last = last->nextspare)
+    if (++k > SPAREBLOCKS) {
+      free(last->nextspare);   /* the list was full: it is the only one */
+      last->nextspare = NULL;
+      break;
+    }
 }
 
-/* Frees the spare block of S (at its close). */
+/* Frees the spare blocks of S (at its close). */
 void gr_select_closestate (gr_state *S) {
-  free(S->selspare);
+  gr_selblock *b = (gr_selblock *)S->selspare, *next;
+  for (; b != NULL; b = next) {
+    next = b->nextspare;
+    free(b);
+  }
   S->selspare = NULL;
 }
 
