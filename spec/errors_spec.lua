@@ -307,12 +307,21 @@ describe("bad arguments", function()
              g.select, { ch:on_recv(), 42 })
     h.raises({ "bad argument #1", "(case 1 is not a select case)" },
              g.select, { {}, default = true })
+    -- userdata with another metatable: a channel, a file
+    h.raises({ "bad argument #1", "(case 1 is not a select case)" },
+             g.select, { ch, default = true })
+    h.raises({ "bad argument #1", "(case 2 is not a select case)" },
+             g.select, { ch:on_recv(), io.stdout })
   end)
 
   it("a channel method on something else", function()
     local ch = g.chan()
     h.raises({ "bad argument #1", "goroutines.chan expected" }, ch.send, {}, 1)
     h.raises({ "bad argument #1", "goroutines.chan expected" }, ch.recv, 42)
+    h.raises({ "bad argument #1", "goroutines.chan expected" },
+             ch.on_recv, io.stdout)
+    h.raises({ "bad argument #1", "goroutines.chan expected" },
+             ch.on_send, ch:on_recv(), 1)
   end)
 
   it("time functions without a number", function()

@@ -613,6 +613,77 @@ describe("a blocked select", function()
   end)
 end)
 
+describe("case objects", function()
+  it("ch:on_recv() without a handler gives the same case every time",
+     function()
+    local ch = g.chan(1)
+    local c1, c2 = ch:on_recv(), ch:on_recv()
+    assert.is_true(rawequal(c1, c2))
+    local view = ch:receiver()
+    assert.is_false(rawequal(view:on_recv(), c1))
+    assert.is_true(rawequal(view:on_recv(), view:on_recv()))
+    ch:send("a")
+    assert.are.same({ 2, "a", true, n = 3 },
+                    table.pack(g.select { false, view:on_recv() }))
+  end)
+
+  it("with a handler, and send cases, are new at every call", function()
+    local ch = g.chan(1)
+    local function f() end
+    assert.is_false(rawequal(ch:on_recv(f), ch:on_recv(f)))
+    assert.is_false(rawequal(ch:on_send(1), ch:on_send(1)))
+  end)
+
+  it("may be kept and used in many selects, with their values", function()
+    local a, b = g.chan(1), g.chan(1)
+    local cases = { a:on_send("x"), a:on_recv(), b:on_recv() }
+    local got = {}
+    for _ = 1, 6 do
+      local i, v = g.select(cases)
+      got[#got + 1] = i == 1 and "sent" or v
+    end
+    assert.are.same({ "sent", "x", "sent", "x", "sent", "x" }, got)
+  end)
+end)
+
+describe("many selects parked at once in one state", function()
+  -- More than the blocks of waiters a state keeps for reuse, of every
+  -- size (up to 20 cases: past the cases handled on the C stack), in
+  -- three rounds, so that blocks are reused by selects of other sizes.
+  it("each get the value sent to one of their channels", function()
+    local n, rounds = 20, 3
+    local chans, results = {}, g.chan(n)
+    for i = 1, n do
+      chans[i] = {}
+      for j = 1, i do chans[i][j] = g.chan() end
+      g.go(function()
+        for r = 1, rounds do
+          local list = {}
+          for j = 1, i do list[j] = chans[i][j]:on_recv() end
+          local k, v, ok = g.select(list)
+          results:send(("%d:%d:%s:%s:%s"):format(i, r, k, v, ok))
+        end
+      end)
+    end
+    for r = 1, rounds do
+      g.gosched()   -- every select parks
+      for i = 1, n do
+        local j = (i + r) % i + 1
+        chans[i][j]:send(("v%d.%d"):format(i, j))
+      end
+      local got, want = {}, {}
+      for i = 1, n do
+        got[#got + 1] = results:recv()
+        local j = (i + r) % i + 1
+        want[i] = ("%d:%d:%d:v%d.%d:true"):format(i, r, j, i, j)
+      end
+      table.sort(got)
+      table.sort(want)
+      assert.are.same(want, got)
+    end
+  end)
+end)
+
 describe("hostile case lists", function()
   it("reject a handler whose __call is not a function", function()
     local ch = g.chan(1)
