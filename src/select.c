@@ -115,8 +115,21 @@ static void newcase (lua_State *L, int dir, int handler, int value) {
 
 /* ch:on_recv([handler]). Without a handler, the case of the handle,
 ** made at the first call and kept in its user value 1: a case object is
-** immutable (a select only reads it), so every select may share it. */
+** immutable (a select only reads it), so every select may share it.
+** That call, ch:on_recv() on a handle that has its case, takes a short
+** way, as it comes at every select of a loop: the checks of
+** gr_chan_checkdir, the handle's metatable left on the stack (a C
+** function returns its top values). */
 static int lchan_onrecv (lua_State *L) {
+  gr_chanud *u = (gr_chanud *)lua_touserdata(L, 1);
+  if (lua_gettop(L) == 1 && u != NULL) {
+    if (lua_getmetatable(L, 1) &&
+        lua_topointer(L, -1) == lua_topointer(L, GR_UV_CHANMT) &&
+        u->c != NULL && (u->dir & GR_DIRRECV) &&
+        lua_getiuservalue(L, 1, 1) == LUA_TUSERDATA)
+      return 1;
+    lua_settop(L, 1);
+  }
   gr_chan_checkdir(L, 1, GR_DIRRECV);
   if (!lua_isnoneornil(L, 2)) {
     gr_sched_checkcallable(L, 2);
