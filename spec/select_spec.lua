@@ -492,6 +492,42 @@ describe("Go's select tests", function()
 end)
 
 describe("values captured by a select", function()
+  it("keep a scalar's type and value, sent at once or after a wait",
+     function()
+    local values = { 1, 1.0, -0.0, 1 / 0, math.mininteger, 2 ^ 53, true,
+                     false }
+    local ch = g.chan(1)
+    local function show(v)
+      return math.type(v) and (math.type(v) .. " " .. string.format("%q", v))
+             or tostring(v)
+    end
+    for _, v in ipairs(values) do
+      assert.are.equal(1, g.select { ch:on_send(v) })       -- buffered
+      assert.are.equal(show(v), show(ch:recv()))
+    end
+    local case = ch:on_send(0 / 0)
+    assert.are.equal(1, g.select { case })
+    local nan = ch:recv()
+    assert.is_true(nan ~= nan)
+    assert.are.equal(1, g.select { case })   -- the same case, sent again
+    assert.is_true(ch:recv() ~= nan)
+    local un, done, got = g.chan(), g.chan(), {}
+    g.go(function()
+      for i = 1, #values do
+        g.gosched()   -- the select waits first
+        got[i] = show(un:recv())
+      end
+      done:send(true)
+    end)
+    for _, v in ipairs(values) do
+      g.select { un:on_send(v), g.chan():on_recv() }
+    end
+    done:recv()
+    local want = {}
+    for i, v in ipairs(values) do want[i] = show(v) end
+    assert.are.same(want, got)
+  end)
+
   -- Case 2's value is the handle of c: packing it shares c, whose case 1
   -- value was captured first, as a plain value of this state.
   local stale = [[

@@ -1,10 +1,13 @@
 /*
 ** select.c -- g.select, after Go's runtime/select.go.
 **
-** A case is a userdata (gr_case) with the case metatable and three user
-** values: the channel handle (which keeps the channel alive), the handler
-** and the value to send. ch:on_recv([h]) and ch:on_send(v, [h]) make them;
-** a handler-less receive case is cached in the handle's user value, so a
+** A case is a userdata (gr_case) with the case metatable and up to three
+** user values: 1 the channel handle (which keeps the channel alive), 2 the
+** handler, 3 the value to send when it is no scalar (a scalar, nil, a
+** boolean or a number, is kept in the gr_case: a send case of one is
+** smaller and captured without a Lua call); a case has only the user
+** values it needs. ch:on_recv([h]) and ch:on_send(v, [h]) make them; a
+** handler-less receive case is cached in the handle's user value, so a
 ** loop that only receives allocates nothing but its case list.
 **
 ** Values: the select first copies its case objects to the Lua stack (so
@@ -66,6 +69,7 @@ typedef struct gr_case {
   int hashandler;       /* user value 2 is its handler */
   int boxed;            /* send: its value (user value 3) is no scalar, so
                            capturing it needs the scratch box */
+  gr_value scalar;      /* send, not boxed: its value (no ref, no pack) */
 } gr_case;
 
 /* A parsed case. */
@@ -91,21 +95,27 @@ typedef struct selbox {
 
 /* --- case constructors ---------------------------------------------------- */
 
-/* Pushes a case of the handle at index 1. */
+/* Pushes a case of the handle at index 1, with the handler at index
+** handler and the value at index value (0: none). */
 static void newcase (lua_State *L, int dir, int handler, int value) {
-  gr_case *k = (gr_case *)lua_newuserdatauv(L, sizeof(gr_case), 3);
   int t = value ? lua_type(L, value) : LUA_TNIL;
+  int boxed = t == LUA_TLIGHTUSERDATA || t > LUA_TNUMBER;
+  gr_case *k = (gr_case *)lua_newuserdatauv(L, sizeof(gr_case),
+                                            boxed ? 3 : handler ? 2 : 1);
   k->u = (gr_chanud *)lua_touserdata(L, 1);
   k->dir = dir;
   k->hashandler = handler != 0;
-  k->boxed = t == LUA_TLIGHTUSERDATA || t > LUA_TNUMBER;
+  k->boxed = boxed;
+  gr_value_setnil(&k->scalar);
+  if (value && !boxed)
+    gr_value_capture(L, value, 0, &k->scalar);   /* a scalar: no ref */
   lua_pushvalue(L, 1);
   lua_setiuservalue(L, -2, 1);
   if (handler) {
     lua_pushvalue(L, handler);
     lua_setiuservalue(L, -2, 2);
   }
-  if (value) {
+  if (boxed) {
     lua_pushvalue(L, value);
     lua_setiuservalue(L, -2, 3);
   }
@@ -591,15 +601,23 @@ static void readcases (lua_State *L, scase *cs, int n, int base) {
 ** its case is not chosen. */
 static void capture (lua_State *L, scase *cs, int n, int base,
                      int tentative) {
-  int i, changed;
+  int i, changed, boxed = 0;
   for (i = 0; i < n; i++) {
+    gr_case *k;
     if (cs[i].c == NULL || cs[i].dir != GR_DIRSEND) continue;
+    k = (gr_case *)lua_touserdata(L, base + i);
+    if (!k->boxed) {
+      cs[i].val = k->scalar;   /* a copy: a scalar owns nothing */
+      continue;
+    }
+    boxed = 1;
     lua_getiuservalue(L, base + i, 3);
     gr_value_capture(L, -1, !isshared(chanat(L, base + i)) ? 0
                             : tentative ? GR_PACKTENTATIVE : 1,
                      &cs[i].val);
     lua_pop(L, 1);
   }
+  if (!boxed) return;   /* nothing was allocated, nothing to share */
   do {
     changed = 0;
     for (i = 0; i < n; i++)
