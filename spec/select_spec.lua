@@ -683,11 +683,12 @@ describe("case objects", function()
 end)
 
 describe("many selects parked at once in one state", function()
-  -- More than the blocks of waiters a state keeps for reuse, of every
-  -- size (up to 20 cases: past the cases handled on the C stack), in
-  -- three rounds, so that blocks are reused by selects of other sizes.
+  -- More waiters than a state keeps for reuse (300 against 256), in
+  -- blocks of every size (up to 24 cases: past the cases handled on the C
+  -- stack), in three rounds, so that blocks are reused by selects of
+  -- other sizes.
   it("each get the value sent to one of their channels", function()
-    local n, rounds = 20, 3
+    local n, rounds = 24, 3
     local chans, results = {}, g.chan(n)
     for i = 1, n do
       chans[i] = {}

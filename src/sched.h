@@ -181,6 +181,7 @@ struct gr_state {
   struct gr_timerheap *timers;  /* timer.c */
   const gr_timerops *timerops;  /* timer.c: set with timers */
   void *selspare;       /* select.c: blocks of waiters kept for reuse */
+  int selsparecap;      /* select.c: the waiters they have room for */
   void *iospare;        /* stream.c: read buffers kept for reuse */
   gr_pack *sparepack;   /* chan.c: the small pack of the last string a
                            goroutine received from a host channel, for

@@ -45,7 +45,9 @@
 #include "wait.h"
 
 #define STACKCASES 16   /* cases handled without a heap allocation */
-#define SPAREBLOCKS 8   /* blocks of waiters a state keeps for reuse */
+#define SPAREWAITERS 256  /* waiters in the blocks a state keeps for reuse
+                           (beyond one block, which is kept whatever its
+                           size) */
 #define MAXCASES 65536  /* cases in one select, as Go's reflect.Select */
 #define SELBOXMT "goroutines.selbox"
 #define CASE0 3         /* stack index of the first case (see lselect) */
@@ -311,15 +313,16 @@ static int rundefault (lua_State *L, int box) {
 /* A block for n waiters, taken before any channel is locked (nothing
 ** is allocated under a channel lock): the first spare one of the state
 ** that is large enough, so that goroutines that select in a loop
-** allocate nothing in steady state, up to SPAREBLOCKS of them parked at
-** once (Go keeps a cache of sudogs per P for the same reason). NULL
-** without memory. */
+** allocate nothing in steady state, however many of them are parked at
+** once (up to SPAREWAITERS waiters; Go keeps a cache of sudogs per P for
+** the same reason). NULL without memory. */
 static gr_selblock *getblock (gr_state *S, int n) {
   gr_selblock **p, *b;
   for (p = (gr_selblock **)&S->selspare; (b = *p) != NULL;
        p = &b->nextspare)
     if (b->cap >= n) {
       *p = b->nextspare;
+      S->selsparecap -= b->cap;
       return b;
     }
   if (n < 4) n = 4;
@@ -329,19 +332,16 @@ static gr_selblock *getblock (gr_state *S, int n) {
   return b;
 }
 
-/* Gives a block back: it becomes the first spare; the last of more than
-** SPAREBLOCKS is freed. */
+/* Gives a block back: it becomes the first spare, or is freed if the
+** spares would then hold more than SPAREWAITERS waiters. */
 static void putblock (gr_state *S, gr_selblock *b) {
-  gr_selblock *last;
-  int k = 1;
+  if (S->selspare != NULL && S->selsparecap + b->cap > SPAREWAITERS) {
+    free(b);
+    return;
+  }
   b->nextspare = (gr_selblock *)S->selspare;
   S->selspare = b;
-  for (last = b; last->nextspare != NULL; last = last->nextspare)
-    if (++k > SPAREBLOCKS) {
-      free(last->nextspare);   /* the list was full: it is the only one */
-      last->nextspare = NULL;
-      break;
-    }
+  S->selsparecap += b->cap;
 }
 
 /* Frees the spare blocks of S (at its close). */
@@ -352,6 +352,7 @@ void gr_select_closestate (gr_state *S) {
     free(b);
   }
   S->selspare = NULL;
+  S->selsparecap = 0;
 }
 
 /* Drops the waiters of a parked select: removes those still queued,
