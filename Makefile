@@ -196,8 +196,11 @@ valgrind: $(LIBS) $(HOSTS)
 gcstress: $(SO)
 	@GOROUTINES_GCSTRESS=1 $(MAKE) --no-print-directory test
 
+# make bench BASE=<rev>: before (rev, built in a temporary worktree) and
+# after (this checkout) against Go, on issue 11's workloads.
 bench: $(SO) $(BENCHHOSTS)
-	@$(RUNENV) LUA="$(LUA)" BENCH_HOSTBIN="$(CURDIR)/$(BUILD)/bench" sh bench/run.sh
+	@$(RUNENV) LUA="$(LUA)" BENCH_HOSTBIN="$(CURDIR)/$(BUILD)/bench" \
+	  sh bench/$(if $(BASE),compare_rev.sh "$(BASE)",run.sh)
 
 clean:
 	rm -rf build
